@@ -1,0 +1,567 @@
+//! # adcat-hdf5
+//!
+//! [`adcat_store::Store`] for HDF5 files (`.h5ad`), on `hdf5-metno` linked to the system
+//! libhdf5. Reads what h5py/anndata write (vlen and fixed-length strings, h5py's enum
+//! bools, the empty float64 `column-order` attribute, gzip/lzf/shuffle filters) and writes
+//! files plain h5py opens without plugins.
+
+use adcat_store::{
+    check_box, norm_path, numeric_for_dtype, with_numeric, ArrayData, ArrayMeta, ArraySpec, AttrValue, Attrs,
+    Compression, DType, Element, NodeKind, Result, Store, StoreError, StoreKind,
+};
+use hdf5::types::{FloatSize, IntSize, TypeDescriptor, VarLenAscii, VarLenUnicode};
+use hdf5::{Extent, Extents, Hyperslab, Location, LocationType, SimpleExtents, SliceOrIndex};
+use ndarray::{ArrayD, IxDyn};
+use std::path::Path;
+use std::str::FromStr;
+
+/// An HDF5 file opened as a store.
+#[derive(Debug)]
+pub struct Hdf5Store {
+    file: hdf5::File,
+    location: String,
+    writable: bool,
+}
+
+fn err(path: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::backend(path, e)
+}
+
+/// Default chunk length (elements along axis 0 x trailing size) when a chunked layout is
+/// needed but none was given: ~1 MiB of elements.
+fn default_chunks(spec: &ArraySpec) -> Vec<usize> {
+    let trailing: u64 = spec.shape.iter().skip(1).product::<u64>().max(1);
+    let target = ((1u64 << 20) / spec.dtype.itemsize() as u64 / trailing).max(1);
+    let mut c: Vec<usize> = spec.shape.iter().map(|&d| d.max(1) as usize).collect();
+    if let Some(first) = c.first_mut() {
+        *first = if spec.resizable { target as usize } else { (*first).min(target as usize) };
+    }
+    c
+}
+
+impl Hdf5Store {
+    /// Open an existing file read-only.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let p = path.as_ref();
+        let location = p.display().to_string();
+        if !p.is_file() {
+            return Err(StoreError::Open { location, reason: "no such file".into() });
+        }
+        hdf5::silence_errors(true);
+        let file = hdf5::File::open(p).map_err(|e| StoreError::Open { location: location.clone(), reason: format!("not a readable HDF5 file ({e})") })?;
+        Ok(Hdf5Store { file, location, writable: false })
+    }
+
+    /// Create a new file, truncating any existing one.
+    pub fn create(path: impl AsRef<Path>) -> Result<Self> {
+        let p = path.as_ref();
+        let location = p.display().to_string();
+        hdf5::silence_errors(true);
+        let file = hdf5::File::create(p).map_err(|e| StoreError::Open { location: location.clone(), reason: e.to_string() })?;
+        Ok(Hdf5Store { file, location, writable: true })
+    }
+
+    /// Open an existing file for reading and writing.
+    pub fn open_rw(path: impl AsRef<Path>) -> Result<Self> {
+        let p = path.as_ref();
+        let location = p.display().to_string();
+        hdf5::silence_errors(true);
+        let file = hdf5::File::open_rw(p).map_err(|e| StoreError::Open { location: location.clone(), reason: e.to_string() })?;
+        Ok(Hdf5Store { file, location, writable: true })
+    }
+
+    fn check_writable(&self, path: &str) -> Result<()> {
+        if self.writable {
+            Ok(())
+        } else {
+            Err(StoreError::ReadOnly { path: path.to_owned() })
+        }
+    }
+
+    fn kind_of(&self, path: &str) -> Result<Option<NodeKind>> {
+        let p = norm_path(path);
+        if p.is_empty() {
+            return Ok(Some(NodeKind::Group));
+        }
+        // H5Lexists needs every intermediate link to exist, so walk the prefixes.
+        let mut prefix = String::new();
+        for part in p.split('/') {
+            if !prefix.is_empty() {
+                prefix.push('/');
+            }
+            prefix.push_str(part);
+            if !self.file.link_exists(&prefix) {
+                return Ok(None);
+            }
+        }
+        match self.file.loc_type_by_name(&p) {
+            Ok(LocationType::Group) => Ok(Some(NodeKind::Group)),
+            Ok(LocationType::Dataset) => Ok(Some(NodeKind::Array)),
+            Ok(_) => Ok(None),
+            Err(e) => Err(err(&p, e)),
+        }
+    }
+
+    fn group(&self, path: &str) -> Result<hdf5::Group> {
+        let p = norm_path(path);
+        if p.is_empty() {
+            return self.file.as_group().map_err(|e| err("/", e));
+        }
+        match self.kind_of(&p)? {
+            Some(NodeKind::Group) => self.file.group(&p).map_err(|e| err(&p, e)),
+            Some(NodeKind::Array) => Err(StoreError::WrongKind { path: p, expected: "a group" }),
+            None => Err(StoreError::NotFound { path: p }),
+        }
+    }
+
+    fn dataset(&self, path: &str) -> Result<hdf5::Dataset> {
+        let p = norm_path(path);
+        match self.kind_of(&p)? {
+            Some(NodeKind::Array) => self.file.dataset(&p).map_err(|e| err(&p, e)),
+            Some(NodeKind::Group) => Err(StoreError::WrongKind { path: p, expected: "an array" }),
+            None => Err(StoreError::NotFound { path: p }),
+        }
+    }
+
+    fn with_location<R>(&self, path: &str, f: impl FnOnce(&Location) -> Result<R>) -> Result<R> {
+        let p = norm_path(path);
+        match self.kind_of(&p)? {
+            Some(NodeKind::Group) => {
+                let g = self.group(&p)?;
+                f(&g)
+            }
+            Some(NodeKind::Array) => {
+                let d = self.dataset(&p)?;
+                f(&d)
+            }
+            None => Err(StoreError::NotFound { path: p }),
+        }
+    }
+}
+
+fn dtype_of(path: &str, td: &TypeDescriptor) -> Result<DType> {
+    Ok(match td {
+        TypeDescriptor::Boolean => DType::Bool,
+        TypeDescriptor::Enum(e) if is_bool_enum(e) => DType::Bool,
+        TypeDescriptor::Integer(IntSize::U1) => DType::I8,
+        TypeDescriptor::Integer(IntSize::U2) => DType::I16,
+        TypeDescriptor::Integer(IntSize::U4) => DType::I32,
+        TypeDescriptor::Integer(IntSize::U8) => DType::I64,
+        TypeDescriptor::Unsigned(IntSize::U1) => DType::U8,
+        TypeDescriptor::Unsigned(IntSize::U2) => DType::U16,
+        TypeDescriptor::Unsigned(IntSize::U4) => DType::U32,
+        TypeDescriptor::Unsigned(IntSize::U8) => DType::U64,
+        TypeDescriptor::Float(FloatSize::U4) => DType::F32,
+        TypeDescriptor::Float(FloatSize::U8) => DType::F64,
+        TypeDescriptor::VarLenUnicode
+        | TypeDescriptor::VarLenAscii
+        | TypeDescriptor::FixedAscii(_)
+        | TypeDescriptor::FixedUnicode(_) => DType::String,
+        other => return Err(StoreError::UnsupportedDType { path: path.to_owned(), found: other.to_string() }),
+    })
+}
+
+fn is_bool_enum(e: &hdf5::types::EnumType) -> bool {
+    let mut names: Vec<&str> = e.members.iter().map(|m| m.name.as_str()).collect();
+    names.sort_unstable();
+    names == ["FALSE", "TRUE"]
+}
+
+fn descriptor_for(dtype: DType) -> TypeDescriptor {
+    numeric_for_dtype!(dtype, T => <T as hdf5::H5Type>::type_descriptor(), string => TypeDescriptor::VarLenUnicode)
+}
+
+fn hyperslab(start: &[u64], shape: &[u64]) -> Hyperslab {
+    let v: Vec<SliceOrIndex> = start
+        .iter()
+        .zip(shape)
+        .map(|(&s, &n)| SliceOrIndex::SliceTo { start: s as usize, step: 1, end: (s + n) as usize, block: 1 })
+        .collect();
+    Hyperslab::from(v)
+}
+
+/// Fixed-length strings have no Rust type of dynamic size in hdf5-metno; read their raw
+/// bytes with the file's own type and split them (NUL- or space-padded).
+fn read_fixed_strings(id: hdf5_sys::h5i::hid_t, is_attr: bool, n_elems: usize, path: &str) -> Result<Vec<String>> {
+    use hdf5_sys::{h5a, h5d, h5p, h5s, h5t};
+    // SAFETY: ids come from live hdf5-metno objects; the buffer is sized from the type.
+    unsafe {
+        let ftype = if is_attr { h5a::H5Aget_type(id) } else { h5d::H5Dget_type(id) };
+        if ftype < 0 {
+            return Err(err(path, "cannot get string type"));
+        }
+        let size = h5t::H5Tget_size(ftype);
+        let mut buf = vec![0u8; size * n_elems.max(1)];
+        let status = if is_attr {
+            h5a::H5Aread(id, ftype, buf.as_mut_ptr().cast())
+        } else {
+            h5d::H5Dread(id, ftype, h5s::H5S_ALL, h5s::H5S_ALL, h5p::H5P_DEFAULT, buf.as_mut_ptr().cast())
+        };
+        h5t::H5Tclose(ftype);
+        if status < 0 {
+            return Err(err(path, "cannot read fixed-length strings"));
+        }
+        Ok(buf
+            .chunks(size.max(1))
+            .take(n_elems)
+            .map(|c| {
+                let end = c.iter().position(|&b| b == 0).unwrap_or(c.len());
+                String::from_utf8_lossy(&c[..end]).trim_end_matches(' ').to_owned()
+            })
+            .collect())
+    }
+}
+
+fn read_attr(path: &str, attr: &hdf5::Attribute) -> Result<AttrValue> {
+    let td = attr.dtype().and_then(|t| t.to_descriptor()).map_err(|e| err(path, e))?;
+    let space = attr.space().map_err(|e| err(path, e))?;
+    if space.is_null() {
+        return Ok(AttrValue::Null);
+    }
+    let scalar = attr.is_scalar();
+    let e = |x: hdf5::Error| err(path, x);
+    Ok(match dtype_of(path, &td)? {
+        DType::Bool => {
+            let v: Vec<bool> = attr.read_raw().map_err(e)?;
+            if scalar { AttrValue::Bool(v.first().copied().unwrap_or(false)) } else { AttrValue::Bools(v) }
+        }
+        DType::F32 | DType::F64 => {
+            let v: Vec<f64> = attr.read_raw().map_err(e)?;
+            if scalar { AttrValue::Float(v.first().copied().unwrap_or(f64::NAN)) } else { AttrValue::Floats(v) }
+        }
+        DType::String => {
+            let v: Vec<String> = match td {
+                TypeDescriptor::VarLenUnicode => attr.read_raw::<VarLenUnicode>().map_err(e)?.iter().map(|s| s.as_str().to_owned()).collect(),
+                TypeDescriptor::VarLenAscii => attr.read_raw::<VarLenAscii>().map_err(e)?.iter().map(|s| s.as_str().to_owned()).collect(),
+                _ => read_fixed_strings(attr.id(), true, attr.size(), path)?,
+            };
+            if scalar { AttrValue::String(v.into_iter().next().unwrap_or_default()) } else { AttrValue::Strings(v) }
+        }
+        DType::U64 => {
+            let v: Vec<u64> = attr.read_raw().map_err(e)?;
+            let v: Vec<i64> = v.into_iter().map(|x| x as i64).collect();
+            if scalar { AttrValue::Int(v.first().copied().unwrap_or(0)) } else { AttrValue::Ints(v) }
+        }
+        _ => {
+            let v: Vec<i64> = attr.read_raw().map_err(e)?;
+            if scalar { AttrValue::Int(v.first().copied().unwrap_or(0)) } else { AttrValue::Ints(v) }
+        }
+    })
+}
+
+fn vlen(path: &str, s: &str) -> Result<VarLenUnicode> {
+    VarLenUnicode::from_str(s).map_err(|e| err(path, format!("string cannot be stored in HDF5: {e}")))
+}
+
+fn write_attr(path: &str, loc: &Location, name: &str, value: &AttrValue) -> Result<()> {
+    let e = |x: hdf5::Error| err(path, format!("attribute {name}: {x}"));
+    if loc.attr_names().map_err(e)?.iter().any(|n| n == name) {
+        loc.delete_attr(name).map_err(e)?;
+    }
+    match value {
+        AttrValue::Bool(b) => loc.new_attr::<bool>().shape(()).create(name).and_then(|a| a.write_scalar(b)).map_err(e),
+        AttrValue::Int(i) => loc.new_attr::<i64>().shape(()).create(name).and_then(|a| a.write_scalar(i)).map_err(e),
+        AttrValue::Float(f) => loc.new_attr::<f64>().shape(()).create(name).and_then(|a| a.write_scalar(f)).map_err(e),
+        AttrValue::String(s) => {
+            let v = vlen(path, s)?;
+            loc.new_attr::<VarLenUnicode>().shape(()).create(name).and_then(|a| a.write_scalar(&v)).map_err(e)
+        }
+        AttrValue::Bools(v) => loc.new_attr_builder().with_data(v.as_slice()).create(name).map(|_| ()).map_err(e),
+        AttrValue::Ints(v) => loc.new_attr_builder().with_data(v.as_slice()).create(name).map(|_| ()).map_err(e),
+        AttrValue::Floats(v) => loc.new_attr_builder().with_data(v.as_slice()).create(name).map(|_| ()).map_err(e),
+        // h5py cannot create an empty vlen-string array attribute and writes float64[0]
+        // instead (anndata's empty `column-order`); do the same so files match byte for byte.
+        AttrValue::Strings(v) if v.is_empty() => {
+            loc.new_attr_builder().with_data::<_, f64, _>(&[] as &[f64]).create(name).map(|_| ()).map_err(e)
+        }
+        AttrValue::Strings(v) => {
+            let v: Vec<VarLenUnicode> = v.iter().map(|s| vlen(path, s)).collect::<Result<_>>()?;
+            loc.new_attr_builder().with_data(v.as_slice()).create(name).map(|_| ()).map_err(e)
+        }
+        // HDF5 attributes cannot nest: store JSON text (as h5py users do by convention).
+        AttrValue::Null | AttrValue::List(_) | AttrValue::Map(_) => {
+            let v = vlen(path, &value.to_json().to_string())?;
+            loc.new_attr::<VarLenUnicode>().shape(()).create(name).and_then(|a| a.write_scalar(&v)).map_err(e)
+        }
+    }
+}
+
+fn filters_of(ds: &hdf5::Dataset) -> (Compression, Vec<String>) {
+    let mut comp = Compression::None;
+    let mut other = vec![];
+    for f in ds.filters() {
+        match f {
+            hdf5::filters::Filter::Deflate(l) => comp = Compression::Gzip(u32::from(l)),
+            hdf5::filters::Filter::LZF => comp = Compression::Lzf,
+            hdf5::filters::Filter::Shuffle => other.push("shuffle".to_owned()),
+            hdf5::filters::Filter::Fletcher32 => other.push("fletcher32".to_owned()),
+            hdf5::filters::Filter::User(id, _) => comp = Compression::Other(format!("hdf5-filter-{id}")),
+            f => other.push(format!("{f:?}").to_lowercase()),
+        }
+    }
+    (comp, other)
+}
+
+impl Store for Hdf5Store {
+    fn location(&self) -> &str {
+        &self.location
+    }
+
+    fn kind(&self) -> StoreKind {
+        StoreKind::Hdf5
+    }
+
+    fn node_kind(&self, path: &str) -> Result<Option<NodeKind>> {
+        self.kind_of(path)
+    }
+
+    fn list(&self, path: &str) -> Result<Vec<String>> {
+        let g = self.group(path)?;
+        let mut names = g.member_names().map_err(|e| err(path, e))?;
+        names.sort();
+        Ok(names)
+    }
+
+    fn create_group(&self, path: &str) -> Result<()> {
+        let p = norm_path(path);
+        self.check_writable(&p)?;
+        match self.kind_of(&p)? {
+            Some(NodeKind::Group) => Ok(()),
+            Some(NodeKind::Array) => Err(StoreError::Exists { path: p }),
+            None => self.file.create_group(&p).map(|_| ()).map_err(|e| err(&p, e)),
+        }
+    }
+
+    fn delete(&self, path: &str) -> Result<()> {
+        let p = norm_path(path);
+        self.check_writable(&p)?;
+        if self.kind_of(&p)?.is_none() {
+            return Err(StoreError::NotFound { path: p });
+        }
+        self.file.unlink(&p).map_err(|e| err(&p, e))
+    }
+
+    fn attrs(&self, path: &str) -> Result<Attrs> {
+        let p = norm_path(path);
+        self.with_location(&p, |loc| {
+            let mut out = Attrs::new();
+            for name in loc.attr_names().map_err(|e| err(&p, e))? {
+                let a = loc.attr(&name).map_err(|e| err(&p, e))?;
+                out.insert(name, read_attr(&p, &a)?);
+            }
+            Ok(out)
+        })
+    }
+
+    fn set_attrs(&self, path: &str, attrs: &Attrs) -> Result<()> {
+        let p = norm_path(path);
+        self.check_writable(&p)?;
+        self.with_location(&p, |loc| attrs.iter().try_for_each(|(k, v)| write_attr(&p, loc, k, v)))
+    }
+
+    fn create_array(&self, path: &str, spec: &ArraySpec) -> Result<()> {
+        let p = norm_path(path);
+        self.check_writable(&p)?;
+        if self.kind_of(&p)?.is_some() {
+            return Err(StoreError::Exists { path: p });
+        }
+        let e = |x: hdf5::Error| err(&p, x);
+        let builder = self.file.new_dataset_builder().empty_as(descriptor_for(spec.dtype));
+        if spec.null {
+            builder.shape(Extents::Null).create(p.as_str()).map_err(e)?;
+            return Ok(());
+        }
+        if spec.shape.is_empty() {
+            builder.shape(()).create(p.as_str()).map_err(e)?;
+            return Ok(());
+        }
+        let dims: Vec<Extent> = spec
+            .shape
+            .iter()
+            .enumerate()
+            .map(|(i, &d)| if i == 0 && spec.resizable { Extent::resizable(d as usize) } else { Extent::fixed(d as usize) })
+            .collect();
+        let mut b = builder.shape(SimpleExtents::new(dims));
+        let any_zero = spec.shape.iter().any(|&d| d == 0);
+        let wants_chunks = spec.resizable || spec.compression != Compression::None || spec.chunks.is_some();
+        // A fixed-size array with a zero dimension cannot be chunked; it holds no data anyway.
+        if wants_chunks && !(any_zero && !spec.resizable) {
+            let mut chunks: Vec<usize> = match &spec.chunks {
+                Some(c) => c.iter().map(|&x| x.max(1) as usize).collect(),
+                None => default_chunks(spec),
+            };
+            for (i, (c, &d)) in chunks.iter_mut().zip(&spec.shape).enumerate() {
+                if !(i == 0 && spec.resizable) {
+                    *c = (*c).min(d.max(1) as usize);
+                }
+            }
+            b = b.chunk(chunks);
+            match &spec.compression {
+                Compression::None => {}
+                Compression::Gzip(l) => b = b.deflate((*l).min(9) as u8),
+                Compression::Lzf => b = b.lzf(),
+                other => {
+                    return Err(err(&p, format!("compression {other} is not available for HDF5 output (use gzip or lzf)")));
+                }
+            }
+        }
+        b.create(p.as_str()).map_err(e)?;
+        Ok(())
+    }
+
+    fn array_meta(&self, path: &str) -> Result<ArrayMeta> {
+        let p = norm_path(path);
+        let ds = self.dataset(&p)?;
+        let td = ds.dtype().and_then(|t| t.to_descriptor()).map_err(|e| err(&p, e))?;
+        let dtype = dtype_of(&p, &td)?;
+        let null = ds.space().map_err(|e| err(&p, e))?.is_null();
+        let (compression, filters) = filters_of(&ds);
+        Ok(ArrayMeta {
+            dtype,
+            shape: if null { vec![] } else { ds.shape().iter().map(|&d| d as u64).collect() },
+            chunks: ds.chunk().map(|c| c.iter().map(|&d| d as u64).collect()),
+            shards: None,
+            compression,
+            filters,
+            null,
+        })
+    }
+
+    fn read(&self, path: &str, start: &[u64], shape: &[u64]) -> Result<ArrayData> {
+        let p = norm_path(path);
+        let ds = self.dataset(&p)?;
+        let meta = self.array_meta(&p)?;
+        if meta.null {
+            return Ok(ArrayData::zeros(meta.dtype, &[0]));
+        }
+        check_box(&p, &meta.shape, start, shape)?;
+        if shape.contains(&0) {
+            return Ok(ArrayData::zeros(meta.dtype, shape));
+        }
+        let e = |x: hdf5::Error| err(&p, x);
+        let reader = ds.as_reader();
+        let sel = hyperslab(start, shape);
+        if meta.dtype == DType::String {
+            let td = ds.dtype().and_then(|t| t.to_descriptor()).map_err(e)?;
+            let strings: ArrayD<String> = match td {
+                TypeDescriptor::VarLenUnicode => {
+                    let a: ArrayD<VarLenUnicode> = if shape.is_empty() {
+                        ArrayD::from_elem(IxDyn(&[]), reader.read_scalar().map_err(e)?)
+                    } else {
+                        reader.read_slice(sel).map_err(e)?
+                    };
+                    a.mapv(|s| s.as_str().to_owned())
+                }
+                TypeDescriptor::VarLenAscii => {
+                    let a: ArrayD<VarLenAscii> = if shape.is_empty() {
+                        ArrayD::from_elem(IxDyn(&[]), reader.read_scalar().map_err(e)?)
+                    } else {
+                        reader.read_slice(sel).map_err(e)?
+                    };
+                    a.mapv(|s| s.as_str().to_owned())
+                }
+                _ => {
+                    // Fixed-length strings: read whole (they are small by nature) and cut.
+                    let all = read_fixed_strings(ds.id(), false, meta.len() as usize, &p)?;
+                    let sh: Vec<usize> = meta.shape.iter().map(|&d| d as usize).collect();
+                    let full = ArrayD::from_shape_vec(IxDyn(&sh), all).map_err(|x| err(&p, x))?;
+                    let mut view = full.view();
+                    for (ax, (&s, &n)) in start.iter().zip(shape).enumerate() {
+                        view.slice_axis_inplace(ndarray::Axis(ax), ndarray::Slice::from(s as usize..(s + n) as usize));
+                    }
+                    view.to_owned()
+                }
+            };
+            return Ok(ArrayData::String(strings));
+        }
+        numeric_for_dtype!(meta.dtype, T => {
+            let a: ArrayD<T> = if shape.is_empty() {
+                ArrayD::from_elem(IxDyn(&[]), reader.read_scalar::<T>().map_err(e)?)
+            } else {
+                reader.read_slice::<T, _, IxDyn>(sel).map_err(e)?
+            };
+            Ok(T::wrap(a))
+        }, string => unreachable!("handled above"))
+    }
+
+    fn write(&self, path: &str, start: &[u64], data: &ArrayData) -> Result<()> {
+        let p = norm_path(path);
+        self.check_writable(&p)?;
+        let ds = self.dataset(&p)?;
+        let meta = self.array_meta(&p)?;
+        if meta.dtype != data.dtype() {
+            return Err(StoreError::DTypeMismatch { path: p, expected: meta.dtype, found: data.dtype() });
+        }
+        let shape = data.shape();
+        check_box(&p, &meta.shape, start, &shape)?;
+        if shape.contains(&0) {
+            return Ok(());
+        }
+        let e = |x: hdf5::Error| err(&p, x);
+        let writer = ds.as_writer();
+        let sel = hyperslab(start, &shape);
+        with_numeric!(data, a => {
+            if shape.is_empty() {
+                writer.write_scalar(&a[IxDyn(&[])]).map_err(e)
+            } else {
+                writer.write_slice(a.view(), sel).map_err(e)
+            }
+        }, s => {
+            let v: ArrayD<VarLenUnicode> = {
+                let items: Vec<VarLenUnicode> = s.iter().map(|x| vlen(&p, x)).collect::<Result<_>>()?;
+                ArrayD::from_shape_vec(s.raw_dim(), items).map_err(|x| err(&p, x))?
+            };
+            if shape.is_empty() {
+                writer.write_scalar(&v[IxDyn(&[])]).map_err(e)
+            } else {
+                writer.write_slice(v.view(), sel).map_err(e)
+            }
+        })
+    }
+
+    fn resize(&self, path: &str, shape: &[u64]) -> Result<()> {
+        let p = norm_path(path);
+        self.check_writable(&p)?;
+        let ds = self.dataset(&p)?;
+        let s: Vec<usize> = shape.iter().map(|&d| d as usize).collect();
+        ds.resize(s).map_err(|e| err(&p, format!("cannot resize to {shape:?}: {e}")))
+    }
+
+    fn flush(&self) -> Result<()> {
+        if self.writable {
+            self.file.flush().map_err(|e| err("/", e))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conformance_kit() {
+        let dir = tempfile::tempdir().unwrap();
+        let make = |name: &str| -> Box<dyn Store> { Box::new(Hdf5Store::create(dir.path().join(format!("{name}.h5"))).unwrap()) };
+        adcat_store::testkit::run_all(&make);
+    }
+
+    #[test]
+    fn missing_and_garbage_files_are_open_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(matches!(Hdf5Store::open(dir.path().join("nope.h5ad")), Err(StoreError::Open { .. })));
+        let junk = dir.path().join("junk.h5ad");
+        std::fs::write(&junk, b"not hdf5 at all").unwrap();
+        let e = Hdf5Store::open(&junk).unwrap_err().to_string();
+        assert!(e.contains("junk.h5ad"), "{e}");
+    }
+
+    #[test]
+    fn read_only_store_refuses_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ro.h5");
+        Hdf5Store::create(&path).unwrap().create_group("g").unwrap();
+        let s = Hdf5Store::open(&path).unwrap();
+        assert!(matches!(s.create_group("h"), Err(StoreError::ReadOnly { .. })));
+    }
+}

@@ -1,0 +1,331 @@
+//! In-memory n-d array blocks exchanged with backends.
+
+use crate::DType;
+use ndarray::{ArrayD, Axis, IxDyn, Slice};
+
+/// A dense, row-major n-d block of one [`DType`].
+///
+/// This is the unit of every read and write through [`crate::Store`]: a hyperslab of an
+/// on-disk array. Backends convert between it and their native buffers.
+#[derive(Debug, Clone, PartialEq)]
+#[allow(missing_docs)]
+pub enum ArrayData {
+    Bool(ArrayD<bool>),
+    I8(ArrayD<i8>),
+    I16(ArrayD<i16>),
+    I32(ArrayD<i32>),
+    I64(ArrayD<i64>),
+    U8(ArrayD<u8>),
+    U16(ArrayD<u16>),
+    U32(ArrayD<u32>),
+    U64(ArrayD<u64>),
+    F32(ArrayD<f32>),
+    F64(ArrayD<f64>),
+    String(ArrayD<String>),
+}
+
+/// Apply `$body` to the inner `ArrayD<T>` of an [`ArrayData`], binding it to `$a`.
+///
+/// `$wrap` names a local macro-free constructor path: the body's result is returned as is.
+#[macro_export]
+macro_rules! with_array {
+    ($data:expr, $a:ident => $body:expr) => {
+        match $data {
+            $crate::ArrayData::Bool($a) => $body,
+            $crate::ArrayData::I8($a) => $body,
+            $crate::ArrayData::I16($a) => $body,
+            $crate::ArrayData::I32($a) => $body,
+            $crate::ArrayData::I64($a) => $body,
+            $crate::ArrayData::U8($a) => $body,
+            $crate::ArrayData::U16($a) => $body,
+            $crate::ArrayData::U32($a) => $body,
+            $crate::ArrayData::U64($a) => $body,
+            $crate::ArrayData::F32($a) => $body,
+            $crate::ArrayData::F64($a) => $body,
+            $crate::ArrayData::String($a) => $body,
+        }
+    };
+}
+
+/// Like [`with_array!`] but re-wraps an `ArrayD` result into the same variant.
+#[macro_export]
+macro_rules! map_array {
+    ($data:expr, $a:ident => $body:expr) => {
+        match $data {
+            $crate::ArrayData::Bool($a) => $crate::ArrayData::Bool($body),
+            $crate::ArrayData::I8($a) => $crate::ArrayData::I8($body),
+            $crate::ArrayData::I16($a) => $crate::ArrayData::I16($body),
+            $crate::ArrayData::I32($a) => $crate::ArrayData::I32($body),
+            $crate::ArrayData::I64($a) => $crate::ArrayData::I64($body),
+            $crate::ArrayData::U8($a) => $crate::ArrayData::U8($body),
+            $crate::ArrayData::U16($a) => $crate::ArrayData::U16($body),
+            $crate::ArrayData::U32($a) => $crate::ArrayData::U32($body),
+            $crate::ArrayData::U64($a) => $crate::ArrayData::U64($body),
+            $crate::ArrayData::F32($a) => $crate::ArrayData::F32($body),
+            $crate::ArrayData::F64($a) => $crate::ArrayData::F64($body),
+            $crate::ArrayData::String($a) => $crate::ArrayData::String($body),
+        }
+    };
+}
+
+/// Types that can live in an [`ArrayData`].
+pub trait Element: Clone + Default + Send + Sync + 'static {
+    /// The matching [`DType`].
+    const DTYPE: DType;
+    /// Wrap an array of this type.
+    fn wrap(a: ArrayD<Self>) -> ArrayData;
+    /// Borrow the array if `data` holds this type.
+    fn unwrap_ref(data: &ArrayData) -> Option<&ArrayD<Self>>;
+    /// Take the array if `data` holds this type.
+    fn unwrap(data: ArrayData) -> Result<ArrayD<Self>, ArrayData>;
+}
+
+macro_rules! impl_element {
+    ($t:ty, $v:ident) => {
+        impl Element for $t {
+            const DTYPE: DType = DType::$v;
+            fn wrap(a: ArrayD<Self>) -> ArrayData {
+                ArrayData::$v(a)
+            }
+            fn unwrap_ref(data: &ArrayData) -> Option<&ArrayD<Self>> {
+                match data {
+                    ArrayData::$v(a) => Some(a),
+                    _ => None,
+                }
+            }
+            fn unwrap(data: ArrayData) -> Result<ArrayD<Self>, ArrayData> {
+                match data {
+                    ArrayData::$v(a) => Ok(a),
+                    other => Err(other),
+                }
+            }
+        }
+    };
+}
+impl_element!(bool, Bool);
+impl_element!(i8, I8);
+impl_element!(i16, I16);
+impl_element!(i32, I32);
+impl_element!(i64, I64);
+impl_element!(u8, U8);
+impl_element!(u16, U16);
+impl_element!(u32, U32);
+impl_element!(u64, U64);
+impl_element!(f32, F32);
+impl_element!(f64, F64);
+impl_element!(String, String);
+
+/// Conversion of numeric elements through `f64`/`i64`, used for dtype promotion and
+/// for reading index arrays of any integer width.
+pub trait Numeric: Element + Copy {
+    /// Lossy conversion to f64.
+    fn to_f64(self) -> f64;
+    /// Conversion to i64 (floats truncate, as numpy's `astype`).
+    fn to_i64(self) -> i64;
+    /// Conversion from f64 (as numpy's `astype`: truncation for integers).
+    fn from_f64(v: f64) -> Self;
+    /// Conversion from i64 (wrapping, as numpy's `astype`).
+    fn from_i64(v: i64) -> Self;
+}
+
+macro_rules! impl_numeric {
+    ($($t:ty),*) => {$(
+        impl Numeric for $t {
+            fn to_f64(self) -> f64 { self as f64 }
+            fn to_i64(self) -> i64 { self as i64 }
+            fn from_f64(v: f64) -> Self { v as $t }
+            fn from_i64(v: i64) -> Self { v as $t }
+        }
+    )*};
+}
+impl_numeric!(i8, i16, i32, i64, u8, u16, u32, u64, f32, f64);
+impl Numeric for bool {
+    fn to_f64(self) -> f64 {
+        f64::from(u8::from(self))
+    }
+    fn to_i64(self) -> i64 {
+        i64::from(self)
+    }
+    fn from_f64(v: f64) -> Self {
+        v != 0.0
+    }
+    fn from_i64(v: i64) -> Self {
+        v != 0
+    }
+}
+
+/// Apply `$body` generically over numeric variants; strings go to `$string`.
+#[macro_export]
+macro_rules! with_numeric {
+    ($data:expr, $a:ident => $body:expr, $s:ident => $string:expr) => {
+        match $data {
+            $crate::ArrayData::Bool($a) => $body,
+            $crate::ArrayData::I8($a) => $body,
+            $crate::ArrayData::I16($a) => $body,
+            $crate::ArrayData::I32($a) => $body,
+            $crate::ArrayData::I64($a) => $body,
+            $crate::ArrayData::U8($a) => $body,
+            $crate::ArrayData::U16($a) => $body,
+            $crate::ArrayData::U32($a) => $body,
+            $crate::ArrayData::U64($a) => $body,
+            $crate::ArrayData::F32($a) => $body,
+            $crate::ArrayData::F64($a) => $body,
+            $crate::ArrayData::String($s) => $string,
+        }
+    };
+}
+
+/// Build a value of the numeric variant for `dtype` from a function generic over the
+/// element type. `$f` is called as `$f::<T>()`.
+#[macro_export]
+macro_rules! numeric_for_dtype {
+    ($dtype:expr, $T:ident => $body:expr, string => $string:expr) => {
+        match $dtype {
+            $crate::DType::Bool => { type $T = bool; $body }
+            $crate::DType::I8 => { type $T = i8; $body }
+            $crate::DType::I16 => { type $T = i16; $body }
+            $crate::DType::I32 => { type $T = i32; $body }
+            $crate::DType::I64 => { type $T = i64; $body }
+            $crate::DType::U8 => { type $T = u8; $body }
+            $crate::DType::U16 => { type $T = u16; $body }
+            $crate::DType::U32 => { type $T = u32; $body }
+            $crate::DType::U64 => { type $T = u64; $body }
+            $crate::DType::F32 => { type $T = f32; $body }
+            $crate::DType::F64 => { type $T = f64; $body }
+            $crate::DType::String => $string,
+        }
+    };
+}
+
+impl ArrayData {
+    /// The element type.
+    pub fn dtype(&self) -> DType {
+        match self {
+            ArrayData::Bool(_) => DType::Bool,
+            ArrayData::I8(_) => DType::I8,
+            ArrayData::I16(_) => DType::I16,
+            ArrayData::I32(_) => DType::I32,
+            ArrayData::I64(_) => DType::I64,
+            ArrayData::U8(_) => DType::U8,
+            ArrayData::U16(_) => DType::U16,
+            ArrayData::U32(_) => DType::U32,
+            ArrayData::U64(_) => DType::U64,
+            ArrayData::F32(_) => DType::F32,
+            ArrayData::F64(_) => DType::F64,
+            ArrayData::String(_) => DType::String,
+        }
+    }
+
+    /// Shape as `u64`s (the store's index type).
+    pub fn shape(&self) -> Vec<u64> {
+        with_array!(self, a => a.shape().iter().map(|&d| d as u64).collect())
+    }
+
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        with_array!(self, a => a.len())
+    }
+
+    /// True when the block holds no element.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// A 1-d array from a vector.
+    pub fn from_vec<T: Element>(v: Vec<T>) -> ArrayData {
+        let n = v.len();
+        // A Vec always fits its own length, so this cannot fail.
+        T::wrap(ArrayD::from_shape_vec(IxDyn(&[n]), v).unwrap_or_else(|_| ArrayD::default(IxDyn(&[0]))))
+    }
+
+    /// An array of `shape` from a row-major vector; `None` if the lengths disagree.
+    pub fn from_shape_vec<T: Element>(shape: &[u64], v: Vec<T>) -> Option<ArrayData> {
+        let shape: Vec<usize> = shape.iter().map(|&d| d as usize).collect();
+        ArrayD::from_shape_vec(IxDyn(&shape), v).ok().map(T::wrap)
+    }
+
+    /// A 0-d (scalar) array.
+    pub fn scalar<T: Element>(v: T) -> ArrayData {
+        T::wrap(ArrayD::from_elem(IxDyn(&[]), v))
+    }
+
+    /// An array of default values (zeros, false, empty strings).
+    pub fn zeros(dtype: DType, shape: &[u64]) -> ArrayData {
+        let shape: Vec<usize> = shape.iter().map(|&d| d as usize).collect();
+        numeric_for_dtype!(dtype, T => T::wrap(ArrayD::<T>::default(IxDyn(&shape))),
+            string => ArrayData::String(ArrayD::default(IxDyn(&shape))))
+    }
+
+    /// Elements in row-major order as `f64` (strings: `None`).
+    pub fn to_f64_vec(&self) -> Option<Vec<f64>> {
+        with_numeric!(self, a => Some(a.iter().map(|v| v.to_f64()).collect()), _s => None)
+    }
+
+    /// Elements in row-major order as `i64` (strings: `None`).
+    pub fn to_i64_vec(&self) -> Option<Vec<i64>> {
+        with_numeric!(self, a => Some(a.iter().map(|v| v.to_i64()).collect()), _s => None)
+    }
+
+    /// Elements as owned strings (only for string arrays).
+    pub fn as_strings(&self) -> Option<&ArrayD<String>> {
+        match self {
+            ArrayData::String(a) => Some(a),
+            _ => None,
+        }
+    }
+
+    /// Rows `start..end` along axis 0 (copied).
+    pub fn slice_rows(&self, start: usize, end: usize) -> ArrayData {
+        map_array!(self, a => a.slice_axis(Axis(0), Slice::from(start..end)).to_owned())
+    }
+
+    /// Concatenate blocks along axis 0. All must share the dtype and trailing shape.
+    pub fn concat_rows(parts: &[ArrayData]) -> Option<ArrayData> {
+        let first = parts.first()?;
+        macro_rules! cat {
+            ($v:ident) => {{
+                let views: Option<Vec<_>> = parts
+                    .iter()
+                    .map(|p| match p {
+                        ArrayData::$v(a) => Some(a.view()),
+                        _ => None,
+                    })
+                    .collect();
+                ndarray::concatenate(Axis(0), &views?).ok().map(ArrayData::$v)
+            }};
+        }
+        match first {
+            ArrayData::Bool(_) => cat!(Bool),
+            ArrayData::I8(_) => cat!(I8),
+            ArrayData::I16(_) => cat!(I16),
+            ArrayData::I32(_) => cat!(I32),
+            ArrayData::I64(_) => cat!(I64),
+            ArrayData::U8(_) => cat!(U8),
+            ArrayData::U16(_) => cat!(U16),
+            ArrayData::U32(_) => cat!(U32),
+            ArrayData::U64(_) => cat!(U64),
+            ArrayData::F32(_) => cat!(F32),
+            ArrayData::F64(_) => cat!(F64),
+            ArrayData::String(_) => cat!(String),
+        }
+    }
+
+    /// Numeric cast with numpy `astype` semantics. Strings only cast to strings.
+    pub fn cast(&self, to: DType) -> Option<ArrayData> {
+        if self.dtype() == to {
+            return Some(self.clone());
+        }
+        with_numeric!(self, a => {
+            numeric_for_dtype!(to, T => {
+                // Integers go through i64 so that e.g. int64 -> uint32 wraps like numpy
+                // and large int64 values stay exact; floats go through f64.
+                let out = if self.dtype().is_float() || to.is_float() {
+                    a.mapv(|v| T::from_f64(v.to_f64()))
+                } else {
+                    a.mapv(|v| T::from_i64(v.to_i64()))
+                };
+                Some(T::wrap(out))
+            }, string => None)
+        }, _s => None)
+    }
+}

@@ -1,0 +1,111 @@
+//! Errors of the storage layer.
+
+use crate::DType;
+
+/// An error from a storage backend. Every variant names the element path inside the
+/// store; callers add the store's location (file or URL) when they report it.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The store itself could not be opened or created.
+    #[error("cannot open {location}: {reason}")]
+    Open {
+        /// File path or URL.
+        location: String,
+        /// Why.
+        reason: String,
+    },
+    /// No node at this path.
+    #[error("{path}: no such element")]
+    NotFound {
+        /// Element path.
+        path: String,
+    },
+    /// A node exists where a new one was to be created.
+    #[error("{path}: element already exists")]
+    Exists {
+        /// Element path.
+        path: String,
+    },
+    /// The node is of the wrong kind (group vs array).
+    #[error("{path}: expected {expected}")]
+    WrongKind {
+        /// Element path.
+        path: String,
+        /// What was expected ("a group", "an array").
+        expected: &'static str,
+    },
+    /// The on-disk element type is not one adcat handles.
+    #[error("{path}: unsupported data type {found}")]
+    UnsupportedDType {
+        /// Element path.
+        path: String,
+        /// Backend description of the type.
+        found: String,
+    },
+    /// A block of the wrong type was written.
+    #[error("{path}: data type mismatch: array is {expected}, block is {found}")]
+    DTypeMismatch {
+        /// Element path.
+        path: String,
+        /// The array's type.
+        expected: DType,
+        /// The block's type.
+        found: DType,
+    },
+    /// A selection or block does not fit the array.
+    #[error("{path}: {reason}")]
+    OutOfBounds {
+        /// Element path.
+        path: String,
+        /// Details.
+        reason: String,
+    },
+    /// Metadata is malformed (bad JSON, missing keys, ...).
+    #[error("{path}: invalid metadata: {reason}")]
+    InvalidMetadata {
+        /// Element path.
+        path: String,
+        /// Details.
+        reason: String,
+    },
+    /// The store was opened read-only.
+    #[error("{path}: store is read-only")]
+    ReadOnly {
+        /// Element path.
+        path: String,
+    },
+    /// An error reported by the backend library (HDF5, zarrs) or the OS.
+    #[error("{path}: {message}")]
+    Backend {
+        /// Element path.
+        path: String,
+        /// The library's message.
+        message: String,
+    },
+}
+
+impl StoreError {
+    /// Shorthand for [`StoreError::Backend`].
+    pub fn backend(path: &str, message: impl std::fmt::Display) -> Self {
+        StoreError::Backend { path: path.to_owned(), message: message.to_string() }
+    }
+
+    /// The element path this error is about.
+    pub fn path(&self) -> &str {
+        match self {
+            StoreError::Open { location, .. } => location,
+            StoreError::NotFound { path }
+            | StoreError::Exists { path }
+            | StoreError::WrongKind { path, .. }
+            | StoreError::UnsupportedDType { path, .. }
+            | StoreError::DTypeMismatch { path, .. }
+            | StoreError::OutOfBounds { path, .. }
+            | StoreError::InvalidMetadata { path, .. }
+            | StoreError::ReadOnly { path }
+            | StoreError::Backend { path, .. } => path,
+        }
+    }
+}
+
+/// Result alias for storage operations.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;

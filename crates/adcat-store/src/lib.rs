@@ -1,0 +1,314 @@
+//! # adcat-store
+//!
+//! The storage abstraction adcat is written against: a hierarchy of groups and n-d
+//! arrays with typed attributes, chunked/compressed array creation, hyperslab reads and
+//! writes, and growth along axis 0. Nothing here knows about AnnData.
+//!
+//! Backends (`adcat-hdf5`, `adcat-zarr`) implement [`Store`]; the feature `testkit`
+//! exposes [`testkit`], one conformance suite every backend runs unchanged.
+//!
+//! Paths are `/`-separated and relative to the store root (`""` or `"/"` is the root).
+
+mod array;
+mod attr;
+mod dtype;
+mod error;
+#[cfg(feature = "testkit")]
+pub mod testkit;
+
+pub use array::{ArrayData, Element, Numeric};
+pub use attr::{AttrValue, Attrs};
+pub use dtype::{DType, ALL_DTYPES};
+pub use error::{Result, StoreError};
+pub use ndarray;
+
+use std::fmt;
+
+/// Which physical format a store is. The format layer needs it only where AnnData itself
+/// writes the two formats differently (e.g. the `null` encoding, default codecs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StoreKind {
+    /// HDF5 file (`.h5ad`).
+    Hdf5,
+    /// Zarr v2 directory store.
+    ZarrV2,
+    /// Zarr v3 store.
+    ZarrV3,
+}
+
+impl fmt::Display for StoreKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            StoreKind::Hdf5 => "HDF5",
+            StoreKind::ZarrV2 => "Zarr v2",
+            StoreKind::ZarrV3 => "Zarr v3",
+        })
+    }
+}
+
+/// Kind of node at a path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeKind {
+    /// A group (HDF5 group, zarr group).
+    Group,
+    /// An array (HDF5 dataset, zarr array).
+    Array,
+}
+
+/// Compression applied to array chunks.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Compression {
+    /// No compression.
+    None,
+    /// Deflate/gzip at a level 0-9 (HDF5 `deflate`, zarr `gzip`).
+    Gzip(u32),
+    /// LZF (HDF5 filter 32000, as h5py writes it). HDF5 only.
+    Lzf,
+    /// Zstandard at a level (zarr only).
+    Zstd(i32),
+    /// Blosc with a compressor name (`lz4`, `zstd`, ...), level and shuffle mode (zarr only).
+    Blosc {
+        /// Inner compressor.
+        cname: String,
+        /// Level 0-9.
+        clevel: u8,
+        /// 0 = none, 1 = byte shuffle, 2 = bit shuffle.
+        shuffle: u8,
+    },
+    /// Anything else found on read, described by the backend (never written).
+    Other(String),
+}
+
+impl fmt::Display for Compression {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Compression::None => f.write_str("none"),
+            Compression::Gzip(l) => write!(f, "gzip({l})"),
+            Compression::Lzf => f.write_str("lzf"),
+            Compression::Zstd(l) => write!(f, "zstd({l})"),
+            Compression::Blosc { cname, clevel, shuffle } => write!(f, "blosc({cname},{clevel},shuffle={shuffle})"),
+            Compression::Other(s) => f.write_str(s),
+        }
+    }
+}
+
+/// How to create an array.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ArraySpec {
+    /// Element type.
+    pub dtype: DType,
+    /// Initial shape. `[]` is a 0-d (scalar) array.
+    pub shape: Vec<u64>,
+    /// Chunk shape (the inner chunk when sharded). `None`: contiguous in HDF5 (chunked
+    /// if resizable or compressed), one chunk per array in zarr.
+    pub chunks: Option<Vec<u64>>,
+    /// Zarr v3 shard shape, a multiple of `chunks`. Ignored by other formats.
+    pub shards: Option<Vec<u64>>,
+    /// Chunk compression.
+    pub compression: Compression,
+    /// Whether the array may grow along axis 0 (HDF5 must know at creation).
+    pub resizable: bool,
+    /// A null dataspace: no shape and no data (HDF5 `H5S_NULL`). Backends without one
+    /// store a 0-d array holding the fill value.
+    pub null: bool,
+}
+
+impl ArraySpec {
+    /// A plain array: no chunking preference, no compression, fixed size.
+    pub fn new(dtype: DType, shape: Vec<u64>) -> Self {
+        ArraySpec { dtype, shape, chunks: None, shards: None, compression: Compression::None, resizable: false, null: false }
+    }
+
+    /// Set the chunk shape.
+    pub fn chunks(mut self, chunks: Vec<u64>) -> Self {
+        self.chunks = Some(chunks);
+        self
+    }
+
+    /// Set the shard shape (zarr v3).
+    pub fn shards(mut self, shards: Vec<u64>) -> Self {
+        self.shards = Some(shards);
+        self
+    }
+
+    /// Set the compression.
+    pub fn compression(mut self, c: Compression) -> Self {
+        self.compression = c;
+        self
+    }
+
+    /// Allow growth along axis 0.
+    pub fn resizable(mut self, r: bool) -> Self {
+        self.resizable = r;
+        self
+    }
+}
+
+/// What a backend reports about an existing array.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ArrayMeta {
+    /// Element type.
+    pub dtype: DType,
+    /// Current shape (`[]` for scalars and null arrays).
+    pub shape: Vec<u64>,
+    /// Chunk shape (inner chunk when sharded); `None` when contiguous.
+    pub chunks: Option<Vec<u64>>,
+    /// Shard shape when the array is sharded (zarr v3).
+    pub shards: Option<Vec<u64>>,
+    /// Compression of the chunks.
+    pub compression: Compression,
+    /// Other filters/codecs in order, for display (e.g. `shuffle`, `vlen-utf8`, `crc32c`).
+    pub filters: Vec<String>,
+    /// True for a null dataspace (no data at all).
+    pub null: bool,
+}
+
+impl ArrayMeta {
+    /// Number of elements.
+    pub fn len(&self) -> u64 {
+        if self.null {
+            0
+        } else {
+            self.shape.iter().product()
+        }
+    }
+
+    /// True when the array holds no element.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Normalise a path: no leading/trailing `/`, no empty components.
+pub fn norm_path(path: &str) -> String {
+    path.split('/').filter(|s| !s.is_empty()).collect::<Vec<_>>().join("/")
+}
+
+/// Join a parent path and a child name.
+pub fn join_path(parent: &str, child: &str) -> String {
+    let p = norm_path(parent);
+    let c = norm_path(child);
+    match (p.is_empty(), c.is_empty()) {
+        (true, _) => c,
+        (_, true) => p,
+        _ => format!("{p}/{c}"),
+    }
+}
+
+/// The parent of a normalised path (`""` for top-level nodes).
+pub fn parent_path(path: &str) -> String {
+    let p = norm_path(path);
+    match p.rfind('/') {
+        Some(i) => p[..i].to_owned(),
+        None => String::new(),
+    }
+}
+
+/// A hierarchical array store.
+///
+/// Object-safe so that the format and concat layers work with `&dyn Store` and any mix of
+/// backends. Implementations are `Send + Sync`; callers may read from several threads.
+pub trait Store: Send + Sync + fmt::Debug {
+    /// Where the store lives (file path or URL), for messages.
+    fn location(&self) -> &str;
+
+    /// The physical format.
+    fn kind(&self) -> StoreKind;
+
+    /// The node at `path`, or `None` if nothing is there.
+    fn node_kind(&self, path: &str) -> Result<Option<NodeKind>>;
+
+    /// Names of a group's children, sorted.
+    fn list(&self, path: &str) -> Result<Vec<String>>;
+
+    /// Create a group (parent must exist). Succeeds if the group already exists.
+    fn create_group(&self, path: &str) -> Result<()>;
+
+    /// Delete a node and everything under it.
+    fn delete(&self, path: &str) -> Result<()>;
+
+    /// All attributes of a node.
+    fn attrs(&self, path: &str) -> Result<Attrs>;
+
+    /// Insert or replace attributes of a node (others are kept).
+    fn set_attrs(&self, path: &str, attrs: &Attrs) -> Result<()>;
+
+    /// Create an array (parent must exist, path must be free).
+    fn create_array(&self, path: &str, spec: &ArraySpec) -> Result<()>;
+
+    /// Shape, type and storage layout of an array.
+    fn array_meta(&self, path: &str) -> Result<ArrayMeta>;
+
+    /// Read the box starting at `start` with extent `shape` (both of the array's rank).
+    fn read(&self, path: &str, start: &[u64], shape: &[u64]) -> Result<ArrayData>;
+
+    /// Write `data` into the box starting at `start`.
+    fn write(&self, path: &str, start: &[u64], data: &ArrayData) -> Result<()>;
+
+    /// Change the shape (growth along axis 0 needs `resizable` in HDF5).
+    fn resize(&self, path: &str, shape: &[u64]) -> Result<()>;
+
+    /// Make everything written so far durable and, for zarr, consolidate metadata.
+    fn flush(&self) -> Result<()>;
+
+    /// True if a node exists at `path`.
+    fn exists(&self, path: &str) -> Result<bool> {
+        Ok(self.node_kind(path)?.is_some())
+    }
+
+    /// One attribute, if present.
+    fn attr(&self, path: &str, name: &str) -> Result<Option<AttrValue>> {
+        Ok(self.attrs(path)?.remove(name))
+    }
+
+    /// Read a whole array. Only for arrays known to be small.
+    fn read_all(&self, path: &str) -> Result<ArrayData> {
+        let meta = self.array_meta(path)?;
+        if meta.null {
+            return Ok(ArrayData::zeros(meta.dtype, &[0]));
+        }
+        let start = vec![0; meta.shape.len()];
+        self.read(path, &start, &meta.shape)
+    }
+
+    /// Read rows `start..end` (axis 0) with all trailing dimensions.
+    fn read_rows(&self, path: &str, start: u64, end: u64) -> Result<ArrayData> {
+        let meta = self.array_meta(path)?;
+        if meta.shape.is_empty() {
+            return Err(StoreError::WrongKind { path: path.to_owned(), expected: "an array of rank >= 1" });
+        }
+        let mut s = vec![0; meta.shape.len()];
+        s[0] = start;
+        let mut shape = meta.shape.clone();
+        shape[0] = end.saturating_sub(start);
+        self.read(path, &s, &shape)
+    }
+
+    /// Write a block of rows at row `start` (all trailing dimensions).
+    fn write_rows(&self, path: &str, start: u64, data: &ArrayData) -> Result<()> {
+        let mut s = vec![0; data.shape().len()];
+        if let Some(first) = s.first_mut() {
+            *first = start;
+        }
+        self.write(path, &s, data)
+    }
+}
+
+/// Check a read/write box against an array shape; shared by backends.
+pub fn check_box(path: &str, array_shape: &[u64], start: &[u64], shape: &[u64]) -> Result<()> {
+    if start.len() != array_shape.len() || shape.len() != array_shape.len() {
+        return Err(StoreError::OutOfBounds {
+            path: path.to_owned(),
+            reason: format!("selection of rank {} on an array of rank {}", shape.len(), array_shape.len()),
+        });
+    }
+    for ((&s, &n), &d) in start.iter().zip(shape).zip(array_shape) {
+        if s.checked_add(n).is_none_or(|e| e > d) {
+            return Err(StoreError::OutOfBounds {
+                path: path.to_owned(),
+                reason: format!("selection {start:?}+{shape:?} outside array of shape {array_shape:?}"),
+            });
+        }
+    }
+    Ok(())
+}
