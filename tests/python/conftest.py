@@ -35,8 +35,8 @@ def adcat_path() -> Path:
     return Path(env) if env else DEFAULT_ADCAT
 
 
-@pytest.fixture(scope="session")
-def adcat_bin() -> Path:
+def require_adcat() -> Path:
+    """The adcat binary's path; fails the current test if it does not exist."""
     path = adcat_path()
     if not (path.is_file() and os.access(path, os.X_OK)):
         pytest.fail(
@@ -48,6 +48,11 @@ def adcat_bin() -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def adcat_bin() -> Path:
+    return require_adcat()
+
+
 def _adcat_env() -> dict[str, str]:
     env = dict(os.environ)
     env.setdefault("NO_COLOR", "1")  # plain messages, so stderr can be checked
@@ -56,13 +61,16 @@ def _adcat_env() -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def run_adcat(adcat_bin: Path):
-    """``run_adcat(*args, expect_success=True, timeout=120) -> CompletedProcess``."""
+def run_adcat():
+    """``run_adcat(*args, expect_success=True, timeout=120) -> CompletedProcess``.
+
+    The binary is looked up on each call, so a missing binary makes each test
+    FAIL (in its body) with the message of :func:`require_adcat`."""
 
     def run(
         *args: Any, expect_success: bool = True, timeout: float = ADCAT_TIMEOUT_S
     ) -> subprocess.CompletedProcess[str]:
-        argv = [str(adcat_bin), *(str(a) for a in args)]
+        argv = [str(require_adcat()), *(str(a) for a in args)]
         cmd = shlex.join(["adcat", *argv[1:]])
         try:
             proc = subprocess.run(

@@ -1,1 +1,203 @@
-fn main() {}
+//! `adcat`: concatenate and convert AnnData stores (.h5ad, .zarr) out of core.
+
+mod stores;
+
+use adcat_format::{inspect, Progress, WriteOptions};
+use adcat_store::Compression;
+use anyhow::{anyhow, bail, Result};
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use stores::{open_input, output_format, Output};
+
+#[derive(Parser, Debug)]
+#[command(name = "adcat", version, about = "Concatenate and convert AnnData stores (.h5ad, .zarr) out of core")]
+struct Cli {
+    /// No progress display.
+    #[arg(short, long, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+struct WriteArgs {
+    /// Zarr format of a .zarr output.
+    #[arg(long, default_value = "3", value_parser = ["2", "3"])]
+    zarr_format: String,
+    /// Chunk compression: none, gzip[:LEVEL], lzf, zstd[:LEVEL], blosc[:CNAME[:LEVEL]].
+    /// Default as anndata: none for .h5ad, zstd for zarr v3, blosc-lz4 for zarr v2.
+    #[arg(long)]
+    compression: Option<String>,
+    /// Memory budget for data in flight, e.g. 512MiB, 2GiB.
+    #[arg(long, default_value = "1GiB")]
+    max_memory: String,
+    /// Overwrite an existing OUTPUT (never an input).
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Convert one AnnData store to another format (h5ad, zarr v2, zarr v3), every element kept.
+    Convert {
+        /// Input .h5ad file or .zarr directory.
+        input: PathBuf,
+        /// Output path; .h5ad -> HDF5, .zarr -> Zarr.
+        output: PathBuf,
+        #[command(flatten)]
+        write: WriteArgs,
+    },
+    /// Show the element tree: encodings, shapes, dtypes, nnz, chunking and codecs.
+    Inspect {
+        /// .h5ad file or .zarr directory.
+        path: PathBuf,
+    },
+}
+
+/// Parse sizes like `512MiB`, `2GiB`, `1G`, `1000000`.
+fn parse_size(s: &str) -> Result<u64> {
+    let t = s.trim();
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num.parse().map_err(|_| anyhow!("invalid size {s:?}: expected e.g. 512MiB or 2GiB"))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" => 1_000,
+        "kib" => 1 << 10,
+        "m" | "mb" => 1_000_000,
+        "mib" => 1 << 20,
+        "g" | "gb" => 1_000_000_000,
+        "gib" => 1 << 30,
+        "t" | "tb" => 1_000_000_000_000,
+        "tib" => 1 << 40,
+        _ => bail!("invalid size {s:?}: unknown unit {unit:?}"),
+    };
+    let v = (n * mult as f64) as u64;
+    if v < (1 << 20) {
+        bail!("invalid size {s:?}: the memory budget must be at least 1MiB");
+    }
+    Ok(v)
+}
+
+fn parse_compression(s: &str) -> Result<Compression> {
+    let parts: Vec<&str> = s.split(':').collect();
+    let level = |i: usize, default: i64, max: i64| -> Result<i64> {
+        match parts.get(i) {
+            None => Ok(default),
+            Some(x) => x
+                .parse::<i64>()
+                .ok()
+                .filter(|l| (0..=max).contains(l))
+                .ok_or_else(|| anyhow!("invalid compression level {x:?} in {s:?} (0-{max})")),
+        }
+    };
+    Ok(match parts[0] {
+        "none" => Compression::None,
+        "gzip" => Compression::Gzip(level(1, 4, 9)? as u32),
+        "lzf" => Compression::Lzf,
+        "zstd" => Compression::Zstd(level(1, 3, 22)? as i32),
+        "blosc" => Compression::Blosc {
+            cname: parts.get(1).copied().unwrap_or("lz4").to_owned(),
+            clevel: level(2, 5, 9)? as u8,
+            shuffle: 1,
+        },
+        other => bail!("invalid --compression {other:?}: use none, gzip[:L], lzf, zstd[:L] or blosc[:CNAME[:L]]"),
+    })
+}
+
+fn write_options(w: &WriteArgs) -> Result<WriteOptions> {
+    Ok(WriteOptions {
+        compression: w.compression.as_deref().map(parse_compression).transpose()?,
+        max_memory: parse_size(&w.max_memory)?,
+        ..WriteOptions::default()
+    })
+}
+
+/// indicatif progress bar fed by the format layer.
+struct Bar(ProgressBar);
+
+impl Progress for Bar {
+    fn total_bytes(&self, bytes: u64) {
+        self.0.set_length(bytes);
+    }
+    fn element(&self, path: &str) {
+        self.0.set_message(format!("/{path}"));
+    }
+    fn advance(&self, bytes: u64) {
+        self.0.inc(bytes);
+    }
+}
+
+fn progress_bar(quiet: bool) -> Bar {
+    if quiet || !std::io::stderr().is_terminal() {
+        return Bar(ProgressBar::hidden());
+    }
+    let pb = ProgressBar::new(0);
+    let style = ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} {bytes_per_sec} ETA {eta} {msg}")
+        .unwrap_or_else(|_| ProgressStyle::default_bar());
+    pb.set_style(style);
+    Bar(pb)
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Convert { input, output, write } => {
+            let opts = write_options(&write)?;
+            let format = output_format(&output, write.zarr_format.parse().unwrap_or(3))?;
+            if opts.compression.as_ref().is_some_and(|c| matches!(c, Compression::Lzf) && format != stores::OutFormat::H5ad) {
+                bail!("{}: lzf compression is only available for .h5ad output", output.display());
+            }
+            if opts.compression.as_ref().is_some_and(|c| matches!(c, Compression::Zstd(_) | Compression::Blosc { .. }) && format == stores::OutFormat::H5ad) {
+                bail!("{}: zstd and blosc need an HDF5 plugin to read; use gzip or lzf for .h5ad output", output.display());
+            }
+            let src = open_input(&input)?;
+            let out = Output::create(&output, format, write.force, std::slice::from_ref(&input))?;
+            let bar = progress_bar(cli.quiet);
+            adcat_format::convert(src.as_ref(), out.store(), &opts, &bar).map_err(|e| anyhow!("{}: {}", input.display(), e))?;
+            bar.0.finish_and_clear();
+            out.commit()?;
+            Ok(())
+        }
+        Command::Inspect { path } => {
+            let s = open_input(&path)?;
+            let tree = inspect::inspect(s.as_ref()).map_err(|e| anyhow!("{}: {}", path.display(), e))?;
+            print!("{}", inspect::render(&tree, &path.display().to_string(), s.kind()));
+            Ok(())
+        }
+    }
+}
+
+fn main() {
+    let cli = Cli::parse();
+    if let Err(e) = run(cli) {
+        // One line: the chain joined, so the file and element path come first.
+        let msg = format!("{e:#}").replace('\n', " ");
+        eprintln!("adcat: error: {msg}");
+        std::process::exit(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("512MiB").unwrap(), 512 << 20);
+        assert_eq!(parse_size("2GiB").unwrap(), 2 << 30);
+        assert_eq!(parse_size("1G").unwrap(), 1_000_000_000);
+        assert_eq!(parse_size("1.5GiB").unwrap(), 3 << 29);
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("12").is_err(), "below 1MiB");
+    }
+
+    #[test]
+    fn compressions() {
+        assert_eq!(parse_compression("gzip:6").unwrap(), Compression::Gzip(6));
+        assert_eq!(parse_compression("zstd").unwrap(), Compression::Zstd(3));
+        assert!(parse_compression("gzip:99").is_err());
+        assert!(parse_compression("brotli").is_err());
+    }
+}

@@ -347,7 +347,14 @@ impl Store for Hdf5Store {
             let mut out = Attrs::new();
             for name in loc.attr_names().map_err(|e| err(&p, e))? {
                 let a = loc.attr(&name).map_err(|e| err(&p, e))?;
-                out.insert(name, read_attr(&p, &a)?);
+                // Attribute types adcat does not model (object references of legacy
+                // dataframes, compound types) read as Null instead of failing the element.
+                let v = match read_attr(&p, &a) {
+                    Ok(v) => v,
+                    Err(StoreError::UnsupportedDType { .. }) => AttrValue::Null,
+                    Err(e) => return Err(e),
+                };
+                out.insert(name, v);
             }
             Ok(out)
         })
@@ -382,10 +389,10 @@ impl Store for Hdf5Store {
             .map(|(i, &d)| if i == 0 && spec.resizable { Extent::resizable(d as usize) } else { Extent::fixed(d as usize) })
             .collect();
         let mut b = builder.shape(SimpleExtents::new(dims));
-        let any_zero = spec.shape.iter().any(|&d| d == 0);
+        let any_zero = spec.shape.contains(&0);
         let wants_chunks = spec.resizable || spec.compression != Compression::None || spec.chunks.is_some();
         // A fixed-size array with a zero dimension cannot be chunked; it holds no data anyway.
-        if wants_chunks && !(any_zero && !spec.resizable) {
+        if wants_chunks && (spec.resizable || !any_zero) {
             let mut chunks: Vec<usize> = match &spec.chunks {
                 Some(c) => c.iter().map(|&x| x.max(1) as usize).collect(),
                 None => default_chunks(spec),

@@ -33,6 +33,9 @@ pub enum ZarrVersion {
     V3,
 }
 
+/// `.zgroup`, `.zarray` and `.zattrs` of one v2 node, as found in `.zmetadata`.
+type V2Docs = (Option<Value>, Option<Value>, Option<Value>);
+
 type ZArray = Array<dyn zarrs::storage::ReadableWritableListableStorageTraits>;
 
 /// A Zarr hierarchy opened as a store.
@@ -119,7 +122,7 @@ impl ZarrStore {
             }
             ZarrVersion::V2 => {
                 if let Some(cons) = consolidated {
-                    let mut docs: BTreeMap<String, (Option<Value>, Option<Value>, Option<Value>)> = BTreeMap::new();
+                    let mut docs: BTreeMap<String, V2Docs> = BTreeMap::new();
                     for (k, doc) in cons {
                         let (dir, file) = match k.rfind('/') {
                             Some(i) => (k[..i].to_owned(), &k[i + 1..]),

@@ -1,0 +1,135 @@
+//! Opening stores by path, and writing outputs atomically.
+
+use adcat_hdf5::Hdf5Store;
+use adcat_store::Store;
+use adcat_zarr::{ZarrStore, ZarrVersion};
+use anyhow::{anyhow, bail, Context, Result};
+use std::path::{Path, PathBuf};
+
+/// The on-disk format of an output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutFormat {
+    H5ad,
+    Zarr(ZarrVersion),
+}
+
+const HDF5_MAGIC: &[u8; 8] = b"\x89HDF\r\n\x1a\n";
+
+fn is_hdf5(path: &Path) -> bool {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut f) = std::fs::File::open(path) else { return false };
+    // The superblock may follow a user block at 0, 512, 1024, 2048, ...
+    let mut off = 0u64;
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    while off + 8 <= len {
+        let mut buf = [0u8; 8];
+        if f.seek(SeekFrom::Start(off)).is_err() || f.read_exact(&mut buf).is_err() {
+            return false;
+        }
+        if &buf == HDF5_MAGIC {
+            return true;
+        }
+        off = if off == 0 { 512 } else { off * 2 };
+    }
+    false
+}
+
+/// Open an input store read-only, detecting its format from its contents.
+pub fn open_input(path: &Path) -> Result<Box<dyn Store>> {
+    if !path.exists() {
+        bail!("{}: no such file or directory", path.display());
+    }
+    if path.is_dir() {
+        return Ok(Box::new(ZarrStore::open(path).map_err(|e| anyhow!("{}", e))?));
+    }
+    if is_hdf5(path) {
+        return Ok(Box::new(Hdf5Store::open(path).map_err(|e| anyhow!("{}", e))?));
+    }
+    bail!("{}: not an AnnData store (neither an HDF5 file nor a zarr directory)", path.display())
+}
+
+/// The output format implied by the path's extension.
+pub fn output_format(path: &Path, zarr_format: u8) -> Result<OutFormat> {
+    match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+        Some("h5ad") | Some("h5") | Some("hdf5") => Ok(OutFormat::H5ad),
+        Some("zarr") => Ok(OutFormat::Zarr(if zarr_format == 2 { ZarrVersion::V2 } else { ZarrVersion::V3 })),
+        _ => bail!("{}: cannot tell the output format from the extension; use .h5ad or .zarr", path.display()),
+    }
+}
+
+/// A store being written beside its final path; renamed into place by [`Output::commit`],
+/// removed on drop otherwise, so the final path only ever holds a complete output.
+pub struct Output {
+    tmp: PathBuf,
+    dest: PathBuf,
+    store: Option<Box<dyn Store>>,
+}
+
+impl Output {
+    /// Check the destination and create the temporary store.
+    pub fn create(dest: &Path, format: OutFormat, force: bool, inputs: &[PathBuf]) -> Result<Output> {
+        let parent = match dest.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        if !parent.is_dir() {
+            bail!("{}: parent directory does not exist", dest.display());
+        }
+        let canon_parent = parent.canonicalize().with_context(|| format!("{}", parent.display()))?;
+        let name = dest.file_name().ok_or_else(|| anyhow!("{}: not a file name", dest.display()))?;
+        let dest_abs = canon_parent.join(name);
+        for input in inputs {
+            let same = input.canonicalize().map(|c| c == dest_abs || dest_abs.canonicalize().is_ok_and(|d| d == c)).unwrap_or(false);
+            if same {
+                bail!("{}: output is the same as an input; refusing to overwrite an input", dest.display());
+            }
+        }
+        if dest.exists() && !force {
+            bail!("{}: output exists; pass --force to overwrite it", dest.display());
+        }
+        let tmp = canon_parent.join(format!(".{}.adcat-tmp-{}", name.to_string_lossy(), std::process::id()));
+        if tmp.exists() {
+            remove_path(&tmp)?;
+        }
+        let store: Box<dyn Store> = match format {
+            OutFormat::H5ad => Box::new(Hdf5Store::create(&tmp).map_err(|e| anyhow!("{}: {}", dest.display(), e))?),
+            OutFormat::Zarr(v) => Box::new(ZarrStore::create(&tmp, v).map_err(|e| anyhow!("{}: {}", dest.display(), e))?),
+        };
+        Ok(Output { tmp, dest: dest_abs, store: Some(store) })
+    }
+
+    /// The store to write into.
+    pub fn store(&self) -> &dyn Store {
+        self.store.as_deref().expect("store is present until commit")
+    }
+
+    /// Flush, close and move the finished output into place.
+    pub fn commit(mut self) -> Result<()> {
+        if let Some(s) = self.store.take() {
+            s.flush().map_err(|e| anyhow!("{}: {}", self.dest.display(), e))?;
+            drop(s);
+        }
+        if self.dest.exists() {
+            remove_path(&self.dest).with_context(|| format!("{}: cannot remove the existing output", self.dest.display()))?;
+        }
+        std::fs::rename(&self.tmp, &self.dest).with_context(|| format!("{}: cannot move the output into place", self.dest.display()))?;
+        Ok(())
+    }
+}
+
+impl Drop for Output {
+    fn drop(&mut self) {
+        self.store.take();
+        if self.tmp.exists() {
+            let _ = remove_path(&self.tmp);
+        }
+    }
+}
+
+fn remove_path(p: &Path) -> std::io::Result<()> {
+    if p.is_dir() {
+        std::fs::remove_dir_all(p)
+    } else {
+        std::fs::remove_file(p)
+    }
+}
