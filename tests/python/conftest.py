@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import shlex
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,9 @@ import pytest
 
 import fixtures as fx
 import oracle
+
+#: wall time spent inside adcat, reported at the end of the run
+_ADCAT_STATS = {"calls": 0, "seconds": 0.0}
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_ADCAT = REPO / "target" / "debug" / "adcat"
@@ -72,6 +76,7 @@ def run_adcat():
     ) -> subprocess.CompletedProcess[str]:
         argv = [str(require_adcat()), *(str(a) for a in args)]
         cmd = shlex.join(["adcat", *argv[1:]])
+        t0 = time.perf_counter()
         try:
             proc = subprocess.run(
                 argv,
@@ -85,6 +90,9 @@ def run_adcat():
             )
         except subprocess.TimeoutExpired as e:
             pytest.fail(f"`{cmd}` timed out after {timeout}s\nstderr:\n{e.stderr}", pytrace=False)
+        finally:
+            _ADCAT_STATS["calls"] += 1
+            _ADCAT_STATS["seconds"] += time.perf_counter() - t0
         if expect_success and proc.returncode != 0:
             pytest.fail(
                 f"`{cmd}` exited with {proc.returncode}\n"
@@ -134,3 +142,10 @@ class FixtureFiles:
 @pytest.fixture(scope="session")
 def fixture_files(tmp_path_factory: pytest.TempPathFactory) -> FixtureFiles:
     return FixtureFiles(tmp_path_factory.mktemp("fixtures"))
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if _ADCAT_STATS["calls"]:
+        terminalreporter.write_line(
+            f"adcat: {_ADCAT_STATS['calls']} runs, {_ADCAT_STATS['seconds']:.1f}s in total"
+        )

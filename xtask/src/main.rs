@@ -1,1 +1,211 @@
-fn main() {}
+//! Developer tasks: `cargo xtask test | demo | bench | conformance | setup`.
+//!
+//! Each task first makes sure what it needs is installed: the system HDF5 library
+//! (installed with apt-get when possible, otherwise the exact command is printed) and, for
+//! the oracle tests, a pinned Python >= 3.12 venv with anndata 0.13.4 in `.venv-ref/`.
+
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const HELP: &str = "\
+cargo xtask <task>
+
+  test          everything: HDF5 check, Rust build + tests + clippy, Python oracle suite
+  conformance   only the Python oracle suite (builds the adcat binary first)
+  demo          build sample inputs from Rust, convert them, concatenate, inspect
+  setup         install the HDF5 library and create the oracle venv, nothing else
+";
+
+fn root() -> PathBuf {
+    // xtask/ sits at the workspace root.
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
+}
+
+fn run(cmd: &mut Command) -> Result<()> {
+    eprintln!("xtask: $ {}", show(cmd));
+    let status = cmd.status().with_context(|| format!("cannot start {}", show(cmd)))?;
+    if !status.success() {
+        bail!("command failed ({status}): {}", show(cmd));
+    }
+    Ok(())
+}
+
+fn show(cmd: &Command) -> String {
+    let mut s = cmd.get_program().to_string_lossy().into_owned();
+    for a in cmd.get_args() {
+        s.push(' ');
+        s.push_str(&a.to_string_lossy());
+    }
+    s
+}
+
+fn cargo() -> Command {
+    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.current_dir(root());
+    c
+}
+
+fn have(program: &str, args: &[&str]) -> bool {
+    Command::new(program).args(args).output().map(|o| o.status.success()).unwrap_or(false)
+}
+
+/// The HDF5 C library and headers (Debian: libhdf5-dev) must be present to build.
+fn ensure_hdf5() -> Result<()> {
+    if std::env::var_os("HDF5_DIR").is_some() || have("pkg-config", &["--exists", "hdf5"]) {
+        return Ok(());
+    }
+    let pkgs = ["libhdf5-dev", "pkg-config"];
+    let cmd = format!("apt-get update && apt-get install -y --no-install-recommends {}", pkgs.join(" "));
+    let is_root = Command::new("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0").unwrap_or(false);
+    if is_root && have("apt-get", &["--version"]) {
+        eprintln!("xtask: HDF5 library not found; installing it: {cmd}");
+        run(Command::new("apt-get").args(["update", "-qq"]).env("DEBIAN_FRONTEND", "noninteractive"))?;
+        run(Command::new("apt-get")
+            .args(["install", "-y", "-qq", "--no-install-recommends"])
+            .args(pkgs)
+            .env("DEBIAN_FRONTEND", "noninteractive"))?;
+        return Ok(());
+    }
+    bail!(
+        "the HDF5 library is missing. Install it with:\n    sudo {cmd}\n(or set HDF5_DIR to an HDF5 >= 1.10 installation), then rerun."
+    )
+}
+
+fn python_ok(p: &str) -> bool {
+    have(p, &["-c", "import sys; sys.exit(0 if sys.version_info >= (3, 12) else 1)"])
+}
+
+/// Find a Python >= 3.12 (anndata 0.13.4 needs it; the image's default python3 is 3.11).
+fn find_python() -> Result<String> {
+    if let Ok(p) = std::env::var("ADCAT_PYTHON") {
+        if python_ok(&p) {
+            return Ok(p);
+        }
+        bail!("ADCAT_PYTHON={p} is not a Python >= 3.12");
+    }
+    let mut candidates = vec![];
+    let pyenv_root = Command::new("pyenv")
+        .arg("root")
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .or_else(|| std::env::var("HOME").ok().map(|h| format!("{h}/.pyenv")));
+    if let Some(r) = pyenv_root {
+        if let Ok(rd) = std::fs::read_dir(format!("{r}/versions")) {
+            let mut vs: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path().join("bin/python3"))).collect();
+            vs.sort();
+            vs.reverse();
+            candidates.extend(vs.into_iter().map(|p| p.display().to_string()));
+        }
+    }
+    candidates.extend(["python3.13", "python3.12", "python3"].map(String::from));
+    for c in candidates {
+        if python_ok(&c) {
+            return Ok(c);
+        }
+    }
+    bail!(
+        "no Python >= 3.12 found (anndata 0.13.4 requires it). Install one (e.g. `pyenv install 3.12`) \
+         or point ADCAT_PYTHON at it, then rerun."
+    )
+}
+
+/// Create (or reuse) the pinned oracle venv; returns its python.
+fn ensure_venv() -> Result<PathBuf> {
+    let root = root();
+    let venv = root.join(".venv-ref");
+    let req = root.join("tests/python/requirements.txt");
+    let req_text = std::fs::read_to_string(&req).with_context(|| format!("reading {}", req.display()))?;
+    let py = find_python()?;
+    let version = Command::new(&py).arg("--version").output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())?;
+    let stamp = format!("{version}\n{req_text}");
+    let stamp_file = venv.join(".adcat-stamp");
+    let vpy = venv.join("bin/python");
+    if std::fs::read_to_string(&stamp_file).ok().as_deref() == Some(stamp.as_str()) && vpy.exists() {
+        return Ok(vpy);
+    }
+    eprintln!("xtask: creating the oracle venv in {} with {py} ({version})", venv.display());
+    if venv.exists() {
+        std::fs::remove_dir_all(&venv)?;
+    }
+    run(Command::new(&py).args(["-m", "venv"]).arg(&venv))?;
+    run(Command::new(&vpy).args(["-m", "pip", "install", "-q", "--disable-pip-version-check", "-r"]).arg(&req))?;
+    std::fs::write(&stamp_file, stamp)?;
+    Ok(vpy)
+}
+
+fn conformance(vpy: &Path) -> Result<()> {
+    run(cargo().args(["build", "--locked", "-p", "adcat-cli"]))?;
+    let bin = root().join("target/debug/adcat");
+    let jobs = std::env::var("ADCAT_PYTEST_ARGS").unwrap_or_default();
+    let mut cmd = Command::new(vpy);
+    cmd.current_dir(root()).args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/python"]).env("ADCAT_BIN", &bin);
+    cmd.args(jobs.split_whitespace());
+    run(&mut cmd)
+}
+
+fn test() -> Result<()> {
+    ensure_hdf5()?;
+    let vpy = ensure_venv()?;
+    run(cargo().args(["build", "--workspace", "--all-targets", "--locked"]))?;
+    if have("cargo-nextest", &["--version"]) {
+        run(cargo().args(["nextest", "run", "--workspace", "--locked", "--no-fail-fast"]))?;
+        run(cargo().args(["test", "--workspace", "--doc", "--locked"]))?;
+    } else {
+        run(cargo().args(["test", "--workspace", "--locked"]))?;
+    }
+    run(cargo().args(["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"]))?;
+    conformance(&vpy)?;
+    eprintln!("xtask: all tests passed");
+    Ok(())
+}
+
+fn demo() -> Result<()> {
+    ensure_hdf5()?;
+    run(cargo().args(["build", "--locked", "-p", "adcat-cli"]))?;
+    let bin = root().join("target/debug/adcat");
+    let dir = root().join("target/demo");
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir)?;
+    }
+    std::fs::create_dir_all(&dir)?;
+    let d = |name: &str| dir.join(name).display().to_string();
+    let adcat = |args: &[&str]| -> Result<()> { run(Command::new(&bin).args(args)) };
+    // Sample inputs written by adcat's own Rust writers (no Python involved).
+    adcat(&["generate", &d("a.h5ad"), "--cells", "2000", "--genes", "500", "--seed", "1"])?;
+    adcat(&["generate", &d("b.zarr"), "--cells", "1500", "--genes", "450", "--seed", "2"])?;
+    adcat(&["convert", &d("a.h5ad"), &d("a.zarr")])?;
+    adcat(&["convert", &d("b.zarr"), &d("b_v2.zarr"), "--zarr-format", "2"])?;
+    adcat(&["convert", &d("b_v2.zarr"), &d("b.h5ad"), "--compression", "gzip:4"])?;
+    adcat(&["concat", &d("a.h5ad"), &d("b.zarr"), "-o", &d("ab.h5ad"), "--join", "outer", "--label", "batch", "--keys", "a,b"])?;
+    adcat(&["inspect", &d("ab.h5ad")])?;
+    eprintln!("xtask: demo outputs are in {}", dir.display());
+    Ok(())
+}
+
+fn main() -> Result<()> {
+    let task = std::env::args().nth(1).unwrap_or_default();
+    match task.as_str() {
+        "test" => test(),
+        "conformance" => {
+            ensure_hdf5()?;
+            let vpy = ensure_venv()?;
+            conformance(&vpy)
+        }
+        "demo" => demo(),
+        "setup" => {
+            ensure_hdf5()?;
+            ensure_venv().map(|_| ())
+        }
+        _ => {
+            eprint!("{HELP}");
+            if task.is_empty() || task == "help" || task == "--help" {
+                Ok(())
+            } else {
+                bail!("unknown task {task:?}")
+            }
+        }
+    }
+}

@@ -1,6 +1,7 @@
 //! `adcat`: concatenate and convert AnnData stores (.h5ad, .zarr) out of core.
 
 mod stores;
+mod synth;
 
 use adcat_format::{inspect, Progress, WriteOptions};
 use adcat_store::Compression;
@@ -46,6 +47,28 @@ enum Command {
         input: PathBuf,
         /// Output path; .h5ad -> HDF5, .zarr -> Zarr.
         output: PathBuf,
+        #[command(flatten)]
+        write: WriteArgs,
+    },
+    /// Write a synthetic AnnData store (sample and benchmark data).
+    Generate {
+        /// Output path; .h5ad -> HDF5, .zarr -> Zarr.
+        output: PathBuf,
+        /// Number of cells (obs).
+        #[arg(long, default_value_t = 1000)]
+        cells: u64,
+        /// Number of genes (var).
+        #[arg(long, default_value_t = 500)]
+        genes: u64,
+        /// First gene number (files with different offsets share part of their genes).
+        #[arg(long, default_value_t = 0)]
+        gene_offset: u64,
+        /// Fraction of non-zero entries in X.
+        #[arg(long, default_value_t = 0.05)]
+        density: f64,
+        /// Random seed (also prefixes cell names).
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
         #[command(flatten)]
         write: WriteArgs,
     },
@@ -159,6 +182,17 @@ fn run(cli: Cli) -> Result<()> {
             bar.0.finish_and_clear();
             out.commit()?;
             Ok(())
+        }
+        Command::Generate { output, cells, genes, gene_offset, density, seed, write } => {
+            let opts = write_options(&write)?;
+            if !(0.0..=1.0).contains(&density) {
+                bail!("--density must be between 0 and 1");
+            }
+            let format = output_format(&output, write.zarr_format.parse().unwrap_or(3))?;
+            let out = Output::create(&output, format, write.force, &[])?;
+            let synth = synth::Synth { cells, genes, gene_offset, density, seed };
+            synth.write(out.store(), &opts).map_err(|e| anyhow!("{}: {}", output.display(), e))?;
+            out.commit()
         }
         Command::Inspect { path } => {
             let s = open_input(&path)?;

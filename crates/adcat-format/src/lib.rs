@@ -16,6 +16,7 @@ pub mod frame;
 pub mod inspect;
 pub mod layout;
 pub mod sparse;
+pub mod stream;
 
 pub use copy::{convert, NoProgress, Progress};
 pub use encoding::{detect, Encoding};
