@@ -50,6 +50,44 @@ enum Command {
         #[command(flatten)]
         write: WriteArgs,
     },
+    /// Concatenate AnnData stores (any mix of .h5ad and .zarr), like `anndata.concat`.
+    Concat {
+        /// Input stores, in order.
+        #[arg(required = true)]
+        inputs: Vec<PathBuf>,
+        /// Output path; .h5ad -> HDF5, .zarr -> Zarr.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Axis to concatenate along: obs (0) or var (1).
+        #[arg(long, default_value = "obs", value_parser = ["obs", "var", "0", "1"])]
+        axis: String,
+        /// How to combine the other axis: inner (intersection) or outer (union).
+        #[arg(long, default_value = "inner", value_parser = ["inner", "outer"])]
+        join: String,
+        /// Strategy for off-axis annotations (var columns, varm, varp).
+        #[arg(long, value_parser = ["same", "unique", "first", "only"])]
+        merge: Option<String>,
+        /// Strategy for uns.
+        #[arg(long, value_parser = ["same", "unique", "first", "only"])]
+        uns_merge: Option<String>,
+        /// Add a categorical column with this name recording each cell's input.
+        #[arg(long)]
+        label: Option<String>,
+        /// Names of the inputs for --label and --index-unique (default 0,1,...).
+        #[arg(long, value_delimiter = ',')]
+        keys: Option<Vec<String>>,
+        /// Make names along the axis unique: NAME + SEP + KEY.
+        #[arg(long, value_name = "SEP")]
+        index_unique: Option<String>,
+        /// Value for entries missing after an outer join (default 0 sparse, NaN dense).
+        #[arg(long, allow_negative_numbers = true)]
+        fill_value: Option<f64>,
+        /// Concatenate obsp (varp for --axis var) block-diagonally.
+        #[arg(long)]
+        pairwise: bool,
+        #[command(flatten)]
+        write: WriteArgs,
+    },
     /// Write a synthetic AnnData store (sample and benchmark data).
     Generate {
         /// Output path; .h5ad -> HDF5, .zarr -> Zarr.
@@ -181,6 +219,39 @@ fn run(cli: Cli) -> Result<()> {
             adcat_format::convert(src.as_ref(), out.store(), &opts, &bar).map_err(|e| anyhow!("{}: {}", input.display(), e))?;
             bar.0.finish_and_clear();
             out.commit()?;
+            Ok(())
+        }
+        Command::Concat { inputs, output, axis, join, merge, uns_merge, label, keys, index_unique, fill_value, pairwise, write } => {
+            let opts = write_options(&write)?;
+            let format = output_format(&output, write.zarr_format.parse().unwrap_or(3))?;
+            let parse_strategy = |s: Option<String>| s.map(|x| x.parse::<adcat_concat::Strategy>().map_err(|e| anyhow!(e))).transpose();
+            let copts = adcat_concat::ConcatOptions {
+                axis: if axis == "var" || axis == "1" { adcat_concat::Axis::Var } else { adcat_concat::Axis::Obs },
+                join: if join == "outer" { adcat_concat::Join::Outer } else { adcat_concat::Join::Inner },
+                merge: parse_strategy(merge)?,
+                uns_merge: parse_strategy(uns_merge)?,
+                label,
+                keys,
+                index_unique,
+                fill_value,
+                pairwise,
+                write: opts,
+            };
+            if let Some(k) = &copts.keys {
+                if k.len() != inputs.len() {
+                    bail!("--keys has {} names for {} inputs", k.len(), inputs.len());
+                }
+            }
+            let stores: Vec<Box<dyn adcat_store::Store>> = inputs.iter().map(|p| open_input(p)).collect::<Result<_>>()?;
+            let refs: Vec<&dyn adcat_store::Store> = stores.iter().map(|s| s.as_ref()).collect();
+            let out = Output::create(&output, format, write.force, &inputs)?;
+            let bar = progress_bar(cli.quiet);
+            let report = adcat_concat::concat(&refs, out.store(), &copts, &bar).map_err(|e| anyhow!("{e}"))?;
+            bar.0.finish_and_clear();
+            out.commit()?;
+            for w in &report.warnings {
+                eprintln!("adcat: warning: {w}");
+            }
             Ok(())
         }
         Command::Generate { output, cells, genes, gene_offset, density, seed, write } => {

@@ -28,6 +28,12 @@ fn row_rng(seed: u64, row: u64) -> SmallRng {
     SmallRng::seed_from_u64(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ row.wrapping_mul(0xD1B5_4A32_D192_ED03))
 }
 
+/// Strings as anndata 0.13.4 with pandas 3 writes them: `nullable-string-array`, na NaN.
+fn strings(v: Vec<String>) -> Column {
+    let mask = vec![false; v.len()];
+    Column::NullableString { values: v, mask, na_value: Some("NaN".into()) }
+}
+
 impl Synth {
     /// Non-zero count of each row, drawn from the row's own generator (pass 1 of 2).
     fn row_nnz(&self, row: u64) -> u64 {
@@ -77,17 +83,19 @@ impl Synth {
             ("n_genes".into(), Column::Array(ArrayData::from_vec(nnz.iter().map(|&x| x as i64).collect::<Vec<_>>()))),
             ("pct_mito".into(), Column::Array(ArrayData::from_vec((0..n).map(|_| rng.random_range(0.0f32..0.2)).collect::<Vec<_>>()))),
             ("is_doublet".into(), Column::Array(ArrayData::from_vec((0..n).map(|_| rng.random_bool(0.05)).collect::<Vec<_>>()))),
-            ("sample".into(), Column::Strings((0..n).map(|i| format!("donor{}", (i + self.seed) % 4)).collect())),
+            ("sample".into(), strings((0..n).map(|i| format!("donor{}", (i + self.seed) % 4)).collect())),
         ];
+        obs.index = strings(obs.index.to_strings().unwrap_or_default());
         obs.write(store, "obs", opts)?;
         // var
         let g = self.genes;
         let mut var = DataFrame::with_index((0..g).map(|j| format!("gene{:05}", j + self.gene_offset)).collect());
         var.columns = vec![
-            ("gene_ids".into(), Column::Strings((0..g).map(|j| format!("ENSG{:011}", j + self.gene_offset)).collect())),
+            ("gene_ids".into(), strings((0..g).map(|j| format!("ENSG{:011}", j + self.gene_offset)).collect())),
             ("highly_variable".into(), Column::Array(ArrayData::from_vec((0..g).map(|j| (j + self.gene_offset) % 7 == 0).collect::<Vec<_>>()))),
             ("mean".into(), Column::Array(ArrayData::from_vec((0..g).map(|j| ((j + self.gene_offset) % 97) as f64 / 10.0).collect::<Vec<_>>()))),
         ];
+        var.index = strings(var.index.to_strings().unwrap_or_default());
         var.write(store, "var", opts)?;
         // X (float32) and layers/counts (int32): same pattern, streamed in row blocks.
         let total: u64 = nnz.iter().sum();

@@ -1,1 +1,544 @@
-//! placeholder
+//! # adcat-concat
+//!
+//! Out-of-core `anndata.concat`: plans the alignment (off-axis join, reindexers, merge
+//! strategies, dtype promotion) from metadata and indexes, then streams every large element
+//! in row blocks sized from the memory budget. Works against [`adcat_store::Store`] only,
+//! so inputs and output may be any mix of HDF5 and Zarr.
+
+// Index-based loops over CSR structures read more clearly than iterator chains here.
+#![allow(clippy::needless_range_loop)]
+
+pub mod frames;
+pub mod index;
+pub mod matrix;
+pub mod merge;
+pub mod natsort;
+mod offaxis;
+
+pub use index::Join;
+pub use merge::Strategy;
+
+use adcat_format::frame::{read_index, write_dict, DataFrame};
+use adcat_format::layout::WriteOptions;
+use adcat_format::{detect, Encoding, FormatError, Progress};
+use adcat_store::{join_path, NodeKind, Store, StoreError};
+use frames::{concat_frames, FrameSource};
+use index::{duplicates, merge_indices, Reindexer};
+use matrix::{fill_dtype, MatSource, MatWriter, OutPlan};
+use merge::{merge_nested, Tree};
+
+/// The axis along which inputs are stacked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Axis {
+    /// Stack cells (`axis=0`).
+    #[default]
+    Obs,
+    /// Stack genes (`axis=1`).
+    Var,
+}
+
+impl Axis {
+    fn names(self) -> (&'static str, &'static str) {
+        match self {
+            Axis::Obs => ("obs", "var"),
+            Axis::Var => ("var", "obs"),
+        }
+    }
+}
+
+/// Options of a concatenation, mirroring `anndata.concat`.
+#[derive(Debug, Clone, Default)]
+pub struct ConcatOptions {
+    /// Concatenation axis.
+    pub axis: Axis,
+    /// Off-axis join.
+    pub join: Join,
+    /// Strategy for off-axis annotations (var columns, varm, varp).
+    pub merge: Option<Strategy>,
+    /// Strategy for `uns`.
+    pub uns_merge: Option<Strategy>,
+    /// Name of a categorical batch column on the concatenation-axis annotation.
+    pub label: Option<String>,
+    /// Batch names (default "0", "1", ...).
+    pub keys: Option<Vec<String>>,
+    /// Separator to make concatenation-axis names unique: `name + sep + key`.
+    pub index_unique: Option<String>,
+    /// Fill for entries missing after an outer join (default: 0 sparse, NaN dense).
+    pub fill_value: Option<f64>,
+    /// Concatenate obsp (varp for axis=var) as block-diagonal matrices.
+    pub pairwise: bool,
+    /// Output layout and memory budget.
+    pub write: WriteOptions,
+}
+
+/// An error of the concatenation. Messages name the file and element path.
+#[derive(Debug, thiserror::Error)]
+pub enum ConcatError {
+    /// Reading an input failed or the input is invalid.
+    #[error("{file}: {source}")]
+    Input {
+        /// The input's location.
+        file: String,
+        /// What went wrong.
+        source: FormatError,
+    },
+    /// Writing the output failed.
+    #[error("output: {0}")]
+    Output(FormatError),
+    /// An element cannot be concatenated (the path is the element's).
+    #[error("/{path}: {reason}")]
+    Unsupported {
+        /// Element path.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// The options are inconsistent with the inputs.
+    #[error("{0}")]
+    Options(String),
+    /// An error not attributed to a file yet (converted at the call sites).
+    #[error(transparent)]
+    Format(#[from] FormatError),
+}
+
+impl From<StoreError> for ConcatError {
+    fn from(e: StoreError) -> Self {
+        ConcatError::Format(FormatError::Store(e))
+    }
+}
+
+impl ConcatError {
+    /// Shorthand for [`ConcatError::Unsupported`].
+    pub fn unsupported(path: &str, reason: impl Into<String>) -> Self {
+        ConcatError::Unsupported { path: path.trim_start_matches('/').to_owned(), reason: reason.into() }
+    }
+}
+
+/// Result alias.
+pub type Result<T, E = ConcatError> = std::result::Result<T, E>;
+
+trait At<T> {
+    fn at(self, store: &dyn Store) -> Result<T>;
+}
+
+impl<T> At<T> for Result<T> {
+    fn at(self, store: &dyn Store) -> Result<T> {
+        self.map_err(|e| match e {
+            ConcatError::Format(source) => ConcatError::Input { file: store.location().to_owned(), source },
+            other => other,
+        })
+    }
+}
+impl<T> At<T> for std::result::Result<T, FormatError> {
+    fn at(self, store: &dyn Store) -> Result<T> {
+        self.map_err(|source| ConcatError::Input { file: store.location().to_owned(), source })
+    }
+}
+impl<T> At<T> for std::result::Result<T, StoreError> {
+    fn at(self, store: &dyn Store) -> Result<T> {
+        self.map_err(|e| ConcatError::Input { file: store.location().to_owned(), source: FormatError::Store(e) })
+    }
+}
+
+/// What a concatenation did, for the caller to report.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    /// Output shape (obs, var).
+    pub shape: (u64, u64),
+    /// Warnings (as anndata would emit them).
+    pub warnings: Vec<String>,
+}
+
+/// Where the parts of an AnnData (or of its `raw`) live.
+#[derive(Debug, Clone)]
+struct Layout {
+    prefix: &'static str,
+    raw: bool,
+}
+
+impl Layout {
+    fn p(&self, name: &str) -> String {
+        join_path(self.prefix, name)
+    }
+}
+
+/// One input, with its names along both axes.
+struct Input<'a> {
+    store: &'a dyn Store,
+    obs: Vec<String>,
+    var: Vec<String>,
+}
+
+impl Input<'_> {
+    fn names(&self, which: &str) -> &[String] {
+        if which == "obs" { &self.obs } else { &self.var }
+    }
+}
+
+/// Concatenate `inputs` into the empty store `out`.
+pub fn concat(inputs: &[&dyn Store], out: &dyn Store, opts: &ConcatOptions, progress: &dyn Progress) -> Result<Report> {
+    if inputs.is_empty() {
+        return Err(ConcatError::Options("no objects to concatenate".into()));
+    }
+    let keys: Vec<String> = match &opts.keys {
+        Some(k) if k.len() != inputs.len() => {
+            return Err(ConcatError::Options(format!("{} keys given for {} inputs", k.len(), inputs.len())));
+        }
+        Some(k) => k.clone(),
+        None => (0..inputs.len()).map(|i| i.to_string()).collect(),
+    };
+    let mut report = Report::default();
+    let mut ins = vec![];
+    for s in inputs {
+        let root = detect(*s, "").at(*s)?;
+        if root.encoding != Encoding::AnnData {
+            return Err(ConcatError::Input { file: s.location().into(), source: FormatError::invalid("", "not an AnnData store") });
+        }
+        let obs = read_index(*s, "obs").at(*s)?;
+        let var = read_index(*s, "var").at(*s)?;
+        ins.push(Input { store: *s, obs, var });
+    }
+    progress.total_bytes(inputs.iter().map(|s| adcat_format::copy::data_bytes(*s, "").unwrap_or(0)).sum());
+    adcat_format::write_root(out).map_err(ConcatError::Output)?;
+    let main = Layout { prefix: "", raw: false };
+    let shape = concat_part(&ins, &main, &keys, opts, out, progress, &mut report)?;
+    report.shape = shape;
+    // raw: concatenated when every input has it (anndata warns and drops it otherwise).
+    let has_raw: Vec<bool> = ins
+        .iter()
+        .map(|i| Ok(i.store.node_kind("raw").at(i.store)? == Some(NodeKind::Group) && detect(i.store, "raw").at(i.store)?.encoding == Encoding::Raw))
+        .collect::<Result<_>>()?;
+    if has_raw.iter().all(|&b| b) {
+        let mut raw_ins = vec![];
+        for i in &ins {
+            let var = read_index(i.store, "raw/var").at(i.store)?;
+            raw_ins.push(Input { store: i.store, obs: i.obs.clone(), var });
+        }
+        out.create_group("raw")?;
+        out.set_attrs("raw", &Encoding::Raw.attrs())?;
+        let raw_opts = ConcatOptions { merge: None, uns_merge: None, pairwise: false, ..opts.clone() };
+        concat_part(&raw_ins, &Layout { prefix: "raw", raw: true }, &keys, &raw_opts, out, progress, &mut report)?;
+    } else if has_raw.iter().any(|&b| b) {
+        report.warnings.push("Only some AnnData objects have `.raw` attribute, not concatenating `.raw` attributes.".into());
+    }
+    out.flush()?;
+    Ok(report)
+}
+
+fn concat_part(
+    ins: &[Input<'_>],
+    lay: &Layout,
+    keys: &[String],
+    opts: &ConcatOptions,
+    out: &dyn Store,
+    progress: &dyn Progress,
+    report: &mut Report,
+) -> Result<(u64, u64)> {
+    let (ax, off) = opts.axis.names();
+    let budget = opts.write.max_memory;
+    // Concatenation-axis names.
+    let mut names: Vec<String> = vec![];
+    for (i, inp) in ins.iter().enumerate() {
+        for n in inp.names(ax) {
+            names.push(match &opts.index_unique {
+                Some(sep) => format!("{n}{sep}{}", keys[i]),
+                None => n.clone(),
+            });
+        }
+    }
+    // Off-axis index and reindexers.
+    let off_idx: Vec<Vec<String>> = ins.iter().map(|i| i.names(off).to_vec()).collect();
+    let new_off = merge_indices(&off_idx, opts.join);
+    let mut reindexers = vec![];
+    for (inp, idx) in ins.iter().zip(&off_idx) {
+        let re = Reindexer::new(idx, &new_off);
+        if !re.identity {
+            let d = duplicates(idx);
+            if !d.is_empty() {
+                return Err(ConcatError::Input {
+                    file: inp.store.location().into(),
+                    source: FormatError::invalid(
+                        &lay.p(off),
+                        format!("duplicate names ({}) make the {:?} join ambiguous", d.iter().take(3).cloned().collect::<Vec<_>>().join(", "), opts.join),
+                    ),
+                });
+            }
+        }
+        reindexers.push(re);
+    }
+    if new_off.is_empty() && opts.join == Join::Inner && off_idx.iter().any(|v| !v.is_empty()) {
+        report.warnings.push(format!("the inner join of {off} names is empty"));
+    }
+    let block_rows = |row_bytes: u64| ((budget / 4) / row_bytes.max(1)).max(1);
+
+    // 1. Concatenation-axis annotation (index only for raw).
+    if !lay.raw || opts.axis == Axis::Var {
+        let frames: Vec<FrameSource<'_>> = ins
+            .iter()
+            .map(|i| {
+                let path = lay.p(ax);
+                let path = if lay.raw && ax == "obs" { "obs".to_owned() } else { path };
+                FrameSource::open(i.store, &path, i.names(ax).len() as u64).at(i.store)
+            })
+            .collect::<Result<_>>()?;
+        let frames = if lay.raw && ax == "obs" { frames.into_iter().map(|f| FrameSource { columns: vec![], ..f }).collect() } else { frames };
+        let label = opts.label.as_deref().map(|l| (l, keys));
+        progress.element(&lay.p(ax));
+        concat_frames(&frames, opts.join, &names, label, out, &lay.p(ax), &opts.write, block_rows(64))?;
+    }
+    if lay.raw && opts.axis == Axis::Obs {
+        // raw has no obs of its own.
+    }
+
+    // 2. Off-axis annotation: reindexed and merged in memory.
+    {
+        let frames: Vec<DataFrame> = ins
+            .iter()
+            .map(|i| DataFrame::read(i.store, &lay.p(off)).at(i.store))
+            .collect::<Result<_>>()?;
+        let strategy = opts.merge;
+        let merged = if lay.raw && off == "obs" {
+            // raw's obs is not stored.
+            None
+        } else {
+            Some(frames::merge_frames(&frames, &reindexers, &new_off, strategy))
+        };
+        if let Some(df) = merged {
+            df.write(out, &lay.p(off), &opts.write).map_err(ConcatError::Output)?;
+        }
+    }
+
+    // 3. X and layers (X is layers[None] in anndata 0.13).
+    let mut mats: Vec<(String, Vec<Option<String>>)> = vec![];
+    let x_paths: Vec<Option<String>> = ins
+        .iter()
+        .map(|i| Ok(i.store.exists(&lay.p("X")).at(i.store)?.then(|| lay.p("X"))))
+        .collect::<Result<_>>()?;
+    let any_x = x_paths.iter().any(Option::is_some);
+    let all_x = x_paths.iter().all(Option::is_some);
+    if all_x || (any_x && opts.join == Join::Outer) {
+        mats.push((lay.p("X"), x_paths));
+    }
+    if !lay.raw {
+        let layer_keys: Vec<Vec<String>> = ins.iter().map(|i| list_or_empty(i.store, "layers")).collect::<Result<_>>()?;
+        for k in join_keys(&layer_keys, opts.join) {
+            let p = join_path("layers", &k);
+            let per = layer_keys.iter().map(|ks| ks.contains(&k).then(|| p.clone())).collect();
+            mats.push((p, per));
+        }
+        write_dict(out, "layers").map_err(ConcatError::Output)?;
+    }
+    let n_total: u64 = names.len() as u64;
+    for (out_path, per) in &mats {
+        progress.element(out_path);
+        let srcs: Vec<Option<MatSource<'_>>> = ins
+            .iter()
+            .zip(per)
+            .map(|(i, p)| p.as_ref().map(|p| MatSource::open(i.store, p, opts.axis == Axis::Var).at(i.store)).transpose())
+            .collect::<Result<_>>()?;
+        for (i, s) in ins.iter().zip(&srcs) {
+            if let Some(s) = s {
+                if s.n_rows() != s_len(i, ax) || s.n_cols() != s_len(i, off) {
+                    return Err(ConcatError::Input {
+                        file: i.store.location().into(),
+                        source: FormatError::invalid(out_path, format!("shape {:?} disagrees with {ax} ({}) x {off} ({})", s.shape, s_len(i, ax), s_len(i, off))),
+                    });
+                }
+            }
+        }
+        let rows: Vec<u64> = ins.iter().map(|i| s_len(i, ax)).collect();
+        concat_matrix(&srcs, &rows, Some(&reindexers), new_off.len() as u64, out, out_path, opts, progress)?;
+    }
+
+    // 4. Concatenation-axis mapping (obsm), 5. off-axis mapping and pairwise (varm, varp).
+    if !lay.raw {
+        let am = format!("{ax}m");
+        concat_axis_mapping(ins, &am, ax, &names, opts, out, progress)?;
+        let ap = format!("{ax}p");
+        write_dict(out, &ap).map_err(ConcatError::Output)?;
+        if opts.pairwise {
+            offaxis::pairwise(ins.iter().map(|i| (i.store, s_len(i, ax))).collect(), &ap, opts, out)?;
+        }
+        offaxis::merge_mapping(ins.iter().map(|i| i.store).collect(), &format!("{off}m"), &reindexers, new_off.len(), false, opts, out)?;
+        offaxis::merge_mapping(ins.iter().map(|i| i.store).collect(), &format!("{off}p"), &reindexers, new_off.len(), true, opts, out)?;
+        // 6. uns.
+        write_dict(out, "uns").map_err(ConcatError::Output)?;
+        if let Some(s) = opts.uns_merge {
+            let maps: Vec<Vec<(String, Tree)>> = ins
+                .iter()
+                .map(|i| Ok(if i.store.exists("uns").at(i.store)? { Tree::read(i.store, "uns").at(i.store)?.children().to_vec() } else { vec![] }))
+                .collect::<Result<_>>()?;
+            for (k, v) in merge_nested(&maps, s) {
+                v.write(out, &join_path("uns", &k), &opts.write)?;
+            }
+        }
+    } else {
+        let om = lay.p(&format!("{off}m"));
+        if off == "var" {
+            write_dict(out, &om).map_err(ConcatError::Output)?;
+        }
+    }
+    let n_off = new_off.len() as u64;
+    Ok(if opts.axis == Axis::Obs { (n_total, n_off) } else { (n_off, n_total) })
+}
+
+fn s_len(i: &Input<'_>, which: &str) -> u64 {
+    i.names(which).len() as u64
+}
+
+fn list_or_empty(store: &dyn Store, path: &str) -> Result<Vec<String>> {
+    if store.node_kind(path).at(store)? == Some(NodeKind::Group) { store.list(path).at(store) } else { Ok(vec![]) }
+}
+
+/// anndata's `intersect_keys` / `union_keys` (order of first appearance).
+fn join_keys(sets: &[Vec<String>], join: Join) -> Vec<String> {
+    let mut out: Vec<String> = vec![];
+    match join {
+        Join::Inner => {
+            if let Some(first) = sets.first() {
+                for k in first {
+                    if sets.iter().all(|s| s.contains(k)) {
+                        out.push(k.clone());
+                    }
+                }
+            }
+        }
+        Join::Outer => {
+            for s in sets {
+                for k in s {
+                    if !out.contains(k) {
+                        out.push(k.clone());
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Concatenate one matrix element whose inputs may be missing (outer join).
+#[allow(clippy::too_many_arguments)]
+fn concat_matrix(
+    srcs: &[Option<MatSource<'_>>],
+    rows: &[u64],
+    reindexers: Option<&[Reindexer]>,
+    n_cols: u64,
+    out: &dyn Store,
+    out_path: &str,
+    opts: &ConcatOptions,
+    progress: &dyn Progress,
+) -> Result<()> {
+    let sparse = srcs.iter().flatten().any(MatSource::is_sparse);
+    let user_fill = opts.fill_value;
+    let fill = user_fill.unwrap_or(if sparse { 0.0 } else { f64::NAN });
+    let re_of = |i: usize| reindexers.map(|r| &r[i]);
+    // Output dtype: numpy promotion over inputs, each first promoted with its fill when
+    // reindexing leaves holes (dense: NaN by default; sparse: only a non-zero fill).
+    let mut dtype: Option<adcat_store::DType> = None;
+    let mut max_nnz = 0u64;
+    for (i, s) in srcs.iter().enumerate() {
+        let (d, nnz) = match s {
+            Some(s) => {
+                let holes = re_of(i).is_some_and(|r| r.n_missing() > 0);
+                let own_fill = user_fill.unwrap_or(if s.is_sparse() { 0.0 } else { f64::NAN });
+                let d = if holes && !(s.is_sparse() && own_fill == 0.0) { s.dtype().promote(fill_dtype(own_fill)).unwrap_or(s.dtype()) } else { s.dtype() };
+                let extra = if holes && fill != 0.0 { rows[i] * re_of(i).map_or(0, |r| r.n_missing() as u64) } else { 0 };
+                let nnz = if s.is_sparse() { s.nnz() + extra } else { rows[i] * n_cols };
+                (d, nnz)
+            }
+            None => {
+                let f = user_fill.unwrap_or(f64::NAN);
+                (fill_dtype(f), if f != 0.0 { rows[i] * n_cols } else { 0 })
+            }
+        };
+        max_nnz += nnz;
+        dtype = Some(match dtype {
+            None => d,
+            Some(p) => p.promote(d).ok_or_else(|| ConcatError::unsupported(out_path, format!("cannot combine {p} and {d}")))?,
+        });
+    }
+    let dtype = dtype.unwrap_or(adcat_store::DType::F32);
+    let plan = OutPlan { sparse, dtype, fill };
+    let total: u64 = rows.iter().sum();
+    let transposed = opts.axis == Axis::Var;
+    let mut w = MatWriter::create(out, out_path, plan, total, n_cols, max_nnz, transposed, &opts.write).map_err(|e| match e {
+        ConcatError::Format(f) => ConcatError::Output(f),
+        o => o,
+    })?;
+    let budget = opts.write.max_memory;
+    for (i, s) in srcs.iter().enumerate() {
+        match s {
+            None => w.push_missing(rows[i], user_fill.unwrap_or(f64::NAN))?,
+            Some(s) => {
+                let per = ((budget / 4) / matrix::row_bytes(s).max(1)).max(1);
+                let mut start = 0;
+                let n = s.n_rows();
+                while start < n {
+                    let end = (start + per).min(n);
+                    let b = s.read_block(start, end, budget / 4).at(s.store)?;
+                    w.push(b, re_of(i))?;
+                    progress.advance((end - start) * matrix::row_bytes(s));
+                    start = end;
+                }
+            }
+        }
+    }
+    w.finish()?;
+    Ok(())
+}
+
+/// obsm (varm for axis=var): arrays get min (inner) / max (outer) width, dataframes a
+/// column join; keys are intersected (inner) or united (outer).
+fn concat_axis_mapping(ins: &[Input<'_>], am: &str, ax: &str, names: &[String], opts: &ConcatOptions, out: &dyn Store, progress: &dyn Progress) -> Result<()> {
+    write_dict(out, am).map_err(ConcatError::Output)?;
+    let key_sets: Vec<Vec<String>> = ins.iter().map(|i| list_or_empty(i.store, am)).collect::<Result<_>>()?;
+    let rows: Vec<u64> = ins.iter().map(|i| s_len(i, ax)).collect();
+    for k in join_keys(&key_sets, opts.join) {
+        let p = join_path(am, &k);
+        progress.element(&p);
+        let mut encs = vec![];
+        for (i, ks) in ins.iter().zip(&key_sets) {
+            encs.push(if ks.contains(&k) { Some(detect(i.store, &p).at(i.store)?.encoding) } else { None });
+        }
+        let present: Vec<Encoding> = encs.iter().flatten().copied().collect();
+        if present.iter().all(|e| *e == Encoding::DataFrame) {
+            let frames: Vec<FrameSource<'_>> = ins
+                .iter()
+                .zip(&encs)
+                .map(|(i, e)| {
+                    if e.is_some() {
+                        FrameSource::open(i.store, &p, s_len(i, ax)).at(i.store)
+                    } else {
+                        Ok(FrameSource { store: i.store, path: p.clone(), n: s_len(i, ax), columns: vec![] })
+                    }
+                })
+                .collect::<Result<_>>()?;
+            concat_frames(&frames, opts.join, names, None, out, &p, &opts.write, ((opts.write.max_memory / 4) / 64).max(1))?;
+            continue;
+        }
+        if present.iter().any(|e| !matches!(e, Encoding::Array | Encoding::Csr | Encoding::Csc)) {
+            return Err(ConcatError::unsupported(&p, format!("cannot concatenate elements of encodings {present:?}")));
+        }
+        let srcs: Vec<Option<MatSource<'_>>> = ins
+            .iter()
+            .zip(&encs)
+            .map(|(i, e)| e.map(|_| MatSource::open(i.store, &p, false).at(i.store)).transpose())
+            .collect::<Result<_>>()?;
+        let widths: Vec<u64> = srcs.iter().flatten().map(MatSource::n_cols).collect();
+        let width = match opts.join {
+            Join::Inner => widths.iter().copied().min().unwrap_or(0),
+            Join::Outer => widths.iter().copied().max().unwrap_or(0),
+        };
+        let reindexers: Vec<Reindexer> = srcs
+            .iter()
+            .map(|s| {
+                let w = s.as_ref().map_or(width, MatSource::n_cols);
+                let new_pos = (0..w as i64).map(|j| if (j as u64) < width { j } else { -1 }).collect();
+                let old_pos = (0..width as i64).map(|j| if (j as u64) < w { j } else { -1 }).collect();
+                Reindexer { new_pos, old_pos, identity: w == width }
+            })
+            .collect();
+        concat_matrix(&srcs, &rows, Some(&reindexers), width, out, &p, &ConcatOptions { axis: Axis::Obs, ..opts.clone() }, progress)?;
+    }
+    Ok(())
+}

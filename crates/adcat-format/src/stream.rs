@@ -75,6 +75,21 @@ impl Appender {
         Ok(())
     }
 
+    /// Write what is buffered and shrink the array to `rows` rows (for arrays created
+    /// with an upper bound, e.g. sparse `data` before reindexing drops entries).
+    pub fn finish_at(mut self, store: &dyn Store, rows: u64) -> Result<()> {
+        self.flush(store, true)?;
+        if self.written != rows {
+            return Err(FormatError::invalid(&self.path, format!("wrote {} rows, expected {rows}", self.written)));
+        }
+        if rows != self.spec.shape[0] {
+            let mut shape = self.spec.shape.clone();
+            shape[0] = rows;
+            store.resize(&self.path, &shape)?;
+        }
+        Ok(())
+    }
+
     /// Write what is buffered and check the array is complete.
     pub fn finish(mut self, store: &dyn Store) -> Result<()> {
         self.flush(store, true)?;

@@ -1,0 +1,556 @@
+//! Dataframes: the concatenation-axis annotation (obs for axis=obs), streamed column by
+//! column in row blocks with anndata's dtype unification; and the off-axis annotation,
+//! reindexed and merged in memory.
+
+use crate::index::Reindexer;
+use crate::merge::{merge_values, Strategy};
+use crate::natsort::natcmp;
+use crate::{ConcatError, Join, Result};
+use adcat_format::frame::{Column, DataFrame};
+use adcat_format::layout::{Purpose, WriteOptions};
+use adcat_format::stream::Appender;
+use adcat_format::{detect, Encoding};
+use adcat_store::{join_path, ArrayData, AttrValue, DType, Store};
+use std::collections::HashMap;
+
+/// How an input column is stored.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ColKind {
+    /// Plain numeric/bool `array`.
+    Num(DType),
+    /// `string-array`.
+    Str,
+    /// `categorical` with its categories.
+    Cat {
+        /// Categories (strings or numbers).
+        categories: ArrayData,
+        /// Ordered flag.
+        ordered: bool,
+    },
+    /// `nullable-integer` of this dtype.
+    NInt(DType),
+    /// `nullable-boolean`.
+    NBool,
+    /// `nullable-string-array`.
+    NStr,
+}
+
+/// Inspect the column element at `path`.
+pub fn col_kind(store: &dyn Store, path: &str) -> Result<ColKind> {
+    let det = detect(store, path)?;
+    Ok(match det.encoding {
+        Encoding::Array | Encoding::StringArray => {
+            let m = store.array_meta(path)?;
+            if m.shape.len() != 1 {
+                return Err(ConcatError::unsupported(path, format!("dataframe column of shape {:?}", m.shape)));
+            }
+            if m.dtype == DType::String { ColKind::Str } else { ColKind::Num(m.dtype) }
+        }
+        Encoding::Categorical => ColKind::Cat {
+            categories: store.read_all(&join_path(path, "categories"))?,
+            ordered: store.attr(path, "ordered")?.and_then(|v| v.as_bool()).unwrap_or(false),
+        },
+        Encoding::NullableInteger => ColKind::NInt(store.array_meta(&join_path(path, "values"))?.dtype),
+        Encoding::NullableBoolean => ColKind::NBool,
+        Encoding::NullableString => ColKind::NStr,
+        other => return Err(ConcatError::unsupported(path, format!("{other} is not a dataframe column"))),
+    })
+}
+
+/// The unified output type of a column.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OutCol {
+    /// `array` of dtype; missing rows hold NaN (dtype is float then).
+    Num(DType),
+    /// `nullable-integer`.
+    NInt(DType),
+    /// `nullable-boolean`.
+    NBool,
+    /// `nullable-string-array` (na-value NaN).
+    Str,
+    /// `categorical` with the unified categories; per input: old code -> new code.
+    Cat {
+        /// Unified categories.
+        categories: ArrayData,
+        /// Ordered flag.
+        ordered: bool,
+        /// Per input code remapping (None when the input lacks the column or is not
+        /// categorical).
+        maps: Vec<Option<Vec<i64>>>,
+    },
+}
+
+fn cat_labels(c: &ArrayData) -> Vec<String> {
+    match c.as_strings() {
+        Some(s) => s.iter().cloned().collect(),
+        None => c.to_f64_vec().unwrap_or_default().iter().map(|v| v.to_string()).collect(),
+    }
+}
+
+/// anndata's `unify_dtypes` followed by pandas' concat rules, for one column.
+/// `kinds[i]` is None when input i lacks the column.
+pub fn unify(name: &str, kinds: &[Option<ColKind>]) -> Result<OutCol> {
+    let present: Vec<&ColKind> = kinds.iter().flatten().collect();
+    let has_missing = present.len() < kinds.len();
+    let bad = || ConcatError::unsupported(name, format!("cannot combine column types {present:?}"));
+    if present.iter().any(|k| matches!(k, ColKind::Cat { .. })) {
+        if !present.iter().all(|k| matches!(k, ColKind::Cat { .. })) {
+            // pandas falls back to object; adcat writes strings when every part is text.
+            if present.iter().all(|k| matches!(k, ColKind::Str | ColKind::NStr) || matches!(k, ColKind::Cat { categories, .. } if categories.dtype() == DType::String)) {
+                return Ok(OutCol::Str);
+            }
+            return Err(bad());
+        }
+        let cats: Vec<(&ArrayData, bool)> = present
+            .iter()
+            .filter_map(|k| match k {
+                ColKind::Cat { categories, ordered } => Some((categories, *ordered)),
+                _ => None,
+            })
+            .collect();
+        let numeric = cats.iter().all(|(c, _)| c.dtype() != DType::String);
+        // Union of categories (pandas Index.union: sorted when they differ).
+        let mut union: Vec<String> = vec![];
+        let mut seen = std::collections::HashSet::new();
+        for (c, _) in &cats {
+            for l in cat_labels(c) {
+                if seen.insert(l.clone()) {
+                    union.push(l);
+                }
+            }
+        }
+        let any_ordered = cats.iter().any(|(_, o)| *o);
+        let first_labels = cats.first().map(|(c, _)| cat_labels(c)).unwrap_or_default();
+        let (categories, ordered) = if !any_ordered && first_labels.len() == union.len() {
+            // Unordered dtypes with equal category sets compare equal in pandas: astype to
+            // the natsorted union is a no-op for such inputs, and concat keeps the first
+            // input's order.
+            (cats[0].0.clone(), false)
+        } else if !any_ordered {
+            if numeric {
+                let mut vals: Vec<f64> = cats.iter().flat_map(|(c, _)| c.to_f64_vec().unwrap_or_default()).collect();
+                vals.sort_by(|a, b| a.total_cmp(b));
+                vals.dedup();
+                let dt = cats.iter().map(|(c, _)| c.dtype()).reduce(|a, b| a.promote(b).unwrap_or(DType::F64)).unwrap_or(DType::F64);
+                let arr = ArrayData::from_vec(vals);
+                (arr.cast(dt).unwrap_or_else(|| ArrayData::from_vec(Vec::<f64>::new())), false)
+            } else {
+                union.sort_by(|a, b| natcmp(a, b));
+                (ArrayData::from_vec(union.clone()), false)
+            }
+        } else {
+            let with: Vec<&(&ArrayData, bool)> = cats.iter().filter(|(c, _)| !c.is_empty()).collect();
+            let first = with.first().map(|(c, _)| cat_labels(c)).unwrap_or_default();
+            let same = !with.is_empty() && with.iter().all(|(c, o)| *o && cat_labels(c) == first) && first.len() == union.len();
+            if !same {
+                // pandas gives object: write the labels as strings.
+                return Ok(OutCol::Str);
+            }
+            (with[0].0.clone(), true)
+        };
+        let new_labels = cat_labels(&categories);
+        let pos: HashMap<&str, i64> = new_labels.iter().enumerate().map(|(i, s)| (s.as_str(), i as i64)).collect();
+        let maps = kinds
+            .iter()
+            .map(|k| match k {
+                Some(ColKind::Cat { categories, .. }) => Some(cat_labels(categories).iter().map(|l| pos.get(l.as_str()).copied().unwrap_or(-1)).collect()),
+                _ => None,
+            })
+            .collect();
+        return Ok(OutCol::Cat { categories, ordered, maps });
+    }
+    if present.iter().all(|k| matches!(k, ColKind::Str | ColKind::NStr)) {
+        return Ok(OutCol::Str);
+    }
+    let all_bool = present.iter().all(|k| matches!(k, ColKind::Num(DType::Bool) | ColKind::NBool));
+    if all_bool {
+        let nullable = has_missing || present.iter().any(|k| matches!(k, ColKind::NBool));
+        return Ok(if nullable { OutCol::NBool } else { OutCol::Num(DType::Bool) });
+    }
+    let mut dt: Option<DType> = None;
+    let mut nullable_int = false;
+    for k in &present {
+        let d = match k {
+            ColKind::Num(DType::Bool) | ColKind::NBool => return Err(bad()),
+            ColKind::Num(d) => *d,
+            ColKind::NInt(d) => {
+                nullable_int = true;
+                *d
+            }
+            _ => return Err(bad()),
+        };
+        dt = Some(match dt {
+            None => d,
+            Some(p) => p.promote(d).ok_or_else(bad)?,
+        });
+    }
+    let dt = dt.unwrap_or(DType::F64);
+    if nullable_int && !dt.is_float() {
+        return Ok(OutCol::NInt(dt));
+    }
+    if has_missing && !dt.is_float() {
+        return Ok(OutCol::Num(DType::F64));
+    }
+    Ok(OutCol::Num(dt))
+}
+
+fn codes_dtype(n: usize) -> DType {
+    // pandas picks the smallest signed type that holds the category count.
+    if n < i8::MAX as usize {
+        DType::I8
+    } else if n < i16::MAX as usize {
+        DType::I16
+    } else if n < i32::MAX as usize {
+        DType::I32
+    } else {
+        DType::I64
+    }
+}
+
+/// Streams one output column.
+struct ColWriter {
+    out: OutCol,
+    values: Appender,
+    mask: Option<Appender>,
+}
+
+impl ColWriter {
+    fn create(store: &dyn Store, path: &str, out: OutCol, n: u64, opts: &WriteOptions) -> Result<Self> {
+        let app = |p: &str, d: DType| Appender::create(store, p, d, &[n], Purpose::Dense, opts);
+        Ok(match &out {
+            OutCol::Num(d) => {
+                let values = app(path, *d)?;
+                store.set_attrs(path, &Encoding::Array.attrs())?;
+                ColWriter { out, values, mask: None }
+            }
+            OutCol::NInt(_) | OutCol::NBool | OutCol::Str => {
+                let (enc, d) = match &out {
+                    OutCol::NInt(d) => (Encoding::NullableInteger, *d),
+                    OutCol::NBool => (Encoding::NullableBoolean, DType::Bool),
+                    _ => (Encoding::NullableString, DType::String),
+                };
+                store.create_group(path)?;
+                let mut attrs = enc.attrs();
+                if enc == Encoding::NullableString {
+                    attrs.insert("na-value".into(), AttrValue::String("NaN".into()));
+                }
+                store.set_attrs(path, &attrs)?;
+                let values = app(&join_path(path, "values"), d)?;
+                let mask = app(&join_path(path, "mask"), DType::Bool)?;
+                ColWriter { out, values, mask: Some(mask) }
+            }
+            OutCol::Cat { categories, ordered, .. } => {
+                store.create_group(path)?;
+                let mut attrs = Encoding::Categorical.attrs();
+                attrs.insert("ordered".into(), AttrValue::Bool(*ordered));
+                store.set_attrs(path, &attrs)?;
+                adcat_format::frame::write_array(store, &join_path(path, "categories"), categories, opts)?;
+                let values = app(&join_path(path, "codes"), codes_dtype(categories.len()))?;
+                ColWriter { out, values, mask: None }
+            }
+        })
+    }
+
+    fn vals_dtype(&self) -> DType {
+        match &self.out {
+            OutCol::Num(d) | OutCol::NInt(d) => *d,
+            OutCol::NBool => DType::Bool,
+            OutCol::Str => DType::String,
+            OutCol::Cat { categories, .. } => codes_dtype(categories.len()),
+        }
+    }
+
+    fn push_missing(&mut self, store: &dyn Store, n: u64) -> Result<()> {
+        let d = self.vals_dtype();
+        let values = match &self.out {
+            OutCol::Num(_) => ArrayData::from_vec(vec![f64::NAN; n as usize]).cast(d).unwrap_or_else(|| ArrayData::zeros(d, &[n])),
+            OutCol::Cat { .. } => ArrayData::from_vec(vec![-1i64; n as usize]).cast(d).unwrap_or_else(|| ArrayData::zeros(d, &[n])),
+            _ => ArrayData::zeros(d, &[n]),
+        };
+        self.values.push(store, values)?;
+        if let Some(m) = self.mask.as_mut() {
+            m.push(store, ArrayData::from_vec(vec![true; n as usize]))?;
+        }
+        Ok(())
+    }
+
+    /// Push rows `s..e` of input `i`'s column at `path` (kind `kind`).
+    #[allow(clippy::too_many_arguments)]
+    fn push_rows(&mut self, src: &dyn Store, path: &str, kind: &ColKind, input: usize, s: u64, e: u64, store: &dyn Store) -> Result<()> {
+        let n = (e - s) as usize;
+        let d = self.vals_dtype();
+        let (values, mask): (ArrayData, Vec<bool>) = match kind {
+            ColKind::Num(_) | ColKind::Str => (src.read_rows(path, s, e)?, vec![false; n]),
+            ColKind::NInt(_) | ColKind::NBool | ColKind::NStr => {
+                let v = src.read_rows(&join_path(path, "values"), s, e)?;
+                let m = src.read_rows(&join_path(path, "mask"), s, e)?;
+                let m = match m {
+                    ArrayData::Bool(a) => a.iter().copied().collect(),
+                    other => other.to_i64_vec().unwrap_or_default().iter().map(|&x| x != 0).collect(),
+                };
+                (v, m)
+            }
+            ColKind::Cat { categories, .. } => {
+                let codes = src.read_rows(&join_path(path, "codes"), s, e)?.to_i64_vec().unwrap_or_default();
+                match &self.out {
+                    OutCol::Cat { maps, .. } => {
+                        let map = maps.get(input).and_then(|m| m.as_ref());
+                        let c: Vec<i64> = codes.iter().map(|&c| if c < 0 { -1 } else { map.and_then(|m| m.get(c as usize).copied()).unwrap_or(-1) }).collect();
+                        (ArrayData::from_vec(c), vec![false; n])
+                    }
+                    _ => {
+                        // Categorical written as strings (pandas object fallback).
+                        let labels = cat_labels(categories);
+                        let v: Vec<String> = codes.iter().map(|&c| if c < 0 { String::new() } else { labels.get(c as usize).cloned().unwrap_or_default() }).collect();
+                        let m = codes.iter().map(|&c| c < 0).collect();
+                        (ArrayData::from_vec(v), m)
+                    }
+                }
+            }
+        };
+        let values = if values.dtype() == d {
+            values
+        } else {
+            values.cast(d).ok_or_else(|| ConcatError::unsupported(path, format!("cannot convert {} to {d}", values.dtype())))?
+        };
+        // Plain float output from a nullable input: masked entries become NaN.
+        let values = if matches!(self.out, OutCol::Num(_)) && mask.iter().any(|&m| m) {
+            let mut f = values.to_f64_vec().unwrap_or_default();
+            for (x, &m) in f.iter_mut().zip(&mask) {
+                if m {
+                    *x = f64::NAN;
+                }
+            }
+            ArrayData::from_vec(f).cast(d).unwrap_or(values)
+        } else {
+            values
+        };
+        self.values.push(store, values)?;
+        if let Some(m) = self.mask.as_mut() {
+            m.push(store, ArrayData::from_vec(mask))?;
+        }
+        Ok(())
+    }
+
+    fn finish(self, store: &dyn Store) -> Result<()> {
+        self.values.finish(store)?;
+        if let Some(m) = self.mask {
+            m.finish(store)?;
+        }
+        Ok(())
+    }
+}
+
+/// One input dataframe along the concatenation axis.
+#[derive(Debug, Clone)]
+pub struct FrameSource<'a> {
+    /// Store.
+    pub store: &'a dyn Store,
+    /// Path of the dataframe group.
+    pub path: String,
+    /// Rows.
+    pub n: u64,
+    /// Columns in order.
+    pub columns: Vec<String>,
+}
+
+impl<'a> FrameSource<'a> {
+    /// Read a dataframe's shape and column list.
+    pub fn open(store: &'a dyn Store, path: &str, n: u64) -> Result<Self> {
+        let columns = store.attr(path, "column-order")?.and_then(|v| v.as_strings()).unwrap_or_default();
+        Ok(FrameSource { store, path: path.to_owned(), n, columns })
+    }
+}
+
+/// pandas `concat(join=...)` column set: inner keeps the first frame's order of the common
+/// columns; outer keeps the order of first appearance.
+pub fn join_columns(frames: &[Vec<String>], join: Join) -> Vec<String> {
+    let mut out: Vec<String> = vec![];
+    match join {
+        Join::Inner => {
+            if let Some(first) = frames.first() {
+                for c in first {
+                    if frames.iter().all(|f| f.contains(c)) && !out.contains(c) {
+                        out.push(c.clone());
+                    }
+                }
+            }
+        }
+        Join::Outer => {
+            for f in frames {
+                for c in f {
+                    if !out.contains(c) {
+                        out.push(c.clone());
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Concatenate dataframes along rows into `out_path`, streaming each column.
+/// `index` is the new index; `label` adds a categorical column with `keys` as categories.
+#[allow(clippy::too_many_arguments)]
+pub fn concat_frames(
+    frames: &[FrameSource<'_>],
+    join: Join,
+    index: &[String],
+    label: Option<(&str, &[String])>,
+    out: &dyn Store,
+    out_path: &str,
+    opts: &WriteOptions,
+    block_rows: u64,
+) -> Result<()> {
+    let cols_per: Vec<Vec<String>> = frames.iter().map(|f| f.columns.clone()).collect();
+    let mut columns = join_columns(&cols_per, join);
+    let total: u64 = frames.iter().map(|f| f.n).sum();
+    out.create_group(out_path)?;
+    let mut order = columns.clone();
+    if let Some((name, _)) = label {
+        if !order.iter().any(|c| c == name) {
+            order.push(name.to_owned());
+        }
+        columns.retain(|c| c != name);
+    }
+    let mut attrs = Encoding::DataFrame.attrs();
+    attrs.insert("_index".into(), AttrValue::String("_index".into()));
+    attrs.insert("column-order".into(), AttrValue::Strings(order));
+    out.set_attrs(out_path, &attrs)?;
+    write_index(out, &join_path(out_path, "_index"), index, opts)?;
+    for name in &columns {
+        let kinds: Vec<Option<ColKind>> = frames
+            .iter()
+            .map(|f| if f.columns.contains(name) { col_kind(f.store, &join_path(&f.path, name)).map(Some) } else { Ok(None) })
+            .collect::<Result<_>>()?;
+        let oc = unify(name, &kinds)?;
+        let mut w = ColWriter::create(out, &join_path(out_path, name), oc, total, opts)?;
+        for (i, (f, k)) in frames.iter().zip(&kinds).enumerate() {
+            match k {
+                None => w.push_missing(out, f.n)?,
+                Some(k) => {
+                    let p = join_path(&f.path, name);
+                    let mut s = 0;
+                    while s < f.n {
+                        let e = (s + block_rows.max(1)).min(f.n);
+                        w.push_rows(f.store, &p, k, i, s, e, out)?;
+                        s = e;
+                    }
+                }
+            }
+        }
+        w.finish(out)?;
+    }
+    if let Some((name, keys)) = label {
+        let codes: Vec<i64> = frames.iter().enumerate().flat_map(|(i, f)| std::iter::repeat_n(i as i64, f.n as usize)).collect();
+        let d = codes_dtype(keys.len());
+        let col = Column::Categorical {
+            codes: ArrayData::from_vec(codes).cast(d).unwrap_or_else(|| ArrayData::zeros(d, &[0])),
+            categories: ArrayData::from_vec(keys.to_vec()),
+            ordered: false,
+        };
+        col.write(out, &join_path(out_path, name), opts)?;
+    }
+    Ok(())
+}
+
+/// Write an index as anndata 0.13.4 with pandas 3 does: `nullable-string-array`, na NaN.
+pub fn write_index(out: &dyn Store, path: &str, names: &[String], opts: &WriteOptions) -> Result<()> {
+    Column::NullableString { values: names.to_vec(), mask: vec![false; names.len()], na_value: Some("NaN".into()) }.write(out, path, opts)?;
+    Ok(())
+}
+
+/// Reindex an in-memory column to a new index (missing rows: NaN / masked / code -1),
+/// with pandas' dtype changes (int -> float64, bool -> nullable boolean).
+pub fn reindex_column(col: &Column, re: &Reindexer) -> Column {
+    if re.identity {
+        return col.clone();
+    }
+    let missing = re.n_missing() > 0;
+    let take_pos = |i: usize| re.old_pos[i];
+    let n = re.new_len();
+    match col {
+        Column::Array(a) => {
+            let d = a.dtype();
+            if d == DType::Bool && missing {
+                let v = a.to_i64_vec().unwrap_or_default();
+                let values = (0..n).map(|i| take_pos(i) >= 0 && v[take_pos(i) as usize] != 0).collect();
+                let mask = (0..n).map(|i| take_pos(i) < 0).collect();
+                return Column::NullableBoolean { values, mask };
+            }
+            if missing || !d.is_float() {
+                let v = a.to_f64_vec().unwrap_or_default();
+                let out: Vec<f64> = (0..n).map(|i| if take_pos(i) >= 0 { v[take_pos(i) as usize] } else { f64::NAN }).collect();
+                let target = if missing && !d.is_float() { DType::F64 } else { d };
+                let arr = ArrayData::from_vec(out);
+                return Column::Array(arr.cast(target).unwrap_or_else(|| ArrayData::zeros(target, &[0])));
+            }
+            let v = a.to_f64_vec().unwrap_or_default();
+            let arr = ArrayData::from_vec((0..n).map(|i| v[take_pos(i) as usize]).collect::<Vec<f64>>());
+            Column::Array(arr.cast(d).unwrap_or_else(|| ArrayData::zeros(d, &[0])))
+        }
+        Column::Strings(v) | Column::NullableString { values: v, .. } => {
+            let old_mask = match col {
+                Column::NullableString { mask, .. } => Some(mask),
+                _ => None,
+            };
+            let values = (0..n).map(|i| if take_pos(i) >= 0 { v[take_pos(i) as usize].clone() } else { String::new() }).collect();
+            let mask: Vec<bool> = (0..n).map(|i| take_pos(i) < 0 || old_mask.is_some_and(|m| m[take_pos(i) as usize])).collect();
+            let na_value = match col {
+                Column::NullableString { na_value, .. } => na_value.clone(),
+                _ => Some("NaN".into()),
+            };
+            Column::NullableString { values, mask, na_value }
+        }
+        Column::Categorical { codes, categories, ordered } => {
+            let c = codes.to_i64_vec().unwrap_or_default();
+            let out: Vec<i64> = (0..n).map(|i| if take_pos(i) >= 0 { c[take_pos(i) as usize] } else { -1 }).collect();
+            Column::Categorical { codes: ArrayData::from_vec(out).cast(codes.dtype()).unwrap_or_else(|| codes.clone()), categories: categories.clone(), ordered: *ordered }
+        }
+        Column::NullableInteger { values, mask } => {
+            let v = values.to_i64_vec().unwrap_or_default();
+            let out: Vec<i64> = (0..n).map(|i| if take_pos(i) >= 0 { v[take_pos(i) as usize] } else { 0 }).collect();
+            let m = (0..n).map(|i| take_pos(i) < 0 || mask[take_pos(i) as usize]).collect();
+            Column::NullableInteger { values: ArrayData::from_vec(out).cast(values.dtype()).unwrap_or_else(|| values.clone()), mask: m }
+        }
+        Column::NullableBoolean { values, mask } => Column::NullableBoolean {
+            values: (0..n).map(|i| take_pos(i) >= 0 && values[take_pos(i) as usize]).collect(),
+            mask: (0..n).map(|i| take_pos(i) < 0 || mask[take_pos(i) as usize]).collect(),
+        },
+    }
+}
+
+/// Merge the off-axis annotation: reindex each input's frame, then apply the strategy
+/// column by column (no strategy: index only).
+pub fn merge_frames(frames: &[DataFrame], reindexers: &[Reindexer], index: &[String], strategy: Option<Strategy>) -> DataFrame {
+    let mut out = DataFrame::with_index(index.to_vec());
+    out.index = Column::NullableString { values: index.to_vec(), mask: vec![false; index.len()], na_value: Some("NaN".into()) };
+    let Some(strategy) = strategy else { return out };
+    let maps: Vec<Vec<(String, Column)>> = frames
+        .iter()
+        .zip(reindexers)
+        .map(|(f, r)| f.columns.iter().map(|(n, c)| (n.clone(), reindex_column(c, r))).collect())
+        .collect();
+    out.columns = merge_values(&maps, strategy, columns_equal);
+    out
+}
+
+/// pandas `Series.equals` on columns: same dtype and values, NaN equal to NaN.
+pub fn columns_equal(a: &Column, b: &Column) -> bool {
+    match (a, b) {
+        (Column::Array(x), Column::Array(y)) => x.dtype() == y.dtype() && arrays_equal(x, y),
+        _ => a == b,
+    }
+}
+
+/// Element-wise equality with NaN == NaN.
+pub fn arrays_equal(x: &ArrayData, y: &ArrayData) -> bool {
+    if x.shape() != y.shape() {
+        return false;
+    }
+    match (x.to_f64_vec(), y.to_f64_vec()) {
+        (Some(a), Some(b)) => a.iter().zip(&b).all(|(p, q)| p == q || (p.is_nan() && q.is_nan())),
+        (None, None) => x == y,
+        _ => false,
+    }
+}

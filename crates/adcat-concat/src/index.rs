@@ -1,0 +1,125 @@
+//! Off-axis index merging and reindexing, with pandas' `Index.union/intersection` rules.
+
+use std::collections::{HashMap, HashSet};
+
+/// How the off-axis indexes of the inputs are combined.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Join {
+    /// Names present in every input, in the first input's order.
+    #[default]
+    Inner,
+    /// Names present in any input (sorted, as pandas' union, unless all are equal).
+    Outer,
+}
+
+fn unique(v: &[String]) -> Vec<String> {
+    let mut seen = HashSet::with_capacity(v.len());
+    v.iter().filter(|s| seen.insert(s.as_str())).cloned().collect()
+}
+
+/// `reduce(pd.Index.intersection)` / `reduce(pd.Index.union)` over the inputs' indexes.
+pub fn merge_indices(idxs: &[Vec<String>], join: Join) -> Vec<String> {
+    let Some(first) = idxs.first() else { return vec![] };
+    let mut acc = first.clone();
+    for next in &idxs[1..] {
+        acc = match join {
+            Join::Inner => {
+                if &acc == next {
+                    unique(&acc)
+                } else {
+                    let other: HashSet<&str> = next.iter().map(String::as_str).collect();
+                    let kept: Vec<String> = acc.iter().filter(|s| other.contains(s.as_str())).cloned().collect();
+                    unique(&kept)
+                }
+            }
+            Join::Outer => {
+                if &acc == next || next.is_empty() {
+                    acc
+                } else if acc.is_empty() {
+                    next.clone()
+                } else {
+                    let mut all: Vec<String> = acc.iter().chain(next.iter()).cloned().collect();
+                    all.sort_unstable();
+                    all.dedup();
+                    all
+                }
+            }
+        };
+    }
+    acc
+}
+
+/// Names that occur more than once.
+pub fn duplicates(v: &[String]) -> Vec<String> {
+    let mut seen = HashSet::new();
+    let mut dup = vec![];
+    for s in v {
+        if !seen.insert(s.as_str()) && !dup.contains(s) {
+            dup.push(s.clone());
+        }
+    }
+    dup
+}
+
+/// Maps an input's off-axis positions onto the merged index.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reindexer {
+    /// For each old position, its new position, or -1 when dropped (inner join).
+    pub new_pos: Vec<i64>,
+    /// For each new position, its old position, or -1 when missing (to be filled).
+    pub old_pos: Vec<i64>,
+    /// The old index equals the new one: nothing to do.
+    pub identity: bool,
+}
+
+impl Reindexer {
+    /// Build the mapping from `old` to `new` (`new` must be unique).
+    pub fn new(old: &[String], new: &[String]) -> Reindexer {
+        if old == new {
+            let n = old.len() as i64;
+            return Reindexer { new_pos: (0..n).collect(), old_pos: (0..n).collect(), identity: true };
+        }
+        let pos: HashMap<&str, i64> = new.iter().enumerate().map(|(i, s)| (s.as_str(), i as i64)).collect();
+        let new_pos: Vec<i64> = old.iter().map(|s| pos.get(s.as_str()).copied().unwrap_or(-1)).collect();
+        let mut old_pos = vec![-1i64; new.len()];
+        for (o, &n) in new_pos.iter().enumerate() {
+            if n >= 0 {
+                // With duplicate old names, pandas' get_indexer fails; callers reject those.
+                old_pos[n as usize] = o as i64;
+            }
+        }
+        Reindexer { new_pos, old_pos, identity: false }
+    }
+
+    /// Number of new positions with no source (filled).
+    pub fn n_missing(&self) -> usize {
+        self.old_pos.iter().filter(|&&p| p < 0).count()
+    }
+
+    /// Size of the new axis.
+    pub fn new_len(&self) -> usize {
+        self.old_pos.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn pandas_examples() {
+        // From the anndata notes: DCBA ∩ ZBA -> BA ; DCBA ∪ ZBA -> ABCDZ.
+        assert_eq!(merge_indices(&[s(&["D", "C", "B", "A"]), s(&["Z", "B", "A"])], Join::Inner), s(&["B", "A"]));
+        assert_eq!(merge_indices(&[s(&["D", "C", "B", "A"]), s(&["Z", "B", "A"])], Join::Outer), s(&["A", "B", "C", "D", "Z"]));
+        // Equal indexes keep their order under union.
+        assert_eq!(merge_indices(&[s(&["b", "a"]), s(&["b", "a"])], Join::Outer), s(&["b", "a"]));
+        let r = Reindexer::new(&s(&["b", "x", "a"]), &s(&["a", "b", "c"]));
+        assert_eq!(r.new_pos, vec![1, -1, 0]);
+        assert_eq!(r.old_pos, vec![2, 0, -1]);
+        assert_eq!(r.n_missing(), 1);
+    }
+}

@@ -1,0 +1,210 @@
+//! anndata's merge strategies (`same`, `unique`, `first`, `only`) and the in-memory
+//! element trees they act on (uns, and off-axis mappings).
+
+use crate::Result;
+use adcat_format::layout::{Purpose, WriteOptions};
+use adcat_format::{detect, Encoding};
+use adcat_store::{join_path, ArrayData, AttrValue, Attrs, NodeKind, Store};
+use std::str::FromStr;
+
+/// How values of the same key from several inputs are combined.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strategy {
+    /// Keep keys present in every input whose values are all equal.
+    Same,
+    /// Keep keys (from any input) whose values are all equal.
+    Unique,
+    /// Keep the first value of each key.
+    First,
+    /// Keep keys present in exactly one input.
+    Only,
+}
+
+impl FromStr for Strategy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "same" => Ok(Strategy::Same),
+            "unique" => Ok(Strategy::Unique),
+            "first" => Ok(Strategy::First),
+            "only" => Ok(Strategy::Only),
+            _ => Err(format!("unknown merge strategy {s:?} (use same, unique, first or only)")),
+        }
+    }
+}
+
+fn keys<V>(maps: &[Vec<(String, V)>], s: Strategy) -> Vec<String> {
+    let mut out: Vec<String> = vec![];
+    match s {
+        Strategy::Same => {
+            if let Some(first) = maps.first() {
+                for (k, _) in first {
+                    if maps.iter().all(|m| m.iter().any(|(x, _)| x == k)) && !out.contains(k) {
+                        out.push(k.clone());
+                    }
+                }
+            }
+        }
+        _ => {
+            for m in maps {
+                for (k, _) in m {
+                    if !out.contains(k) {
+                        out.push(k.clone());
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+fn pick<V: Clone>(vals: &[&V], s: Strategy, eq: &dyn Fn(&V, &V) -> bool) -> Option<V> {
+    match s {
+        Strategy::Same | Strategy::Unique => {
+            let first = vals.first()?;
+            vals.iter().all(|v| eq(v, first)).then(|| (*first).clone())
+        }
+        Strategy::First => vals.first().map(|v| (*v).clone()),
+        Strategy::Only => (vals.len() == 1).then(|| vals[0].clone()),
+    }
+}
+
+/// Merge flat maps (e.g. dataframe columns, varm entries).
+pub fn merge_values<V: Clone>(maps: &[Vec<(String, V)>], s: Strategy, eq: impl Fn(&V, &V) -> bool) -> Vec<(String, V)> {
+    keys(maps, s)
+        .into_iter()
+        .filter_map(|k| {
+            let vals: Vec<&V> = maps.iter().filter_map(|m| m.iter().find(|(x, _)| *x == k).map(|(_, v)| v)).collect();
+            pick(&vals, s, &eq).map(|v| (k, v))
+        })
+        .collect()
+}
+
+/// A whole element read into memory, structure and attributes included.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Tree {
+    /// A group and its children in store order.
+    Group {
+        /// Attributes.
+        attrs: Attrs,
+        /// Children.
+        children: Vec<(String, Tree)>,
+    },
+    /// An array (`null` when it is the `null` encoding).
+    Array {
+        /// Attributes.
+        attrs: Attrs,
+        /// Contents.
+        data: ArrayData,
+    },
+}
+
+impl Tree {
+    /// Read the element at `path` (and everything under it).
+    pub fn read(store: &dyn Store, path: &str) -> Result<Tree> {
+        let attrs = store.attrs(path)?;
+        match store.node_kind(path)? {
+            Some(NodeKind::Group) => {
+                let mut children = vec![];
+                for c in store.list(path)? {
+                    children.push((c.clone(), Tree::read(store, &join_path(path, &c))?));
+                }
+                Ok(Tree::Group { attrs, children })
+            }
+            _ => {
+                // Validate the encoding as every other reader does.
+                detect(store, path)?;
+                Ok(Tree::Array { attrs, data: store.read_all(path)? })
+            }
+        }
+    }
+
+    /// Whether this is a mapping that merge strategies recurse into (`dict`).
+    pub fn is_mapping(&self) -> bool {
+        match self {
+            Tree::Group { attrs, .. } => attrs.get("encoding-type").and_then(AttrValue::as_str).is_none_or(|e| e == "dict"),
+            Tree::Array { .. } => false,
+        }
+    }
+
+    fn encoding(&self) -> Option<&str> {
+        let attrs = match self {
+            Tree::Group { attrs, .. } | Tree::Array { attrs, .. } => attrs,
+        };
+        attrs.get("encoding-type").and_then(AttrValue::as_str)
+    }
+
+    /// anndata's `equal`: same kind and values, NaN equal to NaN, numeric dtypes ignored.
+    pub fn equal(&self, other: &Tree) -> bool {
+        match (self, other) {
+            (Tree::Array { data: a, .. }, Tree::Array { data: b, .. }) => {
+                self.encoding() == other.encoding() && crate::frames::arrays_equal(a, b)
+            }
+            (Tree::Group { children: a, .. }, Tree::Group { children: b, .. }) => {
+                self.encoding() == other.encoding()
+                    && a.len() == b.len()
+                    && a.iter().all(|(k, v)| b.iter().any(|(k2, v2)| k == k2 && v.equal(v2)))
+            }
+            _ => false,
+        }
+    }
+
+    /// Write the element at `path` (must not exist).
+    pub fn write(&self, store: &dyn Store, path: &str, opts: &WriteOptions) -> Result<()> {
+        match self {
+            Tree::Group { attrs, children } => {
+                store.create_group(path)?;
+                if !attrs.is_empty() {
+                    store.set_attrs(path, attrs)?;
+                }
+                for (k, v) in children {
+                    v.write(store, &join_path(path, k), opts)?;
+                }
+            }
+            Tree::Array { attrs, data } => {
+                if self.encoding() == Some("null") {
+                    adcat_format::copy::write_null(store, path)?;
+                    return Ok(());
+                }
+                let shape = data.shape();
+                let spec = opts.spec(store.kind(), data.dtype(), &shape, Purpose::Dense);
+                store.create_array(path, &spec)?;
+                store.write(path, &vec![0; shape.len()], data)?;
+                if !attrs.is_empty() {
+                    store.set_attrs(path, attrs)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Children of a group (empty for arrays).
+    pub fn children(&self) -> &[(String, Tree)] {
+        match self {
+            Tree::Group { children, .. } => children,
+            Tree::Array { .. } => &[],
+        }
+    }
+}
+
+/// anndata's `merge_nested`: recurse into mappings present in every input that has the
+/// key, drop empty results, combine leaves with the strategy.
+pub fn merge_nested(maps: &[Vec<(String, Tree)>], s: Strategy) -> Vec<(String, Tree)> {
+    let mut out = vec![];
+    for k in keys(maps, s) {
+        let vals: Vec<&Tree> = maps.iter().filter_map(|m| m.iter().find(|(x, _)| *x == k).map(|(_, v)| v)).collect();
+        if vals.is_empty() {
+            continue;
+        }
+        if vals.iter().all(|v| v.is_mapping()) {
+            let sub: Vec<Vec<(String, Tree)>> = vals.iter().map(|v| v.children().to_vec()).collect();
+            let merged = merge_nested(&sub, s);
+            if !merged.is_empty() {
+                out.push((k, Tree::Group { attrs: Encoding::Dict.attrs(), children: merged }));
+            }
+        } else if let Some(v) = pick(&vals, s, &|a: &Tree, b: &Tree| a.equal(b)) {
+            out.push((k, v));
+        }
+    }
+    out
+}
