@@ -31,8 +31,8 @@ pub enum ColKind {
     NInt(DType),
     /// `nullable-boolean`.
     NBool,
-    /// `nullable-string-array`.
-    NStr,
+    /// `nullable-string-array` with its `na-value` ("NA" when absent, as anndata reads it).
+    NStr(String),
 }
 
 /// Inspect the column element at `path`.
@@ -52,7 +52,7 @@ pub fn col_kind(store: &dyn Store, path: &str) -> Result<ColKind> {
         },
         Encoding::NullableInteger => ColKind::NInt(store.array_meta(&join_path(path, "values"))?.dtype),
         Encoding::NullableBoolean => ColKind::NBool,
-        Encoding::NullableString => ColKind::NStr,
+        Encoding::NullableString => ColKind::NStr(store.attr(path, "na-value")?.and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_else(|| "NA".into())),
         other => return Err(ConcatError::unsupported(path, format!("{other} is not a dataframe column"))),
     })
 }
@@ -66,8 +66,8 @@ pub enum OutCol {
     NInt(DType),
     /// `nullable-boolean`.
     NBool,
-    /// `nullable-string-array` (na-value NaN).
-    Str,
+    /// `nullable-string-array` with this na-value.
+    Str(String),
     /// `categorical` with the unified categories; per input: old code -> new code.
     Cat {
         /// Unified categories.
@@ -96,8 +96,8 @@ pub fn unify(name: &str, kinds: &[Option<ColKind>]) -> Result<OutCol> {
     if present.iter().any(|k| matches!(k, ColKind::Cat { .. })) {
         if !present.iter().all(|k| matches!(k, ColKind::Cat { .. })) {
             // pandas falls back to object; adcat writes strings when every part is text.
-            if present.iter().all(|k| matches!(k, ColKind::Str | ColKind::NStr) || matches!(k, ColKind::Cat { categories, .. } if categories.dtype() == DType::String)) {
-                return Ok(OutCol::Str);
+            if present.iter().all(|k| matches!(k, ColKind::Str | ColKind::NStr(_)) || matches!(k, ColKind::Cat { categories, .. } if categories.dtype() == DType::String)) {
+                return Ok(OutCol::Str("NaN".into()));
             }
             return Err(bad());
         }
@@ -144,7 +144,7 @@ pub fn unify(name: &str, kinds: &[Option<ColKind>]) -> Result<OutCol> {
             let same = !with.is_empty() && with.iter().all(|(c, o)| *o && cat_labels(c) == first) && first.len() == union.len();
             if !same {
                 // pandas gives object: write the labels as strings.
-                return Ok(OutCol::Str);
+                return Ok(OutCol::Str("NaN".into()));
             }
             (with[0].0.clone(), true)
         };
@@ -159,8 +159,10 @@ pub fn unify(name: &str, kinds: &[Option<ColKind>]) -> Result<OutCol> {
             .collect();
         return Ok(OutCol::Cat { categories, ordered, maps });
     }
-    if present.iter().all(|k| matches!(k, ColKind::Str | ColKind::NStr)) {
-        return Ok(OutCol::Str);
+    if present.iter().all(|k| matches!(k, ColKind::Str | ColKind::NStr(_))) {
+        // pandas' StringDtype(na_value=NA) survives only when every part has it.
+        let all_na = present.iter().all(|k| matches!(k, ColKind::NStr(na) if na == "NA"));
+        return Ok(OutCol::Str(if all_na { "NA" } else { "NaN" }.into()));
     }
     let all_bool = present.iter().all(|k| matches!(k, ColKind::Num(DType::Bool) | ColKind::NBool));
     if all_bool {
@@ -223,7 +225,7 @@ impl ColWriter {
                 store.set_attrs(path, &Encoding::Array.attrs())?;
                 ColWriter { out, values, mask: None }
             }
-            OutCol::NInt(_) | OutCol::NBool | OutCol::Str => {
+            OutCol::NInt(_) | OutCol::NBool | OutCol::Str(_) => {
                 let (enc, d) = match &out {
                     OutCol::NInt(d) => (Encoding::NullableInteger, *d),
                     OutCol::NBool => (Encoding::NullableBoolean, DType::Bool),
@@ -231,8 +233,8 @@ impl ColWriter {
                 };
                 store.create_group(path)?;
                 let mut attrs = enc.attrs();
-                if enc == Encoding::NullableString {
-                    attrs.insert("na-value".into(), AttrValue::String("NaN".into()));
+                if let OutCol::Str(na) = &out {
+                    attrs.insert("na-value".into(), AttrValue::String(na.clone()));
                 }
                 store.set_attrs(path, &attrs)?;
                 let values = app(&join_path(path, "values"), d)?;
@@ -255,7 +257,7 @@ impl ColWriter {
         match &self.out {
             OutCol::Num(d) | OutCol::NInt(d) => *d,
             OutCol::NBool => DType::Bool,
-            OutCol::Str => DType::String,
+            OutCol::Str(_) => DType::String,
             OutCol::Cat { categories, .. } => codes_dtype(categories.len()),
         }
     }
@@ -281,7 +283,7 @@ impl ColWriter {
         let d = self.vals_dtype();
         let (values, mask): (ArrayData, Vec<bool>) = match kind {
             ColKind::Num(_) | ColKind::Str => (src.read_rows(path, s, e)?, vec![false; n]),
-            ColKind::NInt(_) | ColKind::NBool | ColKind::NStr => {
+            ColKind::NInt(_) | ColKind::NBool | ColKind::NStr(_) => {
                 let v = src.read_rows(&join_path(path, "values"), s, e)?;
                 let m = src.read_rows(&join_path(path, "mask"), s, e)?;
                 let m = match m {

@@ -359,8 +359,8 @@ fn concat_part(
         if opts.pairwise {
             offaxis::pairwise(ins.iter().map(|i| (i.store, s_len(i, ax))).collect(), &ap, opts, out)?;
         }
-        offaxis::merge_mapping(ins.iter().map(|i| i.store).collect(), &format!("{off}m"), &reindexers, new_off.len(), false, opts, out)?;
-        offaxis::merge_mapping(ins.iter().map(|i| i.store).collect(), &format!("{off}p"), &reindexers, new_off.len(), true, opts, out)?;
+        offaxis::merge_mapping(ins.iter().map(|i| i.store).collect(), &format!("{off}m"), &reindexers, &new_off, false, opts, out)?;
+        offaxis::merge_mapping(ins.iter().map(|i| i.store).collect(), &format!("{off}p"), &reindexers, &new_off, true, opts, out)?;
         // 6. uns.
         write_dict(out, "uns").map_err(ConcatError::Output)?;
         if let Some(s) = opts.uns_merge {
@@ -429,26 +429,26 @@ fn concat_matrix(
     progress: &dyn Progress,
 ) -> Result<()> {
     let sparse = srcs.iter().flatten().any(MatSource::is_sparse);
-    let user_fill = opts.fill_value;
-    let fill = user_fill.unwrap_or(if sparse { 0.0 } else { f64::NAN });
+    let fill = opts.fill_value.unwrap_or(if sparse { 0.0 } else { f64::NAN });
     let re_of = |i: usize| reindexers.map(|r| &r[i]);
-    // Output dtype: numpy promotion over inputs, each first promoted with its fill when
-    // reindexing leaves holes (dense: NaN by default; sparse: only a non-zero fill).
+    // Output dtype: numpy promotion over inputs. anndata reindexes with one fill for the
+    // element (0 when any input is sparse, else NaN); an input with holes is promoted with
+    // the fill's dtype when the fill is not 0, and a missing input contributes a block of
+    // the fill (scipy's empty `csr_matrix(shape)` is float64).
     let mut dtype: Option<adcat_store::DType> = None;
     let mut max_nnz = 0u64;
     for (i, s) in srcs.iter().enumerate() {
         let (d, nnz) = match s {
             Some(s) => {
-                let holes = re_of(i).is_some_and(|r| r.n_missing() > 0);
-                let own_fill = user_fill.unwrap_or(if s.is_sparse() { 0.0 } else { f64::NAN });
-                let d = if holes && !(s.is_sparse() && own_fill == 0.0) { s.dtype().promote(fill_dtype(own_fill)).unwrap_or(s.dtype()) } else { s.dtype() };
+                let holes = re_of(i).is_some_and(|r| !r.identity && r.n_missing() > 0);
+                let d = if holes && fill != 0.0 { s.dtype().promote(fill_dtype(fill)).unwrap_or(s.dtype()) } else { s.dtype() };
                 let extra = if holes && fill != 0.0 { rows[i] * re_of(i).map_or(0, |r| r.n_missing() as u64) } else { 0 };
                 let nnz = if s.is_sparse() { s.nnz() + extra } else { rows[i] * n_cols };
                 (d, nnz)
             }
             None => {
-                let f = user_fill.unwrap_or(f64::NAN);
-                (fill_dtype(f), if f != 0.0 { rows[i] * n_cols } else { 0 })
+                let d = if sparse && fill == 0.0 { adcat_store::DType::F64 } else { fill_dtype(fill) };
+                (d, if fill != 0.0 { rows[i] * n_cols } else { 0 })
             }
         };
         max_nnz += nnz;
@@ -468,7 +468,7 @@ fn concat_matrix(
     let budget = opts.write.max_memory;
     for (i, s) in srcs.iter().enumerate() {
         match s {
-            None => w.push_missing(rows[i], user_fill.unwrap_or(f64::NAN))?,
+            None => w.push_missing(rows[i], fill)?,
             Some(s) => {
                 let per = ((budget / 4) / matrix::row_bytes(s).max(1)).max(1);
                 let mut start = 0;

@@ -12,6 +12,10 @@ use adcat_format::{detect, Encoding};
 use adcat_store::{join_path, ArrayData, DType, NodeKind, Store};
 use ndarray::{ArrayD, IxDyn};
 
+fn frames_index(names: &[String]) -> adcat_format::frame::Column {
+    adcat_format::frame::Column::NullableString { values: names.to_vec(), mask: vec![false; names.len()], na_value: Some("NaN".into()) }
+}
+
 /// An off-axis element in memory (these are sized by the off axis, not by the stream).
 #[derive(Debug, Clone)]
 enum Mem {
@@ -47,7 +51,7 @@ fn read_mem(store: &dyn Store, path: &str) -> Result<Mem> {
 }
 
 /// Reindex axis 0 (and axis 1 when `both`) of an element.
-fn reindex(m: Mem, re: &Reindexer, both: bool) -> Mem {
+fn reindex(m: Mem, re: &Reindexer, both: bool, new_names: &[String]) -> Mem {
     if re.identity {
         return m;
     }
@@ -56,7 +60,8 @@ fn reindex(m: Mem, re: &Reindexer, both: bool) -> Mem {
             let mut out = DataFrame::with_index(vec![]);
             out.index_key = df.index_key.clone();
             out.columns = df.columns.iter().map(|(n, c)| (n.clone(), reindex_column(c, re))).collect();
-            out.index = reindex_column(&df.index, re);
+            // pandas' reindex puts the new labels in the index.
+            out.index = frames_index(new_names);
             Mem::Frame(out)
         }
         Mem::Sparse { rows, cols, vals, shape, format } => {
@@ -173,7 +178,7 @@ pub(crate) fn merge_mapping(
     stores: Vec<&dyn Store>,
     path: &str,
     reindexers: &[Reindexer],
-    _n_new: usize,
+    new_names: &[String],
     both: bool,
     opts: &ConcatOptions,
     out: &dyn Store,
@@ -186,7 +191,7 @@ pub(crate) fn merge_mapping(
         if s.node_kind(path).at(*s)? == Some(NodeKind::Group) {
             for k in s.list(path).at(*s)? {
                 let el = read_mem(*s, &join_path(path, &k))?;
-                m.push((k, reindex(el, re, both)));
+                m.push((k, reindex(el, re, both, new_names)));
             }
         }
         maps.push(m);

@@ -1,0 +1,351 @@
+"""Oracle tests for `adcat concat`: every case compares adcat's output, read back by
+anndata 0.13.4, with `anndata.concat` of the same inputs in memory.
+
+The product matrix mirrors anndata's own tests/test_concatenate_disk.py
+(axis x join x merge x {dense, csr, csc} x {h5ad, zarr}); the named cases cover the rest
+of the semantics (mixed formats, uns_merge, raw, pairwise, dtypes, missing elements, ...).
+"""
+
+from __future__ import annotations
+
+import itertools
+import warnings
+from pathlib import Path
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+from anndata.tests.helpers import assert_equal, gen_adata
+from scipy import sparse
+
+FORMATS = {"h5ad": ".h5ad", "zarr": ".zarr", "zarr2": ".zarr"}
+
+
+def write(adata: ad.AnnData, path: Path, fmt: str) -> Path:
+    # Strings stay strings (anndata's writers otherwise turn them into categoricals).
+    kw = {"convert_strings_to_categoricals": False}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if fmt == "h5ad":
+            adata.write_h5ad(path, **kw)
+        elif fmt == "zarr2":
+            with ad.settings.override(zarr_write_format=2):
+                adata.write_zarr(path, **kw)
+        else:
+            adata.write_zarr(path, **kw)
+    return path
+
+
+def read(path: Path) -> ad.AnnData:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return ad.read_h5ad(path) if path.suffix == ".h5ad" else ad.read_zarr(path)
+
+
+def cli_args(kw: dict) -> list[str]:
+    args: list[str] = []
+    for k, v in kw.items():
+        if v is None or v is False:
+            continue
+        flag = "--" + k.replace("_", "-")
+        if v is True:
+            args.append(flag)
+        elif k == "keys":
+            args += [flag, ",".join(v)]
+        else:
+            args += [flag, str(v)]
+    return args
+
+
+def check_concat(run_adcat, tmp_path: Path, adatas, fmts, out_fmt="h5ad", extra=(), **kw):
+    """Write inputs, run adcat, compare with anndata.concat(read inputs, **kw).
+
+    The oracle is the in-memory result as anndata itself writes it in adcat's output
+    format and reads it back: where anndata cannot round-trip a dtype (an empty object
+    index becomes str), adcat is held to what anndata would put on disk. Values are
+    compared NaN-aware (`exact=False`, since `exact=True` treats NaN != NaN) and every
+    matrix dtype is checked against the in-memory result.
+    """
+    if isinstance(fmts, str):
+        fmts = [fmts] * len(adatas)
+    paths = [write(a, tmp_path / f"in{i}{FORMATS[f]}", f) for i, (a, f) in enumerate(zip(adatas, fmts))]
+    out = tmp_path / f"out{FORMATS[out_fmt]}"
+    args = ["concat", *paths, "-o", out, *cli_args(kw), *extra]
+    if out_fmt == "zarr2":
+        args += ["--zarr-format", "2"]
+    proc = run_adcat(*args)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = ad.concat([read(p) for p in paths], **kw)
+    roundtrip = read(write(expected, tmp_path / f"expected{FORMATS[out_fmt]}", out_fmt))
+    got = read(out)
+    assert_equal(roundtrip, got, exact=False)
+    assert_same_dtypes(expected, got)
+    return expected, got, proc
+
+
+def _dtype(x):
+    return None if x is None else getattr(x, "dtype", type(x))
+
+
+def assert_same_dtypes(expected: ad.AnnData, got: ad.AnnData) -> None:
+    """Matrix dtypes must be what anndata.concat gives (assert_equal ignores them)."""
+    assert _dtype(expected.X) == _dtype(got.X), ("X", _dtype(expected.X), _dtype(got.X))
+    for attr in ["layers", "obsm", "varm", "obsp", "varp"]:
+        e, g = getattr(expected, attr), getattr(got, attr)
+        assert sorted(map(str, e.keys())) == sorted(map(str, g.keys())), (attr, list(e.keys()), list(g.keys()))
+        for k in e:
+            if isinstance(e[k], pd.DataFrame):
+                continue
+            assert _dtype(e[k]) == _dtype(g[k]), (attr, k, _dtype(e[k]), _dtype(g[k]))
+    for attr in ["obs", "var"]:
+        e, g = getattr(expected, attr), getattr(got, attr)
+        for c in e.columns:
+            assert str(e[c].dtype) == str(g[c].dtype) or isinstance(e[c].dtype, pd.CategoricalDtype), (attr, c, e[c].dtype, g[c].dtype)
+
+
+# --- the matrix of anndata's test_concatenate_disk.py -------------------------------------
+
+ARRAY_TYPES = ["dense", "csr", "csc"]
+
+
+def _matrix_adatas(axis: int, array_type: str, seed: int):
+    rng = np.random.default_rng(seed)
+    conv = {"dense": np.asarray, "csr": sparse.csr_matrix, "csc": sparse.csc_matrix}[array_type]
+    adatas = []
+    for i in range(3):
+        n = int(rng.integers(5, 10))
+        shape = (n, 50) if axis == 0 else (50, n)
+        a = gen_adata(
+            shape,
+            X_type=conv,
+            obs_dtypes=(pd.CategoricalDtype(ordered=False),),
+            var_dtypes=(pd.CategoricalDtype(ordered=False),),
+            obsm_types=(sparse.csr_matrix, np.ndarray, pd.DataFrame),
+            varm_types=(sparse.csr_matrix, np.ndarray, pd.DataFrame),
+            layers_types=(sparse.csr_matrix, np.ndarray),
+            random_state=rng,
+        )
+        # Make names unique across inputs on the concatenation axis and partly different
+        # on the other, so every case reindexes.
+        if axis == 0:
+            a.obs_names = [f"{i}-{n}" for n in a.obs_names]
+            off = a.var_names.to_numpy().copy()
+            off[1::2] = [f"{i}-{x}" for x in off[1::2]]
+            a.var_names = off
+        else:
+            a.var_names = [f"{i}-{n}" for n in a.var_names]
+            off = a.obs_names.to_numpy().copy()
+            off[1::2] = [f"{i}-{x}" for x in off[1::2]]
+            a.obs_names = off
+        a.uns = {}
+        adatas.append(a)
+    return adatas
+
+
+@pytest.mark.parametrize("fmt", ["h5ad", "zarr"])
+@pytest.mark.parametrize("array_type", ARRAY_TYPES)
+@pytest.mark.parametrize("merge", [None, "same", "unique", "first", "only"])
+@pytest.mark.parametrize("join", ["inner", "outer"])
+@pytest.mark.parametrize("axis", [0, 1])
+def test_matrix(run_adcat, tmp_path, axis, join, merge, array_type, fmt):
+    seed = hash((axis, join, merge, array_type, fmt)) % 2**32
+    adatas = _matrix_adatas(axis, array_type, seed)
+    check_concat(run_adcat, tmp_path, adatas, fmt, out_fmt=fmt, axis=axis, join=join, merge=merge)
+
+
+# --- named cases ----------------------------------------------------------------------------
+
+
+def simple(n_obs, var_names, *, prefix="c", X="csr", dtype=np.float32, seed=0, obs=None):
+    rng = np.random.default_rng(seed)
+    m = len(var_names)
+    dense = (rng.random((n_obs, m)) < 0.3) * rng.integers(1, 9, (n_obs, m))
+    dense = dense.astype(dtype)
+    Xv = {"csr": sparse.csr_matrix, "csc": sparse.csc_matrix, "dense": np.asarray, None: lambda x: None}[X](dense)
+    a = ad.AnnData(
+        X=Xv,
+        obs=obs if obs is not None else pd.DataFrame(index=[f"{prefix}{i}" for i in range(n_obs)]),
+        var=pd.DataFrame(index=list(var_names)),
+    )
+    return a
+
+
+GENES = [f"g{i}" for i in range(12)]
+
+
+def test_mixed_formats(run_adcat, tmp_path):
+    adatas = [simple(6, GENES, prefix=f"a{i}", seed=i) for i in range(3)]
+    for a in adatas:
+        a.obs["ct"] = pd.Categorical(["x", "y"] * 3)
+    check_concat(run_adcat, tmp_path, adatas, ["h5ad", "zarr2", "zarr"], out_fmt="zarr", join="outer", label="batch")
+
+
+@pytest.mark.parametrize("out_fmt", ["h5ad", "zarr", "zarr2"])
+def test_outputs_in_every_format(run_adcat, tmp_path, out_fmt):
+    adatas = [simple(5, GENES[:10], prefix="a"), simple(4, GENES[2:], prefix="b", X="dense")]
+    check_concat(run_adcat, tmp_path, adatas, "h5ad", out_fmt=out_fmt, join="outer")
+
+
+@pytest.mark.parametrize("uns_merge", [None, "same", "unique", "first", "only"])
+def test_uns_merge(run_adcat, tmp_path, uns_merge):
+    a, b, c = (simple(3, GENES, prefix=p) for p in "abc")
+    a.uns = {"a": 1, "b": 2, "c": {"c.a": 3, "c.b": 4}, "arr": np.arange(3), "s": "x"}
+    b.uns = {"a": 1, "b": 3, "c": {"c.b": 4}, "arr": np.arange(3), "s": "y"}
+    c.uns = {"a": 1, "b": 4, "c": {"c.a": 3, "c.b": 4, "c.c": 5}, "arr": np.arange(3), "s": "x"}
+    check_concat(run_adcat, tmp_path, [a, b, c], "h5ad", uns_merge=uns_merge)
+
+
+def test_raw_all_inputs(run_adcat, tmp_path):
+    adatas = []
+    for i in range(2):
+        a = simple(5, GENES, prefix=f"r{i}", seed=i)
+        a.var["score"] = np.arange(len(GENES), dtype=float)
+        a.raw = a
+        a = a[:, 2 + i :].copy()
+        adatas.append(a)
+    check_concat(run_adcat, tmp_path, adatas, ["h5ad", "zarr"], join="outer")
+
+
+def test_raw_some_inputs_dropped_with_warning(run_adcat, tmp_path):
+    a, b = simple(4, GENES, prefix="a"), simple(3, GENES, prefix="b")
+    a.raw = a
+    _, got, proc = check_concat(run_adcat, tmp_path, [a, b], "h5ad")
+    assert got.raw is None
+    assert "Only some AnnData objects have `.raw`" in proc.stderr
+
+
+@pytest.mark.parametrize("join", ["inner", "outer"])
+def test_pairwise(run_adcat, tmp_path, join):
+    a, b = simple(4, GENES, prefix="a"), simple(3, GENES, prefix="b")
+    a.obsp["conn"] = sparse.random(4, 4, density=0.5, format="csr", dtype=np.float32, random_state=1)
+    b.obsp["conn"] = np.ones((3, 3), dtype=np.float64)
+    a.obsp["only_a"] = sparse.eye(4, format="csr")
+    check_concat(run_adcat, tmp_path, [a, b], "h5ad", join=join, pairwise=True)
+
+
+def test_label_keys_index_unique(run_adcat, tmp_path):
+    a, b = simple(4, GENES, prefix="c"), simple(3, GENES, prefix="c")
+    check_concat(run_adcat, tmp_path, [a, b], "zarr", label="sample", keys=["s1", "s2"], index_unique="_")
+
+
+@pytest.mark.parametrize("X", ["csr", "dense"])
+@pytest.mark.parametrize("dtypes", [(np.int32, np.float32), (np.float32, np.float64), (np.int64, np.int8), (np.uint8, np.int8)])
+def test_dtype_promotion(run_adcat, tmp_path, X, dtypes):
+    adatas = [simple(4, GENES, prefix=f"p{i}", X=X, dtype=d, seed=i) for i, d in enumerate(dtypes)]
+    check_concat(run_adcat, tmp_path, adatas, "h5ad")
+
+
+@pytest.mark.parametrize("join", ["inner", "outer"])
+@pytest.mark.parametrize("X", ["csr", "dense"])
+def test_missing_x(run_adcat, tmp_path, join, X):
+    a = simple(4, GENES, prefix="a", X=X)
+    b = simple(3, GENES, prefix="b", X=None)
+    check_concat(run_adcat, tmp_path, [a, b], "h5ad", join=join)
+
+
+@pytest.mark.parametrize("join", ["inner", "outer"])
+def test_layers_union_and_intersection(run_adcat, tmp_path, join):
+    a, b = simple(4, GENES, prefix="a"), simple(3, GENES[3:], prefix="b", X="dense")
+    a.layers["counts"] = a.X.copy()
+    a.layers["only_a"] = a.X.toarray()
+    b.layers["counts"] = sparse.csr_matrix(b.X)
+    check_concat(run_adcat, tmp_path, [a, b], "h5ad", join=join)
+
+
+@pytest.mark.parametrize("join", ["inner", "outer"])
+def test_obsm_widths_and_frames(run_adcat, tmp_path, join):
+    a, b = simple(4, GENES, prefix="a"), simple(3, GENES, prefix="b")
+    a.obsm["pca"] = np.arange(4 * 5, dtype=np.float32).reshape(4, 5)
+    b.obsm["pca"] = np.ones((3, 3), dtype=np.float32)
+    a.obsm["sp"] = sparse.random(4, 6, density=0.5, format="csr", random_state=0)
+    b.obsm["sp"] = sparse.random(3, 2, density=0.5, format="csr", random_state=1)
+    a.obsm["df"] = pd.DataFrame({"x": np.arange(4.0), "y": list("abcd")}, index=a.obs_names)
+    b.obsm["df"] = pd.DataFrame({"x": np.arange(3.0), "z": [1, 2, 3]}, index=b.obs_names)
+    a.obsm["only_a"] = np.ones((4, 2))
+    check_concat(run_adcat, tmp_path, [a, b], "h5ad", join=join)
+
+
+@pytest.mark.parametrize("join", ["inner", "outer"])
+def test_categorical_unions(run_adcat, tmp_path, join):
+    a, b, c = simple(3, GENES, prefix="a"), simple(3, GENES, prefix="b"), simple(2, GENES, prefix="c")
+    a.obs["ct"] = pd.Categorical(["T", "B", "NK"])
+    b.obs["ct"] = pd.Categorical(["c10", "c2", "B"])
+    c.obs["ct"] = pd.Categorical(["T", "T"])
+    a.obs["ord"] = pd.Categorical(["lo", "hi", "lo"], categories=["lo", "hi"], ordered=True)
+    b.obs["ord"] = pd.Categorical(["lo", "lo", "hi"], categories=["lo", "hi"], ordered=True)
+    c.obs["ord"] = pd.Categorical(["hi", "lo"], categories=["lo", "hi"], ordered=True)
+    a.obs["only_a"] = pd.Categorical(["u", "v", "u"])
+    check_concat(run_adcat, tmp_path, [a, b, c], ["h5ad", "zarr", "h5ad"], join=join)
+
+
+@pytest.mark.parametrize("join", ["inner", "outer"])
+def test_nullable_and_plain_columns(run_adcat, tmp_path, join):
+    a, b = simple(3, GENES, prefix="a"), simple(2, GENES, prefix="b")
+    a.obs["i"] = pd.array([1, None, 3], dtype="Int64")
+    b.obs["i"] = pd.array([4, 5], dtype="Int64")
+    a.obs["bl"] = pd.array([True, None, False], dtype="boolean")
+    b.obs["bl"] = pd.array([False, True], dtype="boolean")
+    a.obs["s"] = pd.array(["x", None, "z"], dtype="string")
+    b.obs["s"] = pd.array(["u", "v"], dtype="string")
+    a.obs["f"] = np.array([1.5, np.nan, 2.0], dtype=np.float32)
+    b.obs["f"] = np.array([0.5, 1.0], dtype=np.float64)
+    a.obs["n"] = np.array([1, 2, 3], dtype=np.int32)
+    b.obs["n"] = np.array([7, 8], dtype=np.int64)
+    a.obs["flag"] = np.array([True, False, True])
+    b.obs["flag"] = np.array([False, False])
+    a.obs["a_only_int"] = np.array([1, 2, 3])
+    a.obs["a_only_bool"] = np.array([True, False, True])
+    a.obs["a_only_str"] = ["p", "q", "r"]
+    check_concat(run_adcat, tmp_path, [a, b], "h5ad", join=join)
+
+
+@pytest.mark.parametrize("merge", ["same", "unique", "first", "only"])
+def test_var_merge(run_adcat, tmp_path, merge):
+    a, b = simple(3, GENES, prefix="a"), simple(2, GENES[2:], prefix="b")
+    a.var["sym"] = [f"S{g}" for g in a.var_names]
+    b.var["sym"] = [f"S{g}" for g in b.var_names]
+    a.var["score"] = np.arange(len(a.var_names), dtype=float)
+    b.var["score"] = np.arange(len(b.var_names), dtype=float)
+    a.var["hv"] = np.ones(len(a.var_names), dtype=bool)
+    b.var["only_b"] = pd.Categorical(["k"] * len(b.var_names))
+    a.varm["loadings"] = np.ones((len(a.var_names), 3))
+    b.varm["loadings"] = np.ones((len(b.var_names), 3))
+    check_concat(run_adcat, tmp_path, [a, b], "h5ad", join="outer", merge=merge)
+
+
+def test_zero_cell_input(run_adcat, tmp_path):
+    a, b, c = simple(4, GENES, prefix="a"), simple(0, GENES, prefix="z"), simple(3, GENES, prefix="b", X="dense")
+    check_concat(run_adcat, tmp_path, [a, b, c], ["h5ad", "zarr", "h5ad"], join="outer")
+
+
+def test_unicode_names(run_adcat, tmp_path):
+    genes = ["β-actin", "CD3ε", "日本", "gene ✓", "naïve"]
+    a = simple(3, genes, prefix="細胞")
+    b = simple(2, genes[1:], prefix="клетка")
+    a.obs["ünï"] = pd.Categorical(["α", "β", "α"])
+    b.obs["ünï"] = pd.Categorical(["γ", "α"])
+    check_concat(run_adcat, tmp_path, [a, b], ["h5ad", "zarr"], join="outer", label="bätch")
+
+
+@pytest.mark.parametrize("X", ["csr", "dense"])
+def test_fill_value(run_adcat, tmp_path, X):
+    a, b = simple(3, GENES[:8], prefix="a", X=X), simple(2, GENES[4:], prefix="b", X=X, seed=3)
+    check_concat(run_adcat, tmp_path, [a, b], "h5ad", join="outer", fill_value=-1)
+
+
+@pytest.mark.parametrize("fmt", ["h5ad", "zarr"])
+def test_many_blocks_tiny_budget(run_adcat, tmp_path, fmt):
+    genes = [f"g{i}" for i in range(400)]
+    adatas = [simple(3000, genes[i * 20 :], prefix=f"b{i}", seed=i, X="csr" if i else "dense") for i in range(3)]
+    for a in adatas:
+        a.obs["q"] = np.arange(a.n_obs, dtype=np.float32)
+        a.obsm["pca"] = np.ones((a.n_obs, 30), dtype=np.float32)
+    check_concat(run_adcat, tmp_path, adatas, fmt, out_fmt=fmt, join="outer", extra=["--max-memory", "1MiB"])
+
+
+def test_single_input_applies_options(run_adcat, tmp_path):
+    a = simple(4, GENES, prefix="a")
+    a.uns["k"] = 1
+    check_concat(run_adcat, tmp_path, [a], "h5ad", label="batch", index_unique="-", keys=["only"])
