@@ -349,3 +349,30 @@ def test_single_input_applies_options(run_adcat, tmp_path):
     a = simple(4, GENES, prefix="a")
     a.uns["k"] = 1
     check_concat(run_adcat, tmp_path, [a], "h5ad", label="batch", index_unique="-", keys=["only"])
+
+
+def test_zero_row_input_lacking_columns(run_adcat, tmp_path):
+    # pandas inserts no NaN for a zero-row input (int64 stays int64) but anndata's
+    # has_missing still makes bool nullable; the empty input's categories still count.
+    a, z = simple(3, GENES, prefix="a"), simple(0, GENES, prefix="z")
+    a.obs["n"] = np.array([1, 2, 3], dtype=np.int64)
+    a.obs["flag"] = np.array([True, False, True])
+    a.obs["ct"] = pd.Categorical(["x", "y", "x"])
+    z.obs["ct"] = pd.Categorical([], categories=["w"])
+    check_concat(run_adcat, tmp_path, [a, z], "h5ad", join="outer")
+
+
+def test_mixed_string_flavours_and_bool_int(run_adcat, tmp_path):
+    a, b = simple(2, GENES, prefix="a"), simple(2, GENES, prefix="b")
+    a.obs["s"] = pd.array(["x", None], dtype="string")  # na_value=<NA>
+    b.obs["s"] = ["u", "v"]  # str (na_value=NaN)
+    a.obs["bi"] = np.array([True, False])
+    b.obs["bi"] = np.array([3, 4], dtype=np.int64)
+    check_concat(run_adcat, tmp_path, [a, b], "h5ad", join="outer")
+
+
+@pytest.mark.parametrize("fill", ["0", "-1"])
+def test_dense_fill_promotes(run_adcat, tmp_path, fill):
+    a = simple(3, GENES[:6], prefix="a", X="dense", dtype=np.float32)
+    b = simple(2, GENES[3:], prefix="b", X="dense", dtype=np.int32)
+    check_concat(run_adcat, tmp_path, [a, b], "h5ad", join="outer", fill_value=int(fill))

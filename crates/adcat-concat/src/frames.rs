@@ -88,10 +88,15 @@ fn cat_labels(c: &ArrayData) -> Vec<String> {
 }
 
 /// anndata's `unify_dtypes` followed by pandas' concat rules, for one column.
-/// `kinds[i]` is None when input i lacks the column.
-pub fn unify(name: &str, kinds: &[Option<ColKind>]) -> Result<OutCol> {
+/// `kinds[i]` is None when input i lacks the column; `inserts[i]` says whether pandas
+/// inserts missing values for it (rows > 0, or a zero-row frame that has other columns:
+/// pandas drops frames that are empty in both directions before concatenating).
+pub fn unify(name: &str, kinds: &[Option<ColKind>], inserts: &[bool]) -> Result<OutCol> {
     let present: Vec<&ColKind> = kinds.iter().flatten().collect();
+    // anndata's flag (any input lacks the column) vs. pandas' (missing rows are inserted:
+    // a zero-row input lacking the column inserts none).
     let has_missing = present.len() < kinds.len();
+    let has_holes = kinds.iter().zip(inserts).any(|(k, &ins)| k.is_none() && ins);
     let bad = || ConcatError::unsupported(name, format!("cannot combine column types {present:?}"));
     if present.iter().any(|k| matches!(k, ColKind::Cat { .. })) {
         if !present.iter().all(|k| matches!(k, ColKind::Cat { .. })) {
@@ -160,9 +165,9 @@ pub fn unify(name: &str, kinds: &[Option<ColKind>]) -> Result<OutCol> {
         return Ok(OutCol::Cat { categories, ordered, maps });
     }
     if present.iter().all(|k| matches!(k, ColKind::Str | ColKind::NStr(_))) {
-        // pandas' StringDtype(na_value=NA) survives only when every part has it.
-        let all_na = present.iter().all(|k| matches!(k, ColKind::NStr(na) if na == "NA"));
-        return Ok(OutCol::Str(if all_na { "NA" } else { "NaN" }.into()));
+        // pandas: StringDtype(na_value=NA) + str -> StringDtype(na_value=NA).
+        let any_na = present.iter().any(|k| matches!(k, ColKind::NStr(na) if na == "NA"));
+        return Ok(OutCol::Str(if any_na { "NA" } else { "NaN" }.into()));
     }
     let all_bool = present.iter().all(|k| matches!(k, ColKind::Num(DType::Bool) | ColKind::NBool));
     if all_bool {
@@ -171,8 +176,11 @@ pub fn unify(name: &str, kinds: &[Option<ColKind>]) -> Result<OutCol> {
     }
     let mut dt: Option<DType> = None;
     let mut nullable_int = false;
+    let any_float = present.iter().any(|k| matches!(k, ColKind::Num(d) if d.is_float()));
     for k in &present {
         let d = match k {
+            // bool + int -> int (pandas); bool + float -> object, which anndata cannot write.
+            ColKind::Num(DType::Bool) if !any_float => DType::Bool,
             ColKind::Num(DType::Bool) | ColKind::NBool => return Err(bad()),
             ColKind::Num(d) => *d,
             ColKind::NInt(d) => {
@@ -190,7 +198,7 @@ pub fn unify(name: &str, kinds: &[Option<ColKind>]) -> Result<OutCol> {
     if nullable_int && !dt.is_float() {
         return Ok(OutCol::NInt(dt));
     }
-    if has_missing && !dt.is_float() {
+    if has_holes && !dt.is_float() {
         return Ok(OutCol::Num(DType::F64));
     }
     Ok(OutCol::Num(dt))
@@ -425,7 +433,8 @@ pub fn concat_frames(
             .iter()
             .map(|f| if f.columns.contains(name) { col_kind(f.store, &join_path(&f.path, name)).map(Some) } else { Ok(None) })
             .collect::<Result<_>>()?;
-        let oc = unify(name, &kinds)?;
+        let inserts: Vec<bool> = frames.iter().map(|f| f.n > 0 || !f.columns.is_empty()).collect();
+        let oc = unify(name, &kinds, &inserts)?;
         let mut w = ColWriter::create(out, &join_path(out_path, name), oc, total, opts)?;
         for (i, (f, k)) in frames.iter().zip(&kinds).enumerate() {
             match k {

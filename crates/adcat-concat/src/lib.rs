@@ -441,7 +441,10 @@ fn concat_matrix(
         let (d, nnz) = match s {
             Some(s) => {
                 let holes = re_of(i).is_some_and(|r| !r.identity && r.n_missing() > 0);
-                let d = if holes && fill != 0.0 { s.dtype().promote(fill_dtype(fill)).unwrap_or(s.dtype()) } else { s.dtype() };
+                // Dense padding goes through np.where with asarray(fill): it promotes even
+                // for a fill of 0; sparse padding with 0 stores nothing and keeps the dtype.
+                let promotes = holes && (fill != 0.0 || !sparse);
+                let d = if promotes { s.dtype().promote(fill_dtype(fill)).unwrap_or(s.dtype()) } else { s.dtype() };
                 let extra = if holes && fill != 0.0 { rows[i] * re_of(i).map_or(0, |r| r.n_missing() as u64) } else { 0 };
                 let nnz = if s.is_sparse() { s.nnz() + extra } else { rows[i] * n_cols };
                 (d, nnz)

@@ -7,7 +7,7 @@ use std::cmp::Ordering;
 enum Part<'a> {
     // natsort's key puts strings and numbers in alternating tuple slots; comparing a
     // number with text happens only at the start, where natsort orders numbers first.
-    Num(u128, usize),
+    Num(u128),
     Text(&'a str),
 }
 
@@ -22,8 +22,7 @@ fn parts(s: &str) -> Vec<Part<'_>> {
                 i += 1;
             }
             let digits = &s[start..i];
-            // Leading zeros: equal values tie-broken by length, as natsort does by text.
-            out.push(Part::Num(digits.parse().unwrap_or(u128::MAX), digits.len()));
+            out.push(Part::Num(digits.parse().unwrap_or(u128::MAX)));
         } else {
             while i < b.len() && !b[i].is_ascii_digit() {
                 i += 1;
@@ -34,7 +33,8 @@ fn parts(s: &str) -> Vec<Part<'_>> {
     out
 }
 
-/// Compare two labels in natural order.
+/// Compare two labels in natural order. natsort is stable and its input (a pandas
+/// union) is in code-point order, so equal keys (`a1`, `a01`) fall back to that order.
 pub fn natcmp(a: &str, b: &str) -> Ordering {
     parts(a).cmp(&parts(b)).then_with(|| a.cmp(b))
 }
