@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used)] // test helpers
 //! Format-layer round trips on every backend: typed elements written, read back equal;
 //! whole stores converted between every pair of formats with identical contents.
 
