@@ -153,12 +153,22 @@ fn dtype_of(path: &str, td: &TypeDescriptor) -> Result<DType> {
         TypeDescriptor::Unsigned(IntSize::U8) => DType::U64,
         TypeDescriptor::Float(FloatSize::U4) => DType::F32,
         TypeDescriptor::Float(FloatSize::U8) => DType::F64,
+        TypeDescriptor::Compound(c) if is_complex(c, FloatSize::U4) => DType::C64,
+        TypeDescriptor::Compound(c) if is_complex(c, FloatSize::U8) => DType::C128,
         TypeDescriptor::VarLenUnicode
         | TypeDescriptor::VarLenAscii
         | TypeDescriptor::FixedAscii(_)
         | TypeDescriptor::FixedUnicode(_) => DType::String,
         other => return Err(StoreError::UnsupportedDType { path: path.to_owned(), found: other.to_string() }),
     })
+}
+
+/// h5py stores complex numbers as a compound of two floats named `r` and `i`.
+fn is_complex(c: &hdf5::types::CompoundType, size: FloatSize) -> bool {
+    c.fields.len() == 2
+        && c.fields[0].name == "r"
+        && c.fields[1].name == "i"
+        && c.fields.iter().all(|f| f.ty == TypeDescriptor::Float(size))
 }
 
 fn is_bool_enum(e: &hdf5::types::EnumType) -> bool {
@@ -236,6 +246,9 @@ fn read_attr(path: &str, attr: &hdf5::Attribute) -> Result<AttrValue> {
                 _ => read_fixed_strings(attr.id(), true, attr.size(), path)?,
             };
             if scalar { AttrValue::String(v.into_iter().next().unwrap_or_default()) } else { AttrValue::Strings(v) }
+        }
+        DType::C64 | DType::C128 => {
+            return Err(StoreError::UnsupportedDType { path: path.to_owned(), found: "complex attribute".into() });
         }
         DType::U64 => {
             let v: Vec<u64> = attr.read_raw().map_err(e)?;

@@ -2,6 +2,7 @@
 
 use crate::DType;
 use ndarray::{ArrayD, Axis, IxDyn, Slice};
+pub use num_complex::{Complex32, Complex64};
 
 /// A dense, row-major n-d block of one [`DType`].
 ///
@@ -21,6 +22,8 @@ pub enum ArrayData {
     U64(ArrayD<u64>),
     F32(ArrayD<f32>),
     F64(ArrayD<f64>),
+    C64(ArrayD<Complex32>),
+    C128(ArrayD<Complex64>),
     String(ArrayD<String>),
 }
 
@@ -42,6 +45,8 @@ macro_rules! with_array {
             $crate::ArrayData::U64($a) => $body,
             $crate::ArrayData::F32($a) => $body,
             $crate::ArrayData::F64($a) => $body,
+            $crate::ArrayData::C64($a) => $body,
+            $crate::ArrayData::C128($a) => $body,
             $crate::ArrayData::String($a) => $body,
         }
     };
@@ -63,6 +68,8 @@ macro_rules! map_array {
             $crate::ArrayData::U64($a) => $crate::ArrayData::U64($body),
             $crate::ArrayData::F32($a) => $crate::ArrayData::F32($body),
             $crate::ArrayData::F64($a) => $crate::ArrayData::F64($body),
+            $crate::ArrayData::C64($a) => $crate::ArrayData::C64($body),
+            $crate::ArrayData::C128($a) => $crate::ArrayData::C128($body),
             $crate::ArrayData::String($a) => $crate::ArrayData::String($body),
         }
     };
@@ -113,6 +120,8 @@ impl_element!(u32, U32);
 impl_element!(u64, U64);
 impl_element!(f32, F32);
 impl_element!(f64, F64);
+impl_element!(Complex32, C64);
+impl_element!(Complex64, C128);
 impl_element!(String, String);
 
 /// Conversion of numeric elements through `f64`/`i64`, used for dtype promotion and
@@ -139,6 +148,20 @@ macro_rules! impl_numeric {
     )*};
 }
 impl_numeric!(i8, i16, i32, i64, u8, u16, u32, u64, f32, f64);
+/// Complex numbers convert like numpy's `astype` from complex: the imaginary part is
+/// dropped when going to a real type.
+macro_rules! impl_numeric_complex {
+    ($($t:ty, $f:ty);*) => {$(
+        impl Numeric for $t {
+            fn to_f64(self) -> f64 { self.re as f64 }
+            fn to_i64(self) -> i64 { self.re as i64 }
+            fn from_f64(v: f64) -> Self { <$t>::new(v as $f, 0.0) }
+            fn from_i64(v: i64) -> Self { <$t>::new(v as $f, 0.0) }
+        }
+    )*};
+}
+impl_numeric_complex!(Complex32, f32; Complex64, f64);
+
 impl Numeric for bool {
     fn to_f64(self) -> f64 {
         f64::from(u8::from(self))
@@ -170,6 +193,8 @@ macro_rules! with_numeric {
             $crate::ArrayData::U64($a) => $body,
             $crate::ArrayData::F32($a) => $body,
             $crate::ArrayData::F64($a) => $body,
+            $crate::ArrayData::C64($a) => $body,
+            $crate::ArrayData::C128($a) => $body,
             $crate::ArrayData::String($s) => $string,
         }
     };
@@ -192,6 +217,8 @@ macro_rules! numeric_for_dtype {
             $crate::DType::U64 => { type $T = u64; $body }
             $crate::DType::F32 => { type $T = f32; $body }
             $crate::DType::F64 => { type $T = f64; $body }
+            $crate::DType::C64 => { type $T = $crate::Complex32; $body }
+            $crate::DType::C128 => { type $T = $crate::Complex64; $body }
             $crate::DType::String => $string,
         }
     };
@@ -212,6 +239,8 @@ impl ArrayData {
             ArrayData::U64(_) => DType::U64,
             ArrayData::F32(_) => DType::F32,
             ArrayData::F64(_) => DType::F64,
+            ArrayData::C64(_) => DType::C64,
+            ArrayData::C128(_) => DType::C128,
             ArrayData::String(_) => DType::String,
         }
     }
@@ -306,6 +335,8 @@ impl ArrayData {
             ArrayData::U64(_) => cat!(U64),
             ArrayData::F32(_) => cat!(F32),
             ArrayData::F64(_) => cat!(F64),
+            ArrayData::C64(_) => cat!(C64),
+            ArrayData::C128(_) => cat!(C128),
             ArrayData::String(_) => cat!(String),
         }
     }
@@ -315,11 +346,17 @@ impl ArrayData {
         if self.dtype() == to {
             return Some(self.clone());
         }
+        // Complex to complex keeps the imaginary part.
+        match (self, to) {
+            (ArrayData::C64(a), DType::C128) => return Some(ArrayData::C128(a.mapv(|c| Complex64::new(c.re.into(), c.im.into())))),
+            (ArrayData::C128(a), DType::C64) => return Some(ArrayData::C64(a.mapv(|c| Complex32::new(c.re as f32, c.im as f32)))),
+            _ => {}
+        }
         with_numeric!(self, a => {
             numeric_for_dtype!(to, T => {
                 // Integers go through i64 so that e.g. int64 -> uint32 wraps like numpy
                 // and large int64 values stay exact; floats go through f64.
-                let out = if self.dtype().is_float() || to.is_float() {
+                let out = if self.dtype().is_float() || to.is_float() || self.dtype().is_complex() || to.is_complex() {
                     a.mapv(|v| T::from_f64(v.to_f64()))
                 } else {
                     a.mapv(|v| T::from_i64(v.to_i64()))

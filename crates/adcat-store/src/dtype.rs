@@ -31,12 +31,16 @@ pub enum DType {
     F32,
     /// IEEE 754 double precision.
     F64,
+    /// Complex of two f32 (HDF5: h5py's compound `{r, i}`; zarr: `complex64`).
+    C64,
+    /// Complex of two f64.
+    C128,
     /// Variable-length UTF-8 string.
     String,
 }
 
 /// Every data type, in a stable order (useful for tests and docs).
-pub const ALL_DTYPES: [DType; 12] = [
+pub const ALL_DTYPES: [DType; 14] = [
     DType::Bool,
     DType::I8,
     DType::I16,
@@ -48,6 +52,8 @@ pub const ALL_DTYPES: [DType; 12] = [
     DType::U64,
     DType::F32,
     DType::F64,
+    DType::C64,
+    DType::C128,
     DType::String,
 ];
 
@@ -66,6 +72,8 @@ impl DType {
             DType::U64 => "uint64",
             DType::F32 => "float32",
             DType::F64 => "float64",
+            DType::C64 => "complex64",
+            DType::C128 => "complex128",
             DType::String => "string",
         }
     }
@@ -76,7 +84,8 @@ impl DType {
             DType::Bool | DType::I8 | DType::U8 => 1,
             DType::I16 | DType::U16 => 2,
             DType::I32 | DType::U32 | DType::F32 => 4,
-            DType::I64 | DType::U64 | DType::F64 | DType::String => 8,
+            DType::I64 | DType::U64 | DType::F64 | DType::C64 | DType::String => 8,
+            DType::C128 => 16,
         }
     }
 
@@ -100,7 +109,12 @@ impl DType {
         matches!(self, DType::F32 | DType::F64)
     }
 
-    /// Any numeric type (integers, floats, bool).
+    /// Complex.
+    pub fn is_complex(self) -> bool {
+        matches!(self, DType::C64 | DType::C128)
+    }
+
+    /// Any numeric type (integers, floats, complex, bool).
     pub fn is_numeric(self) -> bool {
         self != DType::String
     }
@@ -122,6 +136,11 @@ impl DType {
             return Some(self);
         }
         let (a, b) = (self, other);
+        if a.is_complex() || b.is_complex() {
+            // complex64 holds what float32 holds; anything wider needs complex128.
+            let small = |t: DType| t == C64 || t == F32 || (t.is_integer() && t.itemsize() <= 2);
+            return Some(if small(a) && small(b) { C64 } else { C128 });
+        }
         if a.is_float() || b.is_float() {
             // float32 holds integers of up to 16 bits exactly; wider ones need float64.
             let needs64 = |t: DType| t == F64 || (t.is_integer() && t.itemsize() > 2);
@@ -180,6 +199,10 @@ mod tests {
             (F32, F64, F64),
             (I64, I32, I64),
             (U16, I32, I32),
+            (C64, F64, C128),
+            (C64, I16, C64),
+            (C64, I32, C128),
+            (C128, F32, C128),
         ];
         for (a, b, r) in cases {
             assert_eq!(a.promote(b), Some(r), "{a} + {b}");

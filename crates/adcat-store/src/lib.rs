@@ -16,7 +16,7 @@ mod error;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
-pub use array::{ArrayData, Element, Numeric};
+pub use array::{ArrayData, Complex32, Complex64, Element, Numeric};
 pub use attr::{AttrValue, Attrs};
 pub use dtype::{DType, ALL_DTYPES};
 pub use error::{Result, StoreError};

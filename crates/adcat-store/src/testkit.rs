@@ -55,6 +55,8 @@ fn sample(dtype: DType, shape: &[u64]) -> ArrayData {
         DType::U64 => mk!(u64, |i| u64::MAX - i),
         DType::F32 => mk!(f32, |i| i as f32 * 0.5 - 3.25),
         DType::F64 => mk!(f64, |i| if i == 1 { f64::NAN } else { i as f64 / 3.0 }),
+        DType::C64 => mk!(Complex32, |i| Complex32::new(i as f32, -(i as f32) * 0.5)),
+        DType::C128 => mk!(Complex64, |i| Complex64::new(i as f64 / 7.0, 1e300)),
         DType::String => mk!(String, |i| format!("s{i}-é✓")),
     }
 }

@@ -296,9 +296,15 @@ impl ZarrStore {
                 doc.insert("attributes".into(), Value::Object(Map::new()));
                 ArrayMetadata::V3(serde_json::from_value(Value::Object(doc)).map_err(|e| StoreError::InvalidMetadata { path: p.to_owned(), reason: e.to_string() })?)
             }
-            ZarrVersion::V2 => ArrayMetadata::V2(
-                serde_json::from_value(Value::Object(n.doc.clone())).map_err(|e| StoreError::InvalidMetadata { path: p.to_owned(), reason: e.to_string() })?,
-            ),
+            ZarrVersion::V2 => {
+                let mut doc = n.doc.clone();
+                // v2 allows a null fill value (chunks always written); zarrs needs one for
+                // some types, and the value is never observed when chunks exist.
+                if doc.get("fill_value").is_none_or(Value::is_null) {
+                    doc.insert("fill_value".into(), meta::fill_value(meta.dtype));
+                }
+                ArrayMetadata::V2(serde_json::from_value(Value::Object(doc)).map_err(|e| StoreError::InvalidMetadata { path: p.to_owned(), reason: e.to_string() })?)
+            }
         };
         let a = Array::new_with_metadata(self.storage.clone(), &format!("/{p}"), md)
             .map_err(|e| StoreError::InvalidMetadata { path: p.to_owned(), reason: e.to_string() })?;

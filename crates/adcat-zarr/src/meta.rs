@@ -80,10 +80,11 @@ fn v3_dtype_name(d: DType) -> &'static str {
     d.name()
 }
 
-fn fill_value(d: DType) -> Value {
+pub(crate) fn fill_value(d: DType) -> Value {
     match d {
         DType::Bool => json!(false),
         DType::F32 | DType::F64 => json!(0.0),
+        DType::C64 | DType::C128 => json!([0.0, 0.0]),
         DType::String => json!(""),
         _ => json!(0),
     }
@@ -164,6 +165,8 @@ fn v2_dtype(d: DType) -> &'static str {
         DType::U64 => "<u8",
         DType::F32 => "<f4",
         DType::F64 => "<f8",
+        DType::C64 => "<c8",
+        DType::C128 => "<c16",
         DType::String => "|O",
     }
 }
@@ -262,6 +265,8 @@ fn dtype_v2(path: &str, doc: &Map<String, Value>) -> Result<DType> {
         "u8" => DType::U64,
         "f4" => DType::F32,
         "f8" => DType::F64,
+        "c8" => DType::C64,
+        "c16" => DType::C128,
         "O" => {
             let ok = doc
                 .get("filters")
