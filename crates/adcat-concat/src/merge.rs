@@ -97,6 +97,13 @@ pub enum Tree {
         /// Contents.
         data: ArrayData,
     },
+    /// A record (structured) array: named columns.
+    Record {
+        /// Attributes.
+        attrs: Attrs,
+        /// Columns.
+        fields: Vec<(String, ArrayData)>,
+    },
 }
 
 impl Tree {
@@ -113,7 +120,9 @@ impl Tree {
             }
             _ => {
                 // Validate the encoding as every other reader does.
-                detect(store, path)?;
+                if detect(store, path)?.encoding == Encoding::RecArray || store.is_record(path)? {
+                    return Ok(Tree::Record { attrs, fields: store.read_record(path)? });
+                }
                 Ok(Tree::Array { attrs, data: store.read_all(path)? })
             }
         }
@@ -123,13 +132,13 @@ impl Tree {
     pub fn is_mapping(&self) -> bool {
         match self {
             Tree::Group { attrs, .. } => attrs.get("encoding-type").and_then(AttrValue::as_str).is_none_or(|e| e == "dict"),
-            Tree::Array { .. } => false,
+            Tree::Array { .. } | Tree::Record { .. } => false,
         }
     }
 
     fn encoding(&self) -> Option<&str> {
         let attrs = match self {
-            Tree::Group { attrs, .. } | Tree::Array { attrs, .. } => attrs,
+            Tree::Group { attrs, .. } | Tree::Array { attrs, .. } | Tree::Record { attrs, .. } => attrs,
         };
         attrs.get("encoding-type").and_then(AttrValue::as_str)
     }
@@ -139,6 +148,9 @@ impl Tree {
         match (self, other) {
             (Tree::Array { data: a, .. }, Tree::Array { data: b, .. }) => {
                 self.encoding() == other.encoding() && crate::frames::arrays_equal(a, b)
+            }
+            (Tree::Record { fields: a, .. }, Tree::Record { fields: b, .. }) => {
+                a.len() == b.len() && a.iter().zip(b).all(|((k1, v1), (k2, v2))| k1 == k2 && crate::frames::arrays_equal(v1, v2))
             }
             (Tree::Group { children: a, .. }, Tree::Group { children: b, .. }) => {
                 self.encoding() == other.encoding()
@@ -159,6 +171,12 @@ impl Tree {
                 }
                 for (k, v) in children {
                     v.write(store, &join_path(path, k), opts)?;
+                }
+            }
+            Tree::Record { attrs, fields } => {
+                store.create_record(path, fields, &opts.compression_for(store.kind()))?;
+                if !attrs.is_empty() {
+                    store.set_attrs(path, attrs)?;
                 }
             }
             Tree::Array { attrs, data } => {
@@ -182,7 +200,7 @@ impl Tree {
     pub fn children(&self) -> &[(String, Tree)] {
         match self {
             Tree::Group { children, .. } => children,
-            Tree::Array { .. } => &[],
+            Tree::Array { .. } | Tree::Record { .. } => &[],
         }
     }
 }

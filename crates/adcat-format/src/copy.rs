@@ -55,6 +55,7 @@ pub fn convert(src: &dyn Store, dst: &dyn Store, opts: &WriteOptions, progress: 
 /// Total bytes of array data under `path` (for progress reporting).
 pub fn data_bytes(store: &dyn Store, path: &str) -> Result<u64> {
     Ok(match store.node_kind(path)? {
+        Some(NodeKind::Array) if store.is_record(path)? => 0,
         Some(NodeKind::Array) => {
             let m = store.array_meta(path)?;
             m.len() * crate::layout::element_bytes(m.dtype)
@@ -95,10 +96,12 @@ fn copy_element(ctx: &Ctx<'_>, sp: &str, dp: &str) -> Result<()> {
         }
         Encoding::DataFrameLegacy => convert_legacy_dataframe(ctx, sp, dp),
         Encoding::Csr | Encoding::Csc => copy_sparse(ctx, sp, dp, det.encoding, det.inferred),
-        Encoding::RecArray => Err(FormatError::Unsupported {
-            path: sp.to_owned(),
-            reason: "rec-array (structured dtype) elements are not supported yet".into(),
-        }),
+        Encoding::RecArray => {
+            // Record arrays are small (e.g. rank_genes_groups): moved whole.
+            let fields = ctx.src.read_record(sp)?;
+            ctx.dst.create_record(dp, &fields, &ctx.opts.compression_for(ctx.dst.kind()))?;
+            copy_attrs(ctx, sp, dp, None)
+        }
         e if e.is_group() => {
             ctx.dst.create_group(dp)?;
             copy_attrs(ctx, sp, dp, None)?;

@@ -5,6 +5,8 @@
 //! bools, the empty float64 `column-order` attribute, gzip/lzf/shuffle filters) and writes
 //! files plain h5py opens without plugins.
 
+mod record;
+
 use adcat_store::{
     check_box, norm_path, numeric_for_dtype, with_numeric, ArrayData, ArrayMeta, ArraySpec, AttrValue, Attrs,
     Compression, DType, Element, NodeKind, Result, Store, StoreError, StoreKind,
@@ -23,7 +25,7 @@ pub struct Hdf5Store {
     writable: bool,
 }
 
-fn err(path: &str, e: impl std::fmt::Display) -> StoreError {
+pub(crate) fn err(path: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::backend(path, e)
 }
 
@@ -139,7 +141,7 @@ impl Hdf5Store {
     }
 }
 
-fn dtype_of(path: &str, td: &TypeDescriptor) -> Result<DType> {
+pub(crate) fn dtype_of(path: &str, td: &TypeDescriptor) -> Result<DType> {
     Ok(match td {
         TypeDescriptor::Boolean => DType::Bool,
         TypeDescriptor::Enum(e) if is_bool_enum(e) => DType::Bool,
@@ -171,13 +173,13 @@ fn is_complex(c: &hdf5::types::CompoundType, size: FloatSize) -> bool {
         && c.fields.iter().all(|f| f.ty == TypeDescriptor::Float(size))
 }
 
-fn is_bool_enum(e: &hdf5::types::EnumType) -> bool {
+pub(crate) fn is_bool_enum(e: &hdf5::types::EnumType) -> bool {
     let mut names: Vec<&str> = e.members.iter().map(|m| m.name.as_str()).collect();
     names.sort_unstable();
     names == ["FALSE", "TRUE"]
 }
 
-fn descriptor_for(dtype: DType) -> TypeDescriptor {
+pub(crate) fn descriptor_for(dtype: DType) -> TypeDescriptor {
     numeric_for_dtype!(dtype, T => <T as hdf5::H5Type>::type_descriptor(), string => TypeDescriptor::VarLenUnicode)
 }
 
@@ -545,6 +547,31 @@ impl Store for Hdf5Store {
         let ds = self.dataset(&p)?;
         let s: Vec<usize> = shape.iter().map(|&d| d as usize).collect();
         ds.resize(s).map_err(|e| err(&p, format!("cannot resize to {shape:?}: {e}")))
+    }
+
+    fn is_record(&self, path: &str) -> Result<bool> {
+        let p = norm_path(path);
+        let ds = self.dataset(&p)?;
+        let td = ds.dtype().and_then(|t| t.to_descriptor()).map_err(|e| err(&p, e))?;
+        Ok(matches!(td, TypeDescriptor::Compound(_)) && dtype_of(&p, &td).is_err())
+    }
+
+    fn read_record(&self, path: &str) -> Result<Vec<(String, ArrayData)>> {
+        let p = norm_path(path);
+        let ds = self.dataset(&p)?;
+        match ds.dtype().and_then(|t| t.to_descriptor()).map_err(|e| err(&p, e))? {
+            TypeDescriptor::Compound(ct) => record::read(&ds, &p, &ct),
+            other => Err(StoreError::UnsupportedDType { path: p, found: format!("{other} is not a record type") }),
+        }
+    }
+
+    fn create_record(&self, path: &str, fields: &[(String, ArrayData)], _compression: &Compression) -> Result<()> {
+        let p = norm_path(path);
+        self.check_writable(&p)?;
+        if self.kind_of(&p)?.is_some() {
+            return Err(StoreError::Exists { path: p });
+        }
+        record::write(&self.file, &p, fields)
     }
 
     fn flush(&self) -> Result<()> {

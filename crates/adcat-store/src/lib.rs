@@ -251,6 +251,22 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Make everything written so far durable and, for zarr, consolidate metadata.
     fn flush(&self) -> Result<()>;
 
+    /// Whether the array at `path` is a record (structured, compound) array.
+    fn is_record(&self, _path: &str) -> Result<bool> {
+        Ok(false)
+    }
+
+    /// Read a whole 1-d record array as named columns (each a 1-d numeric or string
+    /// array). Record arrays are small by nature (e.g. scanpy's `rank_genes_groups`).
+    fn read_record(&self, path: &str) -> Result<Vec<(String, ArrayData)>> {
+        Err(StoreError::UnsupportedDType { path: path.to_owned(), found: "record array".into() })
+    }
+
+    /// Create and write a 1-d record array from named columns of equal length.
+    fn create_record(&self, path: &str, _fields: &[(String, ArrayData)], _compression: &Compression) -> Result<()> {
+        Err(StoreError::UnsupportedDType { path: path.to_owned(), found: "record array".into() })
+    }
+
     /// True if a node exists at `path`.
     fn exists(&self, path: &str) -> Result<bool> {
         Ok(self.node_kind(path)?.is_some())

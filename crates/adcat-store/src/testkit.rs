@@ -32,6 +32,7 @@ pub fn run_all(make: Factory<'_>) {
     boxes_and_resize(make);
     compression_and_chunks(make);
     strings(make);
+    records(make);
     errors(make);
 }
 
@@ -260,6 +261,29 @@ pub fn strings(make: Factory<'_>) {
     s.create_array("s", &ArraySpec::new(DType::String, vec![v.len() as u64])).unwrap();
     s.write_rows("s", 0, &ArrayData::from_vec(v.clone())).unwrap();
     assert_eq!(s.read_all("s").unwrap(), ArrayData::from_vec(v));
+    s.flush().unwrap();
+}
+
+/// Record (structured) arrays: numeric, bool and string fields, packed like numpy.
+pub fn records(make: Factory<'_>) {
+    let s = make("records");
+    let fields = vec![
+        ("i".to_string(), ArrayData::from_vec(vec![1i64, -2, 3])),
+        ("f".to_string(), ArrayData::from_vec(vec![0.5f32, 1.5, f32::NAN])),
+        ("b".to_string(), ArrayData::from_vec(vec![true, false, true])),
+        ("s".to_string(), ArrayData::from_vec(vec!["GAPDH".to_string(), "".into(), "日本".into()])),
+        ("d".to_string(), ArrayData::from_vec(vec![1e300f64, -0.0, 2.0])),
+    ];
+    s.create_record("rec", &fields, &Compression::None).unwrap();
+    assert!(s.is_record("rec").unwrap());
+    let back = s.read_record("rec").unwrap();
+    assert_eq!(back.len(), fields.len());
+    for ((k1, v1), (k2, v2)) in fields.iter().zip(&back) {
+        assert_eq!(k1, k2);
+        assert!(same(v1, v2), "field {k1}: {v1:?} != {v2:?}");
+    }
+    s.create_array("plain", &ArraySpec::new(DType::F32, vec![2])).unwrap();
+    assert!(!s.is_record("plain").unwrap());
     s.flush().unwrap();
 }
 

@@ -10,9 +10,10 @@
 //! inline `consolidated_metadata`) a single pass over an in-memory cache at [`Store::flush`].
 
 mod meta;
+mod record;
 
 use adcat_store::{
-    check_box, norm_path, numeric_for_dtype, parent_path, with_numeric, ArrayData, ArrayMeta, ArraySpec, Attrs,
+    Compression, check_box, norm_path, numeric_for_dtype, parent_path, with_numeric, ArrayData, ArrayMeta, ArraySpec, Attrs,
     Element, NodeKind, Result, Store, StoreError, StoreKind,
 };
 use meta::{attrs_from_json, attrs_to_json, NodeMeta};
@@ -522,11 +523,66 @@ impl Store for ZarrStore {
         Ok(())
     }
 
+    fn is_record(&self, path: &str) -> Result<bool> {
+        let p = norm_path(path);
+        let n = self.require(&p, NodeKind::Array)?;
+        Ok(meta::record_fields(self.version, &p, &n.doc)?.is_some())
+    }
+
+    fn read_record(&self, path: &str) -> Result<Vec<(String, ArrayData)>> {
+        let p = norm_path(path);
+        let n = self.require(&p, NodeKind::Array)?;
+        let fields = meta::record_fields(self.version, &p, &n.doc)?
+            .ok_or_else(|| StoreError::UnsupportedDType { path: p.clone(), found: "not a record array".into() })?;
+        let itemsize: usize = fields.iter().map(|(_, k)| k.size()).sum();
+        let shape: Vec<u64> = n.doc.get("shape").and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_u64).collect()).unwrap_or_default();
+        if shape.len() != 1 {
+            return Err(StoreError::UnsupportedDType { path: p, found: format!("record array of shape {shape:?}") });
+        }
+        let a = self.record_array(&p, &n.doc, itemsize)?;
+        let bytes: zarrs::array::ArrayBytes<'static> = a.retrieve_array_subset(&a.subset_all()).map_err(|e| err(&p, e))?;
+        let raw = bytes.into_fixed().map_err(|e| err(&p, e))?;
+        Ok(record::unpack(&raw, shape[0] as usize, &fields))
+    }
+
+    fn create_record(&self, path: &str, fields: &[(String, ArrayData)], compression: &Compression) -> Result<()> {
+        let p = norm_path(path);
+        self.check_writable(&p)?;
+        self.check_parent(&p)?;
+        let (kinds, n, raw) = record::pack(&p, fields)?;
+        let doc = meta::record_doc(self.version, &p, n as u64, &kinds, compression)?;
+        let node = NodeMeta { kind: NodeKind::Array, doc: doc.clone(), attrs: Map::new() };
+        self.store_node(&p, &node)?;
+        self.nodes_lock().insert(p.clone(), node);
+        let itemsize: usize = kinds.iter().map(|(_, k)| k.size()).sum();
+        let a = self.record_array(&p, &doc, itemsize)?;
+        if n > 0 {
+            a.store_array_subset(&a.subset_all(), zarrs::array::ArrayBytes::new_flen(raw)).map_err(|e| err(&p, e))?;
+        }
+        Ok(())
+    }
+
     fn flush(&self) -> Result<()> {
         if self.writable {
             self.consolidate()?;
         }
         Ok(())
+    }
+}
+
+impl ZarrStore {
+    /// A zarrs handle that sees the record array as raw bytes of the record size.
+    fn record_array(&self, p: &str, doc: &Map<String, Value>, itemsize: usize) -> Result<ZArray> {
+        let io = meta::record_io_doc(self.version, doc, itemsize);
+        let md = match self.version {
+            ZarrVersion::V3 => {
+                let mut d = io;
+                d.insert("attributes".into(), Value::Object(Map::new()));
+                ArrayMetadata::V3(serde_json::from_value(Value::Object(d)).map_err(|e| StoreError::InvalidMetadata { path: p.to_owned(), reason: e.to_string() })?)
+            }
+            ZarrVersion::V2 => ArrayMetadata::V2(serde_json::from_value(Value::Object(io)).map_err(|e| StoreError::InvalidMetadata { path: p.to_owned(), reason: e.to_string() })?),
+        };
+        Array::new_with_metadata(self.storage.clone(), &format!("/{p}"), md).map_err(|e| StoreError::InvalidMetadata { path: p.to_owned(), reason: e.to_string() })
     }
 }
 

@@ -323,3 +323,168 @@ pub(crate) fn parse_array_meta(version: ZarrVersion, path: &str, doc: &Map<Strin
         }
     }
 }
+
+/// One field of a record (structured) array as zarr stores it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum FieldKind {
+    /// A numeric or bool scalar.
+    Num(DType),
+    /// numpy `U<n>`: n UTF-32LE code points, zero padded.
+    Utf32(usize),
+    /// numpy `S<n>`: n bytes, zero padded.
+    Bytes(usize),
+}
+
+impl FieldKind {
+    pub fn size(self) -> usize {
+        match self {
+            FieldKind::Num(d) => d.itemsize(),
+            FieldKind::Utf32(n) => 4 * n,
+            FieldKind::Bytes(n) => n,
+        }
+    }
+}
+
+fn v2_field(path: &str, t: &str) -> Result<FieldKind> {
+    let code = t.trim_start_matches(['<', '>', '|', '=']);
+    if let Some(n) = code.strip_prefix('U') {
+        return n.parse().map(FieldKind::Utf32).map_err(|_| invalid(path, format!("bad field type {t}")));
+    }
+    if let Some(n) = code.strip_prefix('S') {
+        return n.parse().map(FieldKind::Bytes).map_err(|_| invalid(path, format!("bad field type {t}")));
+    }
+    if t.starts_with('>') && code != "b1" && !code.ends_with('1') {
+        return Err(StoreError::UnsupportedDType { path: path.to_owned(), found: format!("big-endian field {t}") });
+    }
+    let mut m = Map::new();
+    m.insert("dtype".into(), json!(t));
+    dtype_v2(path, &m).map(FieldKind::Num)
+}
+
+/// The fields of a record array, or None if the array is not one.
+pub(crate) fn record_fields(version: ZarrVersion, path: &str, doc: &Map<String, Value>) -> Result<Option<Vec<(String, FieldKind)>>> {
+    match version {
+        ZarrVersion::V2 => {
+            let Some(list) = doc.get("dtype").and_then(Value::as_array) else { return Ok(None) };
+            let mut out = vec![];
+            for f in list {
+                let parts = f.as_array().filter(|p| p.len() == 2).ok_or_else(|| invalid(path, "record fields with sub-array shapes are not supported"))?;
+                let name = parts[0].as_str().unwrap_or_default().to_owned();
+                let t = parts[1].as_str().ok_or_else(|| invalid(path, "nested record types are not supported"))?;
+                out.push((name, v2_field(path, t)?));
+            }
+            Ok(Some(out))
+        }
+        ZarrVersion::V3 => {
+            let dt = doc.get("data_type");
+            if dt.and_then(|d| d.get("name")).and_then(Value::as_str) != Some("struct") {
+                return Ok(None);
+            }
+            let fields = dt
+                .and_then(|d| d.pointer("/configuration/fields"))
+                .and_then(Value::as_array)
+                .ok_or_else(|| invalid(path, "struct without fields"))?;
+            let mut out = vec![];
+            for f in fields {
+                let name = f.get("name").and_then(Value::as_str).unwrap_or_default().to_owned();
+                let kind = match f.get("data_type") {
+                    Some(Value::Object(o)) if o.get("name").and_then(Value::as_str) == Some("fixed_length_utf32") => {
+                        let b = o.get("configuration").and_then(|c| c.get("length_bytes")).and_then(Value::as_u64).unwrap_or(0);
+                        FieldKind::Utf32(b as usize / 4)
+                    }
+                    other => FieldKind::Num(dtype_v3(path, other)?),
+                };
+                out.push((name, kind));
+            }
+            Ok(Some(out))
+        }
+    }
+}
+
+fn zero_base64(n: usize) -> String {
+    // base64 of n zero bytes, as zarr-python writes structured fill values.
+    let full = n / 3;
+    let mut s = "AAAA".repeat(full);
+    match n % 3 {
+        1 => s.push_str("AA=="),
+        2 => s.push_str("AAA="),
+        _ => {}
+    }
+    s
+}
+
+/// The metadata document adcat writes for a record array (as zarr-python/anndata do).
+pub(crate) fn record_doc(version: ZarrVersion, path: &str, n: u64, fields: &[(String, FieldKind)], compression: &Compression) -> Result<Map<String, Value>> {
+    let itemsize: usize = fields.iter().map(|(_, k)| k.size()).sum();
+    let spec = ArraySpec::new(DType::U8, vec![n]).compression(compression.clone());
+    let doc = match version {
+        ZarrVersion::V2 => {
+            let dtype: Vec<Value> = fields
+                .iter()
+                .map(|(name, k)| {
+                    let t = match k {
+                        FieldKind::Num(d) => v2_dtype(*d).to_owned(),
+                        FieldKind::Utf32(c) => format!("<U{c}"),
+                        FieldKind::Bytes(c) => format!("|S{c}"),
+                    };
+                    json!([name, t])
+                })
+                .collect();
+            let mut d = v2_array_doc(path, &spec)?;
+            d.insert("dtype".into(), Value::Array(dtype));
+            d.insert("fill_value".into(), json!(zero_base64(itemsize)));
+            d
+        }
+        ZarrVersion::V3 => {
+            let mut d = v3_array_doc(path, &spec)?;
+            let fs: Vec<Value> = fields
+                .iter()
+                .map(|(name, k)| match k {
+                    FieldKind::Num(t) => json!({"name": name, "data_type": t.name()}),
+                    FieldKind::Utf32(c) => json!({"name": name, "data_type": {"name": "fixed_length_utf32", "configuration": {"length_bytes": 4 * c}}}),
+                    FieldKind::Bytes(c) => json!({"name": name, "data_type": {"name": "fixed_length_bytes", "configuration": {"length_bytes": c}}}),
+                })
+                .collect();
+            let fill: Map<String, Value> = fields
+                .iter()
+                .map(|(name, k)| (name.clone(), match k {
+                    FieldKind::Num(t) => fill_value(*t),
+                    _ => json!(""),
+                }))
+                .collect();
+            d.insert("data_type".into(), json!({"name": "struct", "configuration": {"fields": fs}}));
+            d.insert("fill_value".into(), Value::Object(fill));
+            d.insert("codecs".into(), {
+                let mut c = vec![json!({"name": "bytes", "configuration": {"endian": "little"}})];
+                c.extend(v3_compressor(path, &spec)?);
+                Value::Array(c)
+            });
+            d
+        }
+    };
+    Ok(doc)
+}
+
+/// The same document with the record type replaced by raw bytes of the record size, which
+/// zarrs can encode and decode; adcat packs and unpacks the fields itself.
+pub(crate) fn record_io_doc(version: ZarrVersion, doc: &Map<String, Value>, itemsize: usize) -> Map<String, Value> {
+    let mut d = doc.clone();
+    match version {
+        ZarrVersion::V2 => {
+            d.insert("dtype".into(), json!(format!("|V{itemsize}")));
+            d.insert("fill_value".into(), json!(zero_base64(itemsize)));
+        }
+        ZarrVersion::V3 => {
+            d.insert("data_type".into(), json!(format!("r{}", itemsize * 8)));
+            d.insert("fill_value".into(), json!(vec![0u8; itemsize]));
+            if let Some(Value::Array(codecs)) = d.get_mut("codecs") {
+                for c in codecs.iter_mut() {
+                    if c.get("name").and_then(Value::as_str) == Some("bytes") {
+                        *c = json!({"name": "bytes"});
+                    }
+                }
+            }
+        }
+    }
+    d
+}
