@@ -15,6 +15,7 @@ cargo xtask <task>
   conformance   only the Python oracle suite (builds the adcat binary first)
   demo          build sample inputs from Rust, convert them, concatenate, inspect
   setup         install the HDF5 library and create the oracle venv, nothing else
+  bench-memory  peak RSS of `adcat concat` at two input sizes under one --max-memory
 ";
 
 fn root() -> PathBuf {
@@ -185,6 +186,53 @@ fn demo() -> Result<()> {
     Ok(())
 }
 
+/// Peak RSS (KiB) and wall seconds of a command, from GNU time.
+fn measure(cmd: &mut Command) -> Result<(u64, f64)> {
+    let out = Command::new("/usr/bin/time").arg("-v").arg(cmd.get_program()).args(cmd.get_args()).output().context("running /usr/bin/time (Debian package `time`)")?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() {
+        bail!("{} failed: {err}", show(cmd));
+    }
+    let field = |name: &str| err.lines().find_map(|l| l.trim().strip_prefix(name).map(|v| v.trim().to_owned()));
+    let rss = field("Maximum resident set size (kbytes):").and_then(|v| v.parse().ok()).unwrap_or(0);
+    let wall = field("Elapsed (wall clock) time (h:mm:ss or m:ss):")
+        .map(|v| v.split(':').fold(0.0, |acc, p| acc * 60.0 + p.parse::<f64>().unwrap_or(0.0)))
+        .unwrap_or(0.0);
+    Ok((rss, wall))
+}
+
+/// Peak memory of `adcat concat` must stay flat as inputs grow: run the same job on
+/// inputs of N and 4N cells under one budget and print both peaks.
+fn bench_memory() -> Result<()> {
+    ensure_hdf5()?;
+    run(cargo().args(["build", "--release", "--locked", "-p", "adcat-cli"]))?;
+    let bin = root().join("target/release/adcat");
+    let dir = root().join("target/bench-memory");
+    std::fs::create_dir_all(&dir)?;
+    let budget = "256MiB";
+    println!("| cells per input x 4 inputs | input size | --max-memory | peak RSS | wall |");
+    println!("|---|---|---|---|---|");
+    for cells in [25_000u64, 100_000, 200_000] {
+        let mut inputs = vec![];
+        for i in 0..4u64 {
+            let p = dir.join(format!("in_{cells}_{i}.h5ad"));
+            if !p.exists() {
+                run(Command::new(&bin).args(["generate", "-q"]).arg(&p).args([
+                    "--cells", &cells.to_string(), "--genes", "2000", "--seed", &i.to_string(), "--gene-offset", &(i * 100).to_string(),
+                ]))?;
+            }
+            inputs.push(p);
+        }
+        let size: u64 = inputs.iter().map(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)).sum();
+        let out = dir.join(format!("out_{cells}.zarr"));
+        let mut cmd = Command::new(&bin);
+        cmd.args(["concat", "-q", "--force", "--join", "outer", "--max-memory", budget, "-o"]).arg(&out).args(&inputs);
+        let (rss, wall) = measure(&mut cmd)?;
+        println!("| {cells} | {:.0} MB | {budget} | {:.0} MB | {wall:.1} s |", size as f64 / 1e6, rss as f64 / 1024.0);
+    }
+    Ok(())
+}
+
 fn main() -> Result<()> {
     let task = std::env::args().nth(1).unwrap_or_default();
     match task.as_str() {
@@ -195,6 +243,7 @@ fn main() -> Result<()> {
             conformance(&vpy)
         }
         "demo" => demo(),
+        "bench-memory" => bench_memory(),
         "setup" => {
             ensure_hdf5()?;
             ensure_venv().map(|_| ())

@@ -351,6 +351,87 @@ impl ColWriter {
     }
 }
 
+/// One input's part of the concatenation-axis index: its index element, its length and
+/// the suffix `index_unique` adds.
+#[derive(Debug, Clone)]
+pub struct IndexPart<'a> {
+    /// Store.
+    pub store: &'a dyn Store,
+    /// Index element path.
+    pub path: String,
+    /// Entries.
+    pub n: u64,
+    /// Appended to every name (`sep + key`), or empty.
+    pub suffix: String,
+}
+
+/// Length of a 1-d column-like element (array, or values of a masked/categorical group).
+pub fn element_len(store: &dyn Store, path: &str) -> std::result::Result<u64, adcat_format::FormatError> {
+    let leaf = match detect(store, path)?.encoding {
+        Encoding::Categorical => join_path(path, "codes"),
+        Encoding::NullableInteger | Encoding::NullableBoolean | Encoding::NullableString => join_path(path, "values"),
+        _ => path.to_owned(),
+    };
+    Ok(store.array_meta(&leaf)?.shape.first().copied().unwrap_or(0))
+}
+
+/// Rows `s..e` of a string-like column (index) as strings; missing values print as "nan".
+pub fn read_strings(store: &dyn Store, path: &str, kind: &ColKind, s: u64, e: u64) -> Result<Vec<String>> {
+    let strings = |a: ArrayData| -> Vec<String> {
+        match a {
+            ArrayData::String(v) => v.iter().cloned().collect(),
+            other => other.to_f64_vec().unwrap_or_default().iter().map(|x| x.to_string()).collect(),
+        }
+    };
+    Ok(match kind {
+        ColKind::Str | ColKind::Num(_) => strings(store.read_rows(path, s, e)?),
+        ColKind::NStr(_) | ColKind::NInt(_) | ColKind::NBool => {
+            let v = strings(store.read_rows(&join_path(path, "values"), s, e)?);
+            let m = store.read_rows(&join_path(path, "mask"), s, e)?.to_i64_vec().unwrap_or_default();
+            v.into_iter().zip(m).map(|(x, m)| if m != 0 { "nan".to_owned() } else { x }).collect()
+        }
+        ColKind::Cat { categories, .. } => {
+            let labels = cat_labels(categories);
+            let codes = store.read_rows(&join_path(path, "codes"), s, e)?.to_i64_vec().unwrap_or_default();
+            codes.iter().map(|&c| if c < 0 { "nan".to_owned() } else { labels.get(c as usize).cloned().unwrap_or_default() }).collect()
+        }
+    })
+}
+
+/// Write the concatenated index as anndata 0.13.4 with pandas 3 does
+/// (`nullable-string-array`, na NaN), streaming each input's names in blocks.
+pub fn write_index_stream(parts: &[IndexPart<'_>], out: &dyn Store, path: &str, opts: &WriteOptions, block_rows: u64) -> Result<()> {
+    let total: u64 = parts.iter().map(|p| p.n).sum();
+    let mut w = ColWriter::create(out, path, OutCol::Str("NaN".into()), total, opts)?;
+    for p in parts {
+        let kind = col_kind(p.store, &p.path).map_err(|e| at_input(p.store, e))?;
+        let mut s = 0;
+        while s < p.n {
+            let e = (s + block_rows.max(1)).min(p.n);
+            let mut names = read_strings(p.store, &p.path, &kind, s, e).map_err(|e| at_input(p.store, e))?;
+            if !p.suffix.is_empty() {
+                for n in &mut names {
+                    n.push_str(&p.suffix);
+                }
+            }
+            let k = names.len();
+            w.values.push(out, ArrayData::from_vec(names))?;
+            if let Some(m) = w.mask.as_mut() {
+                m.push(out, ArrayData::from_vec(vec![false; k]))?;
+            }
+            s = e;
+        }
+    }
+    w.finish(out)
+}
+
+fn at_input(store: &dyn Store, e: ConcatError) -> ConcatError {
+    match e {
+        ConcatError::Format(source) => ConcatError::Input { file: store.location().to_owned(), source },
+        o => o,
+    }
+}
+
 /// One input dataframe along the concatenation axis.
 #[derive(Debug, Clone)]
 pub struct FrameSource<'a> {
@@ -373,30 +454,9 @@ impl<'a> FrameSource<'a> {
 }
 
 /// pandas `concat(join=...)` column set: inner keeps the first frame's order of the common
-/// columns; outer keeps the order of first appearance.
+/// columns; outer keeps the order of first appearance (the same rule as mapping keys).
 pub fn join_columns(frames: &[Vec<String>], join: Join) -> Vec<String> {
-    let mut out: Vec<String> = vec![];
-    match join {
-        Join::Inner => {
-            if let Some(first) = frames.first() {
-                for c in first {
-                    if frames.iter().all(|f| f.contains(c)) && !out.contains(c) {
-                        out.push(c.clone());
-                    }
-                }
-            }
-        }
-        Join::Outer => {
-            for f in frames {
-                for c in f {
-                    if !out.contains(c) {
-                        out.push(c.clone());
-                    }
-                }
-            }
-        }
-    }
-    out
+    crate::join_keys(frames, join)
 }
 
 /// Concatenate dataframes along rows into `out_path`, streaming each column.
@@ -405,7 +465,7 @@ pub fn join_columns(frames: &[Vec<String>], join: Join) -> Vec<String> {
 pub fn concat_frames(
     frames: &[FrameSource<'_>],
     join: Join,
-    index: &[String],
+    index: &[IndexPart<'_>],
     label: Option<(&str, &[String])>,
     out: &dyn Store,
     out_path: &str,
@@ -427,7 +487,7 @@ pub fn concat_frames(
     attrs.insert("_index".into(), AttrValue::String("_index".into()));
     attrs.insert("column-order".into(), AttrValue::Strings(order));
     out.set_attrs(out_path, &attrs)?;
-    write_index(out, &join_path(out_path, "_index"), index, opts)?;
+    write_index_stream(index, out, &join_path(out_path, "_index"), opts, block_rows)?;
     for name in &columns {
         let kinds: Vec<Option<ColKind>> = frames
             .iter()
@@ -453,21 +513,21 @@ pub fn concat_frames(
         w.finish(out)?;
     }
     if let Some((name, keys)) = label {
-        let codes: Vec<i64> = frames.iter().enumerate().flat_map(|(i, f)| std::iter::repeat_n(i as i64, f.n as usize)).collect();
+        // Categorical of the input number per row, streamed.
+        let categories = ArrayData::from_vec(keys.to_vec());
         let d = codes_dtype(keys.len());
-        let col = Column::Categorical {
-            codes: ArrayData::from_vec(codes).cast(d).unwrap_or_else(|| ArrayData::zeros(d, &[0])),
-            categories: ArrayData::from_vec(keys.to_vec()),
-            ordered: false,
-        };
-        col.write(out, &join_path(out_path, name), opts)?;
+        let mut w = ColWriter::create(out, &join_path(out_path, name), OutCol::Cat { categories, ordered: false, maps: vec![] }, total, opts)?;
+        for (i, f) in frames.iter().enumerate() {
+            let mut s = 0;
+            while s < f.n {
+                let e = (s + block_rows.max(1)).min(f.n);
+                let codes = ArrayData::from_vec(vec![i as i64; (e - s) as usize]);
+                w.values.push(out, codes.cast(d).unwrap_or(codes))?;
+                s = e;
+            }
+        }
+        w.finish(out)?;
     }
-    Ok(())
-}
-
-/// Write an index as anndata 0.13.4 with pandas 3 does: `nullable-string-array`, na NaN.
-pub fn write_index(out: &dyn Store, path: &str, names: &[String], opts: &WriteOptions) -> Result<()> {
-    Column::NullableString { values: names.to_vec(), mask: vec![false; names.len()], na_value: Some("NaN".into()) }.write(out, path, opts)?;
     Ok(())
 }
 

@@ -162,17 +162,39 @@ impl Layout {
     }
 }
 
-/// One input, with its names along both axes.
+/// One input: its off-axis names (held in memory) and where its concatenation-axis
+/// names live (streamed, never held whole).
 struct Input<'a> {
     store: &'a dyn Store,
-    obs: Vec<String>,
-    var: Vec<String>,
+    /// Number of entries along the concatenation axis.
+    n_ax: u64,
+    /// The index element of the concatenation-axis dataframe.
+    ax_index: String,
+    /// Off-axis names.
+    off: Vec<String>,
 }
 
-impl Input<'_> {
-    fn names(&self, which: &str) -> &[String] {
-        if which == "obs" { &self.obs } else { &self.var }
-    }
+/// The element path of a dataframe's index.
+fn index_path(store: &dyn Store, df: &str) -> Result<String> {
+    let key = store
+        .attr(df, "_index")
+        .at(store)?
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .ok_or_else(|| ConcatError::Input { file: store.location().into(), source: FormatError::invalid(df, "dataframe without an `_index` attribute") })?;
+    Ok(join_path(df, &key))
+}
+
+/// Build the inputs of one part: `ax_df`/`off_df` are the dataframes along and across.
+fn inputs_for<'a>(stores: &[&'a dyn Store], ax_df: &str, off_df: &str) -> Result<Vec<Input<'a>>> {
+    stores
+        .iter()
+        .map(|s| {
+            let ax_index = index_path(*s, ax_df)?;
+            let n_ax = frames::element_len(*s, &ax_index).at(*s)?;
+            let off = read_index(*s, off_df).at(*s)?;
+            Ok(Input { store: *s, n_ax, ax_index, off })
+        })
+        .collect()
 }
 
 /// Concatenate `inputs` into the empty store `out`.
@@ -188,16 +210,14 @@ pub fn concat(inputs: &[&dyn Store], out: &dyn Store, opts: &ConcatOptions, prog
         None => (0..inputs.len()).map(|i| i.to_string()).collect(),
     };
     let mut report = Report::default();
-    let mut ins = vec![];
     for s in inputs {
         let root = detect(*s, "").at(*s)?;
         if root.encoding != Encoding::AnnData {
             return Err(ConcatError::Input { file: s.location().into(), source: FormatError::invalid("", "not an AnnData store") });
         }
-        let obs = read_index(*s, "obs").at(*s)?;
-        let var = read_index(*s, "var").at(*s)?;
-        ins.push(Input { store: *s, obs, var });
     }
+    let (ax, off) = opts.axis.names();
+    let ins = inputs_for(inputs, ax, off)?;
     progress.total_bytes(inputs.iter().map(|s| adcat_format::copy::data_bytes(*s, "").unwrap_or(0)).sum());
     adcat_format::write_root(out).map_err(ConcatError::Output)?;
     let main = Layout { prefix: "", raw: false };
@@ -209,11 +229,9 @@ pub fn concat(inputs: &[&dyn Store], out: &dyn Store, opts: &ConcatOptions, prog
         .map(|i| Ok(i.store.node_kind("raw").at(i.store)? == Some(NodeKind::Group) && detect(i.store, "raw").at(i.store)?.encoding == Encoding::Raw))
         .collect::<Result<_>>()?;
     if has_raw.iter().all(|&b| b) {
-        let mut raw_ins = vec![];
-        for i in &ins {
-            let var = read_index(i.store, "raw/var").at(i.store)?;
-            raw_ins.push(Input { store: i.store, obs: i.obs.clone(), var });
-        }
+        // raw has no obs: its obs names are the main ones.
+        let (rax, roff) = if opts.axis == Axis::Obs { ("obs", "raw/var") } else { ("raw/var", "obs") };
+        let raw_ins = inputs_for(inputs, rax, roff)?;
         out.create_group("raw")?;
         out.set_attrs("raw", &Encoding::Raw.attrs())?;
         let raw_opts = ConcatOptions { merge: None, uns_merge: None, pairwise: false, ..opts.clone() };
@@ -236,18 +254,19 @@ fn concat_part(
 ) -> Result<(u64, u64)> {
     let (ax, off) = opts.axis.names();
     let budget = opts.write.max_memory;
-    // Concatenation-axis names.
-    let mut names: Vec<String> = vec![];
-    for (i, inp) in ins.iter().enumerate() {
-        for n in inp.names(ax) {
-            names.push(match &opts.index_unique {
-                Some(sep) => format!("{n}{sep}{}", keys[i]),
-                None => n.clone(),
-            });
-        }
-    }
+    // Concatenation-axis names: streamed from each input's index, suffixed by key.
+    let index: Vec<frames::IndexPart<'_>> = ins
+        .iter()
+        .enumerate()
+        .map(|(i, inp)| frames::IndexPart {
+            store: inp.store,
+            path: inp.ax_index.clone(),
+            n: inp.n_ax,
+            suffix: opts.index_unique.as_ref().map(|sep| format!("{sep}{}", keys[i])).unwrap_or_default(),
+        })
+        .collect();
     // Off-axis index and reindexers.
-    let off_idx: Vec<Vec<String>> = ins.iter().map(|i| i.names(off).to_vec()).collect();
+    let off_idx: Vec<Vec<String>> = ins.iter().map(|i| i.off.clone()).collect();
     let new_off = merge_indices(&off_idx, opts.join);
     let mut reindexers = vec![];
     for (inp, idx) in ins.iter().zip(&off_idx) {
@@ -269,7 +288,7 @@ fn concat_part(
     if new_off.is_empty() && opts.join == Join::Inner && off_idx.iter().any(|v| !v.is_empty()) {
         report.warnings.push(format!("the inner join of {off} names is empty"));
     }
-    let block_rows = |row_bytes: u64| ((budget / 4) / row_bytes.max(1)).max(1);
+    let block_rows = |row_bytes: u64| ((budget / 16) / row_bytes.max(1)).max(1);
 
     // 1. Concatenation-axis annotation (index only for raw).
     if !lay.raw || opts.axis == Axis::Var {
@@ -278,13 +297,13 @@ fn concat_part(
             .map(|i| {
                 let path = lay.p(ax);
                 let path = if lay.raw && ax == "obs" { "obs".to_owned() } else { path };
-                FrameSource::open(i.store, &path, i.names(ax).len() as u64).at(i.store)
+                FrameSource::open(i.store, &path, i.n_ax).at(i.store)
             })
             .collect::<Result<_>>()?;
         let frames = if lay.raw && ax == "obs" { frames.into_iter().map(|f| FrameSource { columns: vec![], ..f }).collect() } else { frames };
         let label = opts.label.as_deref().map(|l| (l, keys));
         progress.element(&lay.p(ax));
-        concat_frames(&frames, opts.join, &names, label, out, &lay.p(ax), &opts.write, block_rows(64))?;
+        concat_frames(&frames, opts.join, &index, label, out, &lay.p(ax), &opts.write, block_rows(64))?;
     }
     if lay.raw && opts.axis == Axis::Obs {
         // raw has no obs of its own.
@@ -292,16 +311,15 @@ fn concat_part(
 
     // 2. Off-axis annotation: reindexed and merged in memory.
     {
-        let frames: Vec<DataFrame> = ins
-            .iter()
-            .map(|i| DataFrame::read(i.store, &lay.p(off)).at(i.store))
-            .collect::<Result<_>>()?;
-        let strategy = opts.merge;
         let merged = if lay.raw && off == "obs" {
             // raw's obs is not stored.
             None
         } else {
-            Some(frames::merge_frames(&frames, &reindexers, &new_off, strategy))
+            let frames: Vec<DataFrame> = ins
+                .iter()
+                .map(|i| DataFrame::read(i.store, &lay.p(off)).at(i.store))
+                .collect::<Result<_>>()?;
+            Some(frames::merge_frames(&frames, &reindexers, &new_off, opts.merge))
         };
         if let Some(df) = merged {
             df.write(out, &lay.p(off), &opts.write).map_err(ConcatError::Output)?;
@@ -328,7 +346,7 @@ fn concat_part(
         }
         write_dict(out, "layers").map_err(ConcatError::Output)?;
     }
-    let n_total: u64 = names.len() as u64;
+    let n_total: u64 = ins.iter().map(|i| i.n_ax).sum();
     for (out_path, per) in &mats {
         progress.element(out_path);
         let srcs: Vec<Option<MatSource<'_>>> = ins
@@ -338,26 +356,26 @@ fn concat_part(
             .collect::<Result<_>>()?;
         for (i, s) in ins.iter().zip(&srcs) {
             if let Some(s) = s {
-                if s.n_rows() != s_len(i, ax) || s.n_cols() != s_len(i, off) {
+                if s.n_rows() != i.n_ax || s.n_cols() != (i.off.len() as u64) {
                     return Err(ConcatError::Input {
                         file: i.store.location().into(),
-                        source: FormatError::invalid(out_path, format!("shape {:?} disagrees with {ax} ({}) x {off} ({})", s.shape, s_len(i, ax), s_len(i, off))),
+                        source: FormatError::invalid(out_path, format!("shape {:?} disagrees with {ax} ({}) x {off} ({})", s.shape, i.n_ax, (i.off.len() as u64))),
                     });
                 }
             }
         }
-        let rows: Vec<u64> = ins.iter().map(|i| s_len(i, ax)).collect();
+        let rows: Vec<u64> = ins.iter().map(|i| i.n_ax).collect();
         concat_matrix(&srcs, &rows, Some(&reindexers), new_off.len() as u64, out, out_path, opts, progress)?;
     }
 
     // 4. Concatenation-axis mapping (obsm), 5. off-axis mapping and pairwise (varm, varp).
     if !lay.raw {
         let am = format!("{ax}m");
-        concat_axis_mapping(ins, &am, ax, &names, opts, out, progress)?;
+        concat_axis_mapping(ins, &am, &index, opts, out, progress)?;
         let ap = format!("{ax}p");
         write_dict(out, &ap).map_err(ConcatError::Output)?;
         if opts.pairwise {
-            offaxis::pairwise(ins.iter().map(|i| (i.store, s_len(i, ax))).collect(), &ap, opts, out)?;
+            offaxis::pairwise(ins.iter().map(|i| (i.store, i.n_ax)).collect(), &ap, opts, out)?;
         }
         offaxis::merge_mapping(ins.iter().map(|i| i.store).collect(), &format!("{off}m"), &reindexers, &new_off, false, opts, out)?;
         offaxis::merge_mapping(ins.iter().map(|i| i.store).collect(), &format!("{off}p"), &reindexers, &new_off, true, opts, out)?;
@@ -382,22 +400,18 @@ fn concat_part(
     Ok(if opts.axis == Axis::Obs { (n_total, n_off) } else { (n_off, n_total) })
 }
 
-fn s_len(i: &Input<'_>, which: &str) -> u64 {
-    i.names(which).len() as u64
-}
-
 fn list_or_empty(store: &dyn Store, path: &str) -> Result<Vec<String>> {
     if store.node_kind(path).at(store)? == Some(NodeKind::Group) { store.list(path).at(store) } else { Ok(vec![]) }
 }
 
 /// anndata's `intersect_keys` / `union_keys` (order of first appearance).
-fn join_keys(sets: &[Vec<String>], join: Join) -> Vec<String> {
+pub(crate) fn join_keys(sets: &[Vec<String>], join: Join) -> Vec<String> {
     let mut out: Vec<String> = vec![];
     match join {
         Join::Inner => {
             if let Some(first) = sets.first() {
                 for k in first {
-                    if sets.iter().all(|s| s.contains(k)) {
+                    if sets.iter().all(|s| s.contains(k)) && !out.contains(k) {
                         out.push(k.clone());
                     }
                 }
@@ -473,12 +487,14 @@ fn concat_matrix(
         match s {
             None => w.push_missing(rows[i], fill)?,
             Some(s) => {
-                let per = ((budget / 4) / matrix::row_bytes(s).max(1)).max(1);
+                // Blocks of 1/16 of the budget: reindexing and casting expand a block about
+                // fourfold, and the writers buffer up to a block per array.
+                let per = ((budget / 16) / matrix::row_bytes(s).max(1)).max(1);
                 let mut start = 0;
                 let n = s.n_rows();
                 while start < n {
                     let end = (start + per).min(n);
-                    let b = s.read_block(start, end, budget / 4).at(s.store)?;
+                    let b = s.read_block(start, end, budget / 16).at(s.store)?;
                     w.push(b, re_of(i))?;
                     progress.advance((end - start) * matrix::row_bytes(s));
                     start = end;
@@ -492,10 +508,10 @@ fn concat_matrix(
 
 /// obsm (varm for axis=var): arrays get min (inner) / max (outer) width, dataframes a
 /// column join; keys are intersected (inner) or united (outer).
-fn concat_axis_mapping(ins: &[Input<'_>], am: &str, ax: &str, names: &[String], opts: &ConcatOptions, out: &dyn Store, progress: &dyn Progress) -> Result<()> {
+fn concat_axis_mapping(ins: &[Input<'_>], am: &str, index: &[frames::IndexPart<'_>], opts: &ConcatOptions, out: &dyn Store, progress: &dyn Progress) -> Result<()> {
     write_dict(out, am).map_err(ConcatError::Output)?;
     let key_sets: Vec<Vec<String>> = ins.iter().map(|i| list_or_empty(i.store, am)).collect::<Result<_>>()?;
-    let rows: Vec<u64> = ins.iter().map(|i| s_len(i, ax)).collect();
+    let rows: Vec<u64> = ins.iter().map(|i| i.n_ax).collect();
     for k in join_keys(&key_sets, opts.join) {
         let p = join_path(am, &k);
         progress.element(&p);
@@ -510,13 +526,13 @@ fn concat_axis_mapping(ins: &[Input<'_>], am: &str, ax: &str, names: &[String], 
                 .zip(&encs)
                 .map(|(i, e)| {
                     if e.is_some() {
-                        FrameSource::open(i.store, &p, s_len(i, ax)).at(i.store)
+                        FrameSource::open(i.store, &p, i.n_ax).at(i.store)
                     } else {
-                        Ok(FrameSource { store: i.store, path: p.clone(), n: s_len(i, ax), columns: vec![] })
+                        Ok(FrameSource { store: i.store, path: p.clone(), n: i.n_ax, columns: vec![] })
                     }
                 })
                 .collect::<Result<_>>()?;
-            concat_frames(&frames, opts.join, names, None, out, &p, &opts.write, ((opts.write.max_memory / 4) / 64).max(1))?;
+            concat_frames(&frames, opts.join, index, None, out, &p, &opts.write, ((opts.write.max_memory / 16) / 64).max(1))?;
             continue;
         }
         if present.iter().any(|e| !matches!(e, Encoding::Array | Encoding::Csr | Encoding::Csc)) {

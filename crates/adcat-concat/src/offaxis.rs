@@ -236,11 +236,11 @@ pub(crate) fn pairwise(inputs: Vec<(&dyn Store, u64)>, path: &str, opts: &Concat
             match s {
                 None => w.push_missing(*n, 0.0)?,
                 Some(s) => {
-                    let per = ((budget / 4) / crate::matrix::row_bytes(s).max(1)).max(1);
+                    let per = ((budget / 16) / crate::matrix::row_bytes(s).max(1)).max(1);
                     let mut start = 0;
                     while start < *n {
                         let end = (start + per).min(*n);
-                        let b = s.read_block(start, end, budget / 4).at(s.store)?.into_sparse();
+                        let b = s.read_block(start, end, budget / 16).at(s.store)?.into_sparse();
                         let b = match b {
                             Block::Sparse { indptr, indices, data } => Block::Sparse { indptr, indices: indices.iter().map(|c| c + offset).collect(), data },
                             d => d,

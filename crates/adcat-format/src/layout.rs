@@ -63,7 +63,7 @@ impl WriteOptions {
 
     fn shard_target(&self) -> u64 {
         // A shard is written whole from one block, so it must fit well inside the budget.
-        self.shard_bytes.min(self.max_memory / 8).max(self.chunk_bytes)
+        self.shard_bytes.min(self.max_memory / 16).max(self.chunk_bytes)
     }
 
     /// The creation spec for an array of `dtype` and final `shape` on a store of `kind`.
@@ -105,7 +105,9 @@ impl WriteOptions {
     }
 
     /// Rows per streamed block for an array written with `spec`: whole shards (or chunks)
-    /// so no chunk is ever read back and rewritten, sized to a quarter of the budget.
+    /// so no chunk is ever read back and rewritten, sized to 1/16 of the budget (a copy
+    /// holds the block read, the block written and the codec's buffers; concat holds a few
+    /// arrays' blocks at once).
     pub fn block_rows(&self, spec: &ArraySpec) -> u64 {
         let n = spec.shape.first().copied().unwrap_or(1).max(1);
         let unit = spec
@@ -116,7 +118,7 @@ impl WriteOptions {
             .unwrap_or(1)
             .max(1);
         let rb = row_bytes(spec.dtype, &spec.shape);
-        let units = ((self.max_memory / 4) / (unit * rb).max(1)).max(1);
+        let units = ((self.max_memory / 16) / (unit * rb).max(1)).max(1);
         (units * unit).min(n)
     }
 }
@@ -132,10 +134,10 @@ mod tests {
         let c = s.chunks.clone().unwrap()[0];
         let sh = s.shards.clone().unwrap()[0];
         assert_eq!(sh % c, 0);
-        assert!(sh * 4 <= 8 << 20, "shard {sh} rows");
+        assert!(sh * 4 <= 4 << 20, "shard {sh} rows");
         let b = o.block_rows(&s);
         assert_eq!(b % sh, 0);
-        assert!(b * 4 <= 16 << 20);
+        assert!(b * 4 <= 4 << 20);
     }
 
     #[test]
