@@ -247,6 +247,10 @@ impl ColWriter {
                 store.set_attrs(path, &attrs)?;
                 let values = app(&join_path(path, "values"), d)?;
                 let mask = app(&join_path(path, "mask"), DType::Bool)?;
+                // Sub-elements carry their own encodings, as anndata's write_elem leaves them.
+                let venc = if d == DType::String { Encoding::StringArray } else { Encoding::Array };
+                store.set_attrs(&join_path(path, "values"), &venc.attrs())?;
+                store.set_attrs(&join_path(path, "mask"), &Encoding::Array.attrs())?;
                 ColWriter { out, values, mask: Some(mask) }
             }
             OutCol::Cat { categories, ordered, .. } => {
@@ -256,6 +260,7 @@ impl ColWriter {
                 store.set_attrs(path, &attrs)?;
                 adcat_format::frame::write_array(store, &join_path(path, "categories"), categories, opts)?;
                 let values = app(&join_path(path, "codes"), codes_dtype(categories.len()))?;
+                store.set_attrs(&join_path(path, "codes"), &Encoding::Array.attrs())?;
                 ColWriter { out, values, mask: None }
             }
         })
