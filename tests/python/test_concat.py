@@ -376,3 +376,24 @@ def test_dense_fill_promotes(run_adcat, tmp_path, fill):
     a = simple(3, GENES[:6], prefix="a", X="dense", dtype=np.float32)
     b = simple(2, GENES[3:], prefix="b", X="dense", dtype=np.int32)
     check_concat(run_adcat, tmp_path, [a, b], "h5ad", join="outer", fill_value=int(fill))
+
+
+@pytest.mark.parametrize("join", ["inner", "outer"])
+@pytest.mark.parametrize("fmts", [("h5ad", "h5ad"), ("zarr", "h5ad")])
+def test_awkward_in_obsm(run_adcat, tmp_path, join, fmts):
+    import awkward as ak
+
+    a, b = simple(3, GENES, prefix="a"), simple(2, GENES, prefix="b")
+    a.obsm["ragged"] = ak.Array([[1.0, 2.0], [], [3.0]])
+    b.obsm["ragged"] = ak.Array([[5.0], [6.0, 7.0]])
+    a.obsm["strings"] = ak.Array([["x", "yz"], [], ["é"]])
+    b.obsm["strings"] = ak.Array([[""], ["pq", "r"]])
+    a.obsm["records"] = ak.Array([{"x": 1, "s": "ab", "l": [1, 2]}, {"x": 2, "s": "", "l": []}, {"x": 3, "s": "c", "l": [3]}])
+    b.obsm["records"] = ak.Array([{"x": 4, "s": "d", "l": [4, 5, 6]}, {"x": 5, "s": "ef", "l": []}])
+    a.obsm["regular"] = ak.to_regular(ak.Array([[1, 2], [3, 4], [5, 6]]), axis=1)
+    b.obsm["regular"] = ak.to_regular(ak.Array([[7, 8], [9, 10]]), axis=1)
+    if join == "inner":
+        # Records with different fields keep the common ones.
+        a.obsm["fields"] = ak.Array([{"x": 1, "only_a": 1.5}] * 3)
+        b.obsm["fields"] = ak.Array([{"x": 2, "only_b": "q"}] * 2)
+    check_concat(run_adcat, tmp_path, [a, b], list(fmts), join=join)

@@ -8,6 +8,7 @@
 // Index-based loops over CSR structures read more clearly than iterator chains here.
 #![allow(clippy::needless_range_loop)]
 
+pub mod awkward;
 pub mod frames;
 pub mod index;
 pub mod matrix;
@@ -533,6 +534,14 @@ fn concat_axis_mapping(ins: &[Input<'_>], am: &str, index: &[frames::IndexPart<'
                 })
                 .collect::<Result<_>>()?;
             concat_frames(&frames, opts.join, index, None, out, &p, &opts.write, ((opts.write.max_memory / 16) / 64).max(1))?;
+            continue;
+        }
+        if present.iter().any(|e| *e == Encoding::Awkward) {
+            if !present.iter().all(|e| *e == Encoding::Awkward) || present.len() != ins.len() {
+                return Err(ConcatError::unsupported(&p, "awkward arrays concatenate only with awkward arrays present in every input"));
+            }
+            let srcs: Vec<awkward::AwkSource<'_>> = ins.iter().map(|i| awkward::AwkSource::open(i.store, &p)).collect::<Result<_>>()?;
+            awkward::concat(&srcs, opts.join, out, &p, &opts.write, ((opts.write.max_memory / 16) / 16).max(1))?;
             continue;
         }
         if present.iter().any(|e| !matches!(e, Encoding::Array | Encoding::Csr | Encoding::Csc)) {
