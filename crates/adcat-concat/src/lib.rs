@@ -536,7 +536,7 @@ fn concat_axis_mapping(ins: &[Input<'_>], am: &str, index: &[frames::IndexPart<'
             concat_frames(&frames, opts.join, index, None, out, &p, &opts.write, ((opts.write.max_memory / 16) / 64).max(1))?;
             continue;
         }
-        if present.iter().any(|e| *e == Encoding::Awkward) {
+        if present.contains(&Encoding::Awkward) {
             if !present.iter().all(|e| *e == Encoding::Awkward) || present.len() != ins.len() {
                 return Err(ConcatError::unsupported(&p, "awkward arrays concatenate only with awkward arrays present in every input"));
             }
