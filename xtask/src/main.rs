@@ -15,7 +15,8 @@ cargo xtask <task>
   conformance   only the Python oracle suite (builds the adcat binary first)
   demo          build sample inputs from Rust, convert them, concatenate, inspect
   setup         install the HDF5 library and create the oracle venv, nothing else
-  bench-memory  peak RSS of `adcat concat` at two input sizes under one --max-memory
+  bench-memory  peak RSS of `adcat concat` at three input sizes under one --max-memory
+  bench         adcat vs anndata concat_on_disk vs cp, side by side (ADCAT_BENCH_SCALE=0.25 for a quick run)
 ";
 
 fn root() -> PathBuf {
@@ -233,6 +234,140 @@ fn bench_memory() -> Result<()> {
     Ok(())
 }
 
+/// One benchmark case: the same concatenation by adcat and by anndata.
+struct Case {
+    name: &'static str,
+    inputs: Vec<PathBuf>,
+    out_ext: &'static str,
+    adcat: Vec<String>,
+    /// Python: keyword arguments of concat_on_disk, or None when anndata cannot do it.
+    anndata: Option<String>,
+    /// Python run before the call (e.g. a settings override context).
+    anndata_zarr2: bool,
+}
+
+fn dir_size(p: &Path) -> u64 {
+    if p.is_dir() {
+        std::fs::read_dir(p).map(|d| d.filter_map(|e| e.ok()).map(|e| dir_size(&e.path())).sum()).unwrap_or(0)
+    } else {
+        std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)
+    }
+}
+
+fn rm(p: &Path) {
+    let _ = if p.is_dir() { std::fs::remove_dir_all(p) } else { std::fs::remove_file(p) };
+}
+
+/// Generate (once, cached under target/bench-data) a set of inputs.
+fn gen_set(bin: &Path, dir: &Path, tag: &str, n: usize, cells: u64, genes: u64, extra: &dyn Fn(usize) -> Vec<String>) -> Result<Vec<PathBuf>> {
+    let mut out = vec![];
+    for i in 0..n {
+        let p = dir.join(format!("{tag}_{i}.h5ad"));
+        if !p.exists() {
+            let tmp = dir.join(format!(".{tag}_{i}.h5ad"));
+            run(Command::new(bin).args(["generate", "-q", "--force"]).arg(&tmp).args(["--cells", &cells.to_string(), "--genes", &genes.to_string(), "--seed", &i.to_string()]).args(extra(i)))?;
+            std::fs::rename(&tmp, &p)?;
+        }
+        out.push(p);
+    }
+    Ok(out)
+}
+
+fn to_zarr(bin: &Path, inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    inputs
+        .iter()
+        .map(|p| {
+            let z = p.with_extension("zarr");
+            if !z.exists() {
+                run(Command::new(bin).args(["convert", "-q"]).arg(p).arg(&z))?;
+            }
+            Ok(z)
+        })
+        .collect()
+}
+
+/// `cargo xtask bench`: adcat and anndata's concat_on_disk on the same generated data,
+/// alternately, plus `cp` of the inputs as the I/O floor.
+fn bench() -> Result<()> {
+    ensure_hdf5()?;
+    let vpy = ensure_venv()?;
+    run(cargo().args(["build", "--release", "--locked", "-p", "adcat-cli"]))?;
+    let bin = root().join("target/release/adcat");
+    let scale: f64 = std::env::var("ADCAT_BENCH_SCALE").ok().and_then(|v| v.parse().ok()).unwrap_or(1.0);
+    let sc = |x: u64| ((x as f64 * scale).round() as u64).max(10);
+    let data = root().join(format!("target/bench-data/scale{scale}"));
+    let work = root().join("target/bench-work");
+    std::fs::create_dir_all(&data)?;
+    std::fs::create_dir_all(&work)?;
+    let none = |_: usize| vec![];
+    let medium = gen_set(&bin, &data, "medium", 8, sc(25_000), 20_000, &none)?;
+    let medium_z = to_zarr(&bin, &medium)?;
+    let outer = gen_set(&bin, &data, "outer", 8, sc(25_000), 20_000, &|i| vec!["--gene-offset".into(), (i * 250).to_string(), "--shuffle-genes".into()])?;
+    let dense = gen_set(&bin, &data, "dense", 3, sc(20_000), 2_000, &|_| vec!["--dense".into()])?;
+    let dense_z = to_zarr(&bin, &dense)?;
+    let small = gen_set(&bin, &data, "small", 200, 500, 20_000, &none)?;
+    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    let cases = vec![
+        Case { name: "medium h5ad -> h5ad", inputs: medium.clone(), out_ext: "h5ad", adcat: vec![], anndata: Some(String::new()), anndata_zarr2: false },
+        Case { name: "medium h5ad -> zarr v3", inputs: medium.clone(), out_ext: "zarr", adcat: vec![], anndata: Some(String::new()), anndata_zarr2: false },
+        Case { name: "medium h5ad -> zarr v2", inputs: medium.clone(), out_ext: "zarr", adcat: s(&["--zarr-format", "2"]), anndata: Some(String::new()), anndata_zarr2: true },
+        Case { name: "medium zarr v3 -> h5ad", inputs: medium_z, out_ext: "h5ad", adcat: vec![], anndata: Some(String::new()), anndata_zarr2: false },
+        Case { name: "outer join, reindex -> h5ad", inputs: outer, out_ext: "h5ad", adcat: s(&["--join", "outer"]), anndata: Some("join='outer'".into()), anndata_zarr2: false },
+        Case { name: "dense h5ad -> h5ad", inputs: dense.clone(), out_ext: "h5ad", adcat: vec![], anndata: Some(String::new()), anndata_zarr2: false },
+        Case { name: "dense zarr v3 -> zarr v3", inputs: dense_z, out_ext: "zarr", adcat: vec![], anndata: Some(String::new()), anndata_zarr2: false },
+        Case { name: "200 small files -> h5ad", inputs: small, out_ext: "h5ad", adcat: vec![], anndata: Some(String::new()), anndata_zarr2: false },
+        Case { name: "medium -> h5ad gzip:4", inputs: medium.clone(), out_ext: "h5ad", adcat: s(&["--compression", "gzip:4"]), anndata: None, anndata_zarr2: false },
+        Case { name: "medium -> zarr v3 zstd:3", inputs: medium, out_ext: "zarr", adcat: s(&["--compression", "zstd:3"]), anndata: None, anndata_zarr2: false },
+    ];
+    println!("\n| case | input | cp | adcat | adcat peak RSS | anndata | anndata peak RSS | anndata / adcat | adcat / cp |");
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for c in &cases {
+        let size: u64 = c.inputs.iter().map(|p| dir_size(p)).sum();
+        // I/O floor: copy the inputs.
+        let cp_dir = work.join("cp");
+        rm(&cp_dir);
+        std::fs::create_dir_all(&cp_dir)?;
+        let mut cp = Command::new("cp");
+        cp.arg("-r").args(&c.inputs).arg(&cp_dir);
+        let (_, cp_s) = measure(&mut cp)?;
+        rm(&cp_dir);
+        let out = work.join(format!("out.{}", c.out_ext));
+        rm(&out);
+        let mut a = Command::new(&bin);
+        a.args(["concat", "-q", "-o"]).arg(&out).args(&c.adcat).args(&c.inputs);
+        let (a_rss, a_s) = measure(&mut a)?;
+        rm(&out);
+        let anndata = match &c.anndata {
+            None => None,
+            Some(kw) => {
+                let paths: Vec<String> = c.inputs.iter().map(|p| format!("{:?}", p.display().to_string())).collect();
+                let call = format!("concat_on_disk([{}], {:?}{}{})", paths.join(", "), out.display().to_string(), if kw.is_empty() { "" } else { ", " }, kw);
+                let body = if c.anndata_zarr2 { format!("with ad.settings.override(zarr_write_format=2):\n    {call}") } else { call };
+                let script = format!("import warnings; warnings.simplefilter('ignore')\nimport anndata as ad\nfrom anndata.experimental import concat_on_disk\n{body}\n");
+                let mut py = Command::new(&vpy);
+                py.arg("-c").arg(script);
+                let r = measure(&mut py);
+                rm(&out);
+                Some(r?)
+            }
+        };
+        let mb = |kib: u64| format!("{:.0} MB", kib as f64 / 1024.0);
+        let (an_s, an_rss, ratio) = match anndata {
+            Some((rss, t)) => (format!("{t:.2} s"), mb(rss), format!("{:.1}x", t / a_s.max(1e-3))),
+            None => ("n/a".into(), "n/a".into(), "n/a".into()),
+        };
+        println!(
+            "| {} | {:.0} MB | {cp_s:.2} s | {a_s:.2} s ({:.0} MB/s) | {} | {an_s} | {an_rss} | {ratio} | {:.2}x |",
+            c.name,
+            size as f64 / 1e6,
+            size as f64 / 1e6 / a_s.max(1e-3),
+            mb(a_rss),
+            a_s / cp_s.max(1e-3)
+        );
+    }
+    Ok(())
+}
+
 fn main() -> Result<()> {
     let task = std::env::args().nth(1).unwrap_or_default();
     match task.as_str() {
@@ -244,6 +379,7 @@ fn main() -> Result<()> {
         }
         "demo" => demo(),
         "bench-memory" => bench_memory(),
+        "bench" => bench(),
         "setup" => {
             ensure_hdf5()?;
             ensure_venv().map(|_| ())

@@ -107,6 +107,12 @@ enum Command {
         /// Random seed (also prefixes cell names).
         #[arg(long, default_value_t = 0)]
         seed: u64,
+        /// Put the genes in a random (seeded) order.
+        #[arg(long)]
+        shuffle_genes: bool,
+        /// Write X and the counts layer dense instead of CSR.
+        #[arg(long)]
+        dense: bool,
         #[command(flatten)]
         write: WriteArgs,
     },
@@ -254,14 +260,14 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Generate { output, cells, genes, gene_offset, density, seed, write } => {
+        Command::Generate { output, cells, genes, gene_offset, density, seed, shuffle_genes, dense, write } => {
             let opts = write_options(&write)?;
             if !(0.0..=1.0).contains(&density) {
                 bail!("--density must be between 0 and 1");
             }
             let format = output_format(&output, write.zarr_format.parse().unwrap_or(3))?;
             let out = Output::create(&output, format, write.force, &[])?;
-            let synth = synth::Synth { cells, genes, gene_offset, density, seed };
+            let synth = synth::Synth { cells, genes, gene_offset, density, seed, shuffle_genes, dense };
             synth.write(out.store(), &opts).map_err(|e| anyhow!("{}: {}", output.display(), e))?;
             out.commit()
         }

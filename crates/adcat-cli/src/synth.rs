@@ -22,6 +22,10 @@ pub struct Synth {
     pub density: f64,
     /// Random seed; also prefixes cell names so files have distinct obs names.
     pub seed: u64,
+    /// Put the genes in a random (seeded) order, so joins must reindex.
+    pub shuffle_genes: bool,
+    /// Write X and the counts layer dense instead of CSR.
+    pub dense: bool,
 }
 
 fn row_rng(seed: u64, row: u64) -> SmallRng {
@@ -89,11 +93,19 @@ impl Synth {
         obs.write(store, "obs", opts)?;
         // var
         let g = self.genes;
-        let mut var = DataFrame::with_index((0..g).map(|j| format!("gene{:05}", j + self.gene_offset)).collect());
+        // Gene number at each position (a seeded permutation when shuffling).
+        let mut order: Vec<u64> = (0..g).map(|j| j + self.gene_offset).collect();
+        if self.shuffle_genes {
+            let mut r = SmallRng::seed_from_u64(self.seed ^ 0x5EED);
+            for i in (1..order.len()).rev() {
+                order.swap(i, r.random_range(0..=i));
+            }
+        }
+        let mut var = DataFrame::with_index(order.iter().map(|j| format!("gene{j:05}")).collect());
         var.columns = vec![
-            ("gene_ids".into(), strings((0..g).map(|j| format!("ENSG{:011}", j + self.gene_offset)).collect())),
-            ("highly_variable".into(), Column::Array(ArrayData::from_vec((0..g).map(|j| (j + self.gene_offset) % 7 == 0).collect::<Vec<_>>()))),
-            ("mean".into(), Column::Array(ArrayData::from_vec((0..g).map(|j| ((j + self.gene_offset) % 97) as f64 / 10.0).collect::<Vec<_>>()))),
+            ("gene_ids".into(), strings(order.iter().map(|j| format!("ENSG{j:011}")).collect())),
+            ("highly_variable".into(), Column::Array(ArrayData::from_vec(order.iter().map(|j| j % 7 == 0).collect::<Vec<_>>()))),
+            ("mean".into(), Column::Array(ArrayData::from_vec(order.iter().map(|j| (j % 97) as f64 / 10.0).collect::<Vec<_>>()))),
         ];
         var.index = strings(var.index.to_strings().unwrap_or_default());
         var.write(store, "var", opts)?;
@@ -105,7 +117,31 @@ impl Synth {
             indptr.push(indptr.last().copied().unwrap_or(0) + k as i64);
         }
         write_dict(store, "layers")?;
-        for (path, dtype) in [("X", DType::F32), ("layers/counts", DType::I32)] {
+        if self.dense {
+            for (path, dtype) in [("X", DType::F32), ("layers/counts", DType::I32)] {
+                let mut app = Appender::create(store, path, dtype, &[n, g], Purpose::Dense, opts)?;
+                let block = 1024u64;
+                let mut start = 0;
+                while start < n {
+                    let end = (start + block).min(n);
+                    let mut v = vec![0f32; ((end - start) * g) as usize];
+                    for row in start..end {
+                        let (c, x) = self.row(row);
+                        let base = ((row - start) * g) as usize;
+                        for (ci, xi) in c.iter().zip(x) {
+                            v[base + *ci as usize] = xi;
+                        }
+                    }
+                    let a = ArrayData::from_shape_vec(&[end - start, g], v).unwrap_or_else(|| ArrayData::zeros(DType::F32, &[0, g]));
+                    app.push(store, a.cast(dtype).unwrap_or(a))?;
+                    start = end;
+                }
+                app.finish(store)?;
+                store.set_attrs(path, &Encoding::Array.attrs())?;
+            }
+        }
+        let sparse_parts: &[(&str, DType)] = if self.dense { &[] } else { &[("X", DType::F32), ("layers/counts", DType::I32)] };
+        for &(path, dtype) in sparse_parts {
             store.create_group(path)?;
             let mut attrs = Encoding::Csr.attrs();
             attrs.insert("shape".into(), AttrValue::Ints(vec![n as i64, g as i64]));
