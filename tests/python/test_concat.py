@@ -401,3 +401,41 @@ def test_awkward_in_obsm(run_adcat, tmp_path, join, fmts):
         a.obsm["fields"] = ak.Array([{"x": 1, "only_a": 1.5}] * 3)
         b.obsm["fields"] = ak.Array([{"x": 2, "only_b": "q"}] * 2)
     check_concat(run_adcat, tmp_path, [a, b], list(fmts), join=join)
+
+
+def test_index_names_and_extra_keys(run_adcat, tmp_path):
+    a, b = simple(3, GENES, prefix="a"), simple(2, GENES[1:], prefix="b")
+    for x in (a, b):
+        x.obs.index.name = "cell_id"
+        x.var.index.name = "gene_id"
+    # More keys than inputs: the extra ones are unused label categories (pandas).
+    check_concat(run_adcat, tmp_path, [a, b], "h5ad", join="outer", label="batch", keys=["p", "q", "r"])
+
+
+def test_duplicate_keys_refused(run_adcat, tmp_path):
+    a, b = simple(3, GENES, prefix="a"), simple(2, GENES, prefix="b")
+    paths = [write(x, tmp_path / f"{i}.h5ad", "h5ad") for i, x in enumerate([a, b])]
+    proc = run_adcat("concat", *paths, "-o", tmp_path / "out.h5ad", "--keys", "k,k", "--label", "b", expect_success=False)
+    assert proc.returncode != 0 and "unique" in proc.stderr and "panicked" not in proc.stderr
+    assert not (tmp_path / "out.h5ad").exists()
+
+
+@pytest.mark.parametrize("X", ["csr", "dense"])
+@pytest.mark.parametrize("dtype", [np.uint8, np.bool_])
+def test_negative_fill_on_unsigned(run_adcat, tmp_path, X, dtype):
+    a = simple(3, GENES[:8], prefix="a", X=X, dtype=dtype)
+    b = simple(2, GENES[4:], prefix="b", X=X, dtype=dtype, seed=2)
+    check_concat(run_adcat, tmp_path, [a, b], "h5ad", join="outer", fill_value=-1)
+
+
+def test_merge_same_key_order(run_adcat, tmp_path):
+    a, b = simple(3, GENES, prefix="a"), simple(2, GENES, prefix="b")
+    a.var["x"] = 1.0
+    a.var["y"] = 2.0
+    b.var["y"] = 2.0
+    b.var["x"] = 1.0
+    a.varm["p"] = np.ones((len(GENES), 2))
+    a.varm["q"] = np.zeros((len(GENES), 2))
+    b.varm["q"] = np.zeros((len(GENES), 2))
+    b.varm["p"] = np.ones((len(GENES), 2))
+    check_concat(run_adcat, tmp_path, [a, b], "h5ad", merge="same")

@@ -244,7 +244,7 @@ fn run(cli: Cli) -> Result<()> {
                 write: opts,
             };
             if let Some(k) = &copts.keys {
-                if k.len() != inputs.len() {
+                if k.len() < inputs.len() {
                     bail!("--keys has {} names for {} inputs", k.len(), inputs.len());
                 }
             }
@@ -252,7 +252,10 @@ fn run(cli: Cli) -> Result<()> {
             let refs: Vec<&dyn adcat_store::Store> = stores.iter().map(|s| s.as_ref()).collect();
             let out = Output::create(&output, format, write.force, &inputs)?;
             let bar = progress_bar(cli.quiet);
-            let report = adcat_concat::concat(&refs, out.store(), &copts, &bar).map_err(|e| anyhow!("{e}"))?;
+            let report = adcat_concat::concat(&refs, out.store(), &copts, &bar).map_err(|e| match e {
+                adcat_concat::ConcatError::Output(inner) => anyhow!("{}: {inner}", output.display()),
+                other => anyhow!("{other}"),
+            })?;
             bar.0.finish_and_clear();
             out.commit()?;
             for w in &report.warnings {

@@ -109,10 +109,22 @@ impl Output {
             s.flush().map_err(|e| anyhow!("{}: {}", self.dest.display(), e))?;
             drop(s);
         }
-        if self.dest.exists() {
-            remove_path(&self.dest).with_context(|| format!("{}: cannot remove the existing output", self.dest.display()))?;
+        // A file is replaced atomically by rename. A directory cannot be renamed over a
+        // non-empty one: move the old one aside first and put it back if the swap fails.
+        let backup = self.tmp.with_extension("old");
+        let replaced = self.dest.is_dir();
+        if replaced {
+            std::fs::rename(&self.dest, &backup).with_context(|| format!("{}: cannot move the existing output aside", self.dest.display()))?;
         }
-        std::fs::rename(&self.tmp, &self.dest).with_context(|| format!("{}: cannot move the output into place", self.dest.display()))?;
+        if let Err(e) = std::fs::rename(&self.tmp, &self.dest) {
+            if replaced {
+                let _ = std::fs::rename(&backup, &self.dest);
+            }
+            return Err(e).with_context(|| format!("{}: cannot move the output into place", self.dest.display()));
+        }
+        if replaced {
+            let _ = remove_path(&backup);
+        }
         Ok(())
     }
 }

@@ -430,6 +430,20 @@ pub fn write_index_stream(parts: &[IndexPart<'_>], out: &dyn Store, path: &str, 
     w.finish(out)
 }
 
+/// The index name of a concatenation: pandas keeps an index name all parts share
+/// (anndata stores it as the `_index` key); otherwise `_index`.
+pub fn index_key(parts: &[IndexPart<'_>]) -> String {
+    common_name(parts.iter().map(|p| p.path.rsplit('/').next().unwrap_or("_index").to_owned()))
+}
+
+/// The name every item agrees on, or `_index`.
+pub fn common_name(mut names: impl Iterator<Item = String>) -> String {
+    match names.next() {
+        Some(first) if names.all(|n| n == first) => first,
+        _ => "_index".to_owned(),
+    }
+}
+
 fn at_input(store: &dyn Store, e: ConcatError) -> ConcatError {
     match e {
         ConcatError::Format(source) => ConcatError::Input { file: store.location().to_owned(), source },
@@ -459,9 +473,20 @@ impl<'a> FrameSource<'a> {
 }
 
 /// pandas `concat(join=...)` column set: inner keeps the first frame's order of the common
-/// columns; outer keeps the order of first appearance (the same rule as mapping keys).
+/// columns; outer keeps the order of first appearance.
 pub fn join_columns(frames: &[Vec<String>], join: Join) -> Vec<String> {
-    crate::join_keys(frames, join)
+    match (join, frames.first()) {
+        (Join::Inner, Some(first)) => {
+            let mut out: Vec<String> = vec![];
+            for c in first {
+                if frames.iter().all(|f| f.contains(c)) && !out.contains(c) {
+                    out.push(c.clone());
+                }
+            }
+            out
+        }
+        _ => crate::join_keys(frames, join),
+    }
 }
 
 /// Concatenate dataframes along rows into `out_path`, streaming each column.
@@ -489,14 +514,15 @@ pub fn concat_frames(
         columns.retain(|c| c != name);
     }
     let mut attrs = Encoding::DataFrame.attrs();
-    attrs.insert("_index".into(), AttrValue::String("_index".into()));
+    let key = index_key(index);
+    attrs.insert("_index".into(), AttrValue::String(key.clone()));
     attrs.insert("column-order".into(), AttrValue::Strings(order));
     out.set_attrs(out_path, &attrs)?;
-    write_index_stream(index, out, &join_path(out_path, "_index"), opts, block_rows)?;
+    write_index_stream(index, out, &join_path(out_path, &key), opts, block_rows)?;
     for name in &columns {
         let kinds: Vec<Option<ColKind>> = frames
             .iter()
-            .map(|f| if f.columns.contains(name) { col_kind(f.store, &join_path(&f.path, name)).map(Some) } else { Ok(None) })
+            .map(|f| if f.columns.contains(name) { col_kind(f.store, &join_path(&f.path, name)).map(Some).map_err(|e| at_input(f.store, e)) } else { Ok(None) })
             .collect::<Result<_>>()?;
         let inserts: Vec<bool> = frames.iter().map(|f| f.n > 0 || !f.columns.is_empty()).collect();
         let oc = unify(name, &kinds, &inserts)?;
@@ -509,7 +535,7 @@ pub fn concat_frames(
                     let mut s = 0;
                     while s < f.n {
                         let e = (s + block_rows.max(1)).min(f.n);
-                        w.push_rows(f.store, &p, k, i, s, e, out)?;
+                        w.push_rows(f.store, &p, k, i, s, e, out).map_err(|e| at_input(f.store, e))?;
                         s = e;
                     }
                 }
@@ -553,6 +579,11 @@ pub fn reindex_column(col: &Column, re: &Reindexer) -> Column {
                 let values = (0..n).map(|i| take_pos(i) >= 0 && v[take_pos(i) as usize] != 0).collect();
                 let mask = (0..n).map(|i| take_pos(i) < 0).collect();
                 return Column::NullableBoolean { values, mask };
+            }
+            if !missing {
+                // A permutation or subset: gather in the native type (int64 stays exact).
+                let idx: Vec<usize> = re.old_pos.iter().map(|&o| o as usize).collect();
+                return Column::Array(crate::matrix::take(a, &idx));
             }
             if missing || !d.is_float() {
                 let v = a.to_f64_vec().unwrap_or_default();
@@ -598,8 +629,9 @@ pub fn reindex_column(col: &Column, re: &Reindexer) -> Column {
 
 /// Merge the off-axis annotation: reindex each input's frame, then apply the strategy
 /// column by column (no strategy: index only).
-pub fn merge_frames(frames: &[DataFrame], reindexers: &[Reindexer], index: &[String], strategy: Option<Strategy>) -> DataFrame {
+pub fn merge_frames(frames: &[DataFrame], reindexers: &[Reindexer], index: &[String], index_key: &str, strategy: Option<Strategy>) -> DataFrame {
     let mut out = DataFrame::with_index(index.to_vec());
+    out.index_key = index_key.to_owned();
     out.index = Column::NullableString { values: index.to_vec(), mask: vec![false; index.len()], na_value: Some("NaN".into()) };
     let Some(strategy) = strategy else { return out };
     let maps: Vec<Vec<(String, Column)>> = frames

@@ -18,13 +18,13 @@ fn unique(v: &[String]) -> Vec<String> {
 }
 
 /// `reduce(pd.Index.intersection)` / `reduce(pd.Index.union)` over the inputs' indexes.
-pub fn merge_indices(idxs: &[Vec<String>], join: Join) -> Vec<String> {
+pub fn merge_indices(idxs: &[&[String]], join: Join) -> Vec<String> {
     let Some(first) = idxs.first() else { return vec![] };
-    let mut acc = first.clone();
+    let mut acc = first.to_vec();
     for next in &idxs[1..] {
         acc = match join {
             Join::Inner => {
-                if &acc == next {
+                if acc.as_slice() == *next {
                     unique(&acc)
                 } else {
                     let other: HashSet<&str> = next.iter().map(String::as_str).collect();
@@ -33,10 +33,10 @@ pub fn merge_indices(idxs: &[Vec<String>], join: Join) -> Vec<String> {
                 }
             }
             Join::Outer => {
-                if &acc == next || next.is_empty() {
+                if acc.as_slice() == *next || next.is_empty() {
                     acc
                 } else if acc.is_empty() {
-                    next.clone()
+                    next.to_vec()
                 } else {
                     let mut all: Vec<String> = acc.iter().chain(next.iter()).cloned().collect();
                     all.sort_unstable();
@@ -65,19 +65,24 @@ pub fn duplicates(v: &[String]) -> Vec<String> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reindexer {
     /// For each old position, its new position, or -1 when dropped (inner join).
+    /// Empty for an identity.
     pub new_pos: Vec<i64>,
     /// For each new position, its old position, or -1 when missing (to be filled).
+    /// Empty for an identity.
     pub old_pos: Vec<i64>,
     /// The old index equals the new one: nothing to do.
     pub identity: bool,
+    old_len: usize,
+    new_len: usize,
 }
 
 impl Reindexer {
     /// Build the mapping from `old` to `new` (`new` must be unique).
     pub fn new(old: &[String], new: &[String]) -> Reindexer {
         if old == new {
-            let n = old.len() as i64;
-            return Reindexer { new_pos: (0..n).collect(), old_pos: (0..n).collect(), identity: true };
+            // No position maps: with hundreds of inputs sharing one gene list this keeps
+            // memory independent of the number of inputs.
+            return Reindexer::identity(old.len());
         }
         let pos: HashMap<&str, i64> = new.iter().enumerate().map(|(i, s)| (s.as_str(), i as i64)).collect();
         let new_pos: Vec<i64> = old.iter().map(|s| pos.get(s.as_str()).copied().unwrap_or(-1)).collect();
@@ -88,7 +93,22 @@ impl Reindexer {
                 old_pos[n as usize] = o as i64;
             }
         }
-        Reindexer { new_pos, old_pos, identity: false }
+        Reindexer::from_maps(new_pos, old_pos)
+    }
+
+    /// The identity on `n` positions.
+    pub fn identity(n: usize) -> Reindexer {
+        Reindexer { new_pos: vec![], old_pos: vec![], identity: true, old_len: n, new_len: n }
+    }
+
+    /// A mapping given both ways (see the fields).
+    pub fn from_maps(new_pos: Vec<i64>, old_pos: Vec<i64>) -> Reindexer {
+        let identity = new_pos.len() == old_pos.len() && old_pos.iter().enumerate().all(|(i, &o)| o == i as i64);
+        if identity {
+            return Reindexer::identity(old_pos.len());
+        }
+        let (old_len, new_len) = (new_pos.len(), old_pos.len());
+        Reindexer { new_pos, old_pos, identity, old_len, new_len }
     }
 
     /// Number of new positions with no source (filled).
@@ -98,7 +118,12 @@ impl Reindexer {
 
     /// Size of the new axis.
     pub fn new_len(&self) -> usize {
-        self.old_pos.len()
+        self.new_len
+    }
+
+    /// Size of the old axis.
+    pub fn old_len(&self) -> usize {
+        self.old_len
     }
 }
 
@@ -113,10 +138,12 @@ mod tests {
     #[test]
     fn pandas_examples() {
         // From the anndata notes: DCBA ∩ ZBA -> BA ; DCBA ∪ ZBA -> ABCDZ.
-        assert_eq!(merge_indices(&[s(&["D", "C", "B", "A"]), s(&["Z", "B", "A"])], Join::Inner), s(&["B", "A"]));
-        assert_eq!(merge_indices(&[s(&["D", "C", "B", "A"]), s(&["Z", "B", "A"])], Join::Outer), s(&["A", "B", "C", "D", "Z"]));
+        let (dcba, zba) = (s(&["D", "C", "B", "A"]), s(&["Z", "B", "A"]));
+        assert_eq!(merge_indices(&[&dcba, &zba], Join::Inner), s(&["B", "A"]));
+        assert_eq!(merge_indices(&[&dcba, &zba], Join::Outer), s(&["A", "B", "C", "D", "Z"]));
         // Equal indexes keep their order under union.
-        assert_eq!(merge_indices(&[s(&["b", "a"]), s(&["b", "a"])], Join::Outer), s(&["b", "a"]));
+        let ba = s(&["b", "a"]);
+        assert_eq!(merge_indices(&[&ba, &ba], Join::Outer), s(&["b", "a"]));
         let r = Reindexer::new(&s(&["b", "x", "a"]), &s(&["a", "b", "c"]));
         assert_eq!(r.new_pos, vec![1, -1, 0]);
         assert_eq!(r.old_pos, vec![2, 0, -1]);

@@ -171,8 +171,8 @@ struct Input<'a> {
     n_ax: u64,
     /// The index element of the concatenation-axis dataframe.
     ax_index: String,
-    /// Off-axis names.
-    off: Vec<String>,
+    /// Off-axis names (shared between inputs with the same names).
+    off: std::sync::Arc<Vec<String>>,
 }
 
 /// The element path of a dataframe's index.
@@ -187,15 +187,19 @@ fn index_path(store: &dyn Store, df: &str) -> Result<String> {
 
 /// Build the inputs of one part: `ax_df`/`off_df` are the dataframes along and across.
 fn inputs_for<'a>(stores: &[&'a dyn Store], ax_df: &str, off_df: &str) -> Result<Vec<Input<'a>>> {
-    stores
-        .iter()
-        .map(|s| {
-            let ax_index = index_path(*s, ax_df)?;
-            let n_ax = frames::element_len(*s, &ax_index).at(*s)?;
-            let off = read_index(*s, off_df).at(*s)?;
-            Ok(Input { store: *s, n_ax, ax_index, off })
-        })
-        .collect()
+    let mut out: Vec<Input<'a>> = Vec::with_capacity(stores.len());
+    for s in stores {
+        let ax_index = index_path(*s, ax_df)?;
+        let n_ax = frames::element_len(*s, &ax_index).at(*s)?;
+        let names = read_index(*s, off_df).at(*s)?;
+        // Atlases often share one gene list: keep a single copy.
+        let off = match out.iter().rev().find(|i| *i.off == names) {
+            Some(prev) => prev.off.clone(),
+            None => std::sync::Arc::new(names),
+        };
+        out.push(Input { store: *s, n_ax, ax_index, off });
+    }
+    Ok(out)
 }
 
 /// Concatenate `inputs` into the empty store `out`.
@@ -204,12 +208,17 @@ pub fn concat(inputs: &[&dyn Store], out: &dyn Store, opts: &ConcatOptions, prog
         return Err(ConcatError::Options("no objects to concatenate".into()));
     }
     let keys: Vec<String> = match &opts.keys {
-        Some(k) if k.len() != inputs.len() => {
+        // pandas takes the keys as the label's categories: extra keys become unused
+        // categories, fewer than the inputs cannot label them, duplicates are invalid.
+        Some(k) if k.len() < inputs.len() => {
             return Err(ConcatError::Options(format!("{} keys given for {} inputs", k.len(), inputs.len())));
         }
         Some(k) => k.clone(),
         None => (0..inputs.len()).map(|i| i.to_string()).collect(),
     };
+    if let Some(d) = index::duplicates(&keys).first() {
+        return Err(ConcatError::Options(format!("--keys must be unique (label categories), {d:?} repeats")));
+    }
     let mut report = Report::default();
     for s in inputs {
         let root = detect(*s, "").at(*s)?;
@@ -267,7 +276,7 @@ fn concat_part(
         })
         .collect();
     // Off-axis index and reindexers.
-    let off_idx: Vec<Vec<String>> = ins.iter().map(|i| i.off.clone()).collect();
+    let off_idx: Vec<&[String]> = ins.iter().map(|i| i.off.as_slice()).collect();
     let new_off = merge_indices(&off_idx, opts.join);
     let mut reindexers = vec![];
     for (inp, idx) in ins.iter().zip(&off_idx) {
@@ -316,11 +325,21 @@ fn concat_part(
             // raw's obs is not stored.
             None
         } else {
-            let frames: Vec<DataFrame> = ins
+            let keys: Vec<String> = ins
                 .iter()
-                .map(|i| DataFrame::read(i.store, &lay.p(off)).at(i.store))
+                .map(|i| Ok(i.store.attr(&lay.p(off), "_index").at(i.store)?.and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_else(|| "_index".into())))
                 .collect::<Result<_>>()?;
-            Some(frames::merge_frames(&frames, &reindexers, &new_off, opts.merge))
+            let key = frames::common_name(keys.into_iter());
+            if opts.merge.is_none() {
+                // Without a strategy only the index survives: no need to read the columns.
+                Some(frames::merge_frames(&[], &[], &new_off, &key, None))
+            } else {
+                let frames: Vec<DataFrame> = ins
+                    .iter()
+                    .map(|i| DataFrame::read(i.store, &lay.p(off)).at(i.store))
+                    .collect::<Result<_>>()?;
+                Some(frames::merge_frames(&frames, &reindexers, &new_off, &key, opts.merge))
+            }
         };
         if let Some(df) = merged {
             df.write(out, &lay.p(off), &opts.write).map_err(ConcatError::Output)?;
@@ -405,13 +424,14 @@ fn list_or_empty(store: &dyn Store, path: &str) -> Result<Vec<String>> {
     if store.node_kind(path).at(store)? == Some(NodeKind::Group) { store.list(path).at(store) } else { Ok(vec![]) }
 }
 
-/// anndata's `intersect_keys` / `union_keys` (order of first appearance).
+/// anndata's `intersect_keys` (OrderedSet `&`: the last input's order) and
+/// `union_keys` (order of first appearance).
 pub(crate) fn join_keys(sets: &[Vec<String>], join: Join) -> Vec<String> {
     let mut out: Vec<String> = vec![];
     match join {
         Join::Inner => {
-            if let Some(first) = sets.first() {
-                for k in first {
+            if let Some(last) = sets.last() {
+                for k in last {
                     if sets.iter().all(|s| s.contains(k)) && !out.contains(k) {
                         out.push(k.clone());
                     }
@@ -563,7 +583,7 @@ fn concat_axis_mapping(ins: &[Input<'_>], am: &str, index: &[frames::IndexPart<'
                 let w = s.as_ref().map_or(width, MatSource::n_cols);
                 let new_pos = (0..w as i64).map(|j| if (j as u64) < width { j } else { -1 }).collect();
                 let old_pos = (0..width as i64).map(|j| if (j as u64) < w { j } else { -1 }).collect();
-                Reindexer { new_pos, old_pos, identity: w == width }
+                Reindexer::from_maps(new_pos, old_pos)
             })
             .collect();
         concat_matrix(&srcs, &rows, Some(&reindexers), width, out, &p, &ConcatOptions { axis: Axis::Obs, ..opts.clone() }, progress)?;

@@ -55,6 +55,21 @@ pub enum Block {
 }
 
 impl Block {
+    /// The block with values of `dtype` (no copy when they already are).
+    pub fn cast(self, dtype: DType) -> Result<Block> {
+        let conv = |d: ArrayData| -> Result<ArrayData> {
+            if d.dtype() == dtype {
+                Ok(d)
+            } else {
+                d.cast(dtype).ok_or_else(|| ConcatError::unsupported("", format!("cannot cast {} values to {dtype}", d.dtype())))
+            }
+        };
+        Ok(match self {
+            Block::Sparse { indptr, indices, data } => Block::Sparse { indptr, indices, data: conv(data)? },
+            Block::Dense(a) => Block::Dense(conv(a)?),
+        })
+    }
+
     /// The block as CSR rows (dense blocks keep their non-zero entries, NaN included).
     pub fn into_sparse(self) -> Block {
         match self {
@@ -159,7 +174,8 @@ impl<'a> MatSource<'a> {
         let rows = (end - start) as usize;
         let mut entries: Vec<(u32, i64, usize, usize)> = vec![]; // (row, col, chunk no, pos)
         let mut chunks: Vec<ArrayData> = vec![];
-        let per = (budget / 16).max(1);
+        // Entries per scan chunk: value + index + the kept position (~24 bytes each).
+        let per = (budget / 24).max(1);
         let mut s = 0;
         while s < n_major {
             // Take majors until about `per` entries.
@@ -314,6 +330,9 @@ impl<'s> MatWriter<'s> {
     /// Append a block of an input, reindexing its columns with `re` (None = identity).
     pub fn push(&mut self, block: Block, re: Option<&Reindexer>) -> Result<()> {
         let fill = self.plan.fill;
+        // Values take the output dtype first, so the fill is represented in that dtype
+        // (a -1 fill in uint8 input promoted to int64 stays -1).
+        let block = block.cast(self.plan.dtype)?;
         let out = if self.plan.sparse { to_sparse(block, re, self.n_cols, fill) } else { to_dense(block, re, self.n_cols, fill) };
         self.write(out)
     }
@@ -341,7 +360,13 @@ impl<'s> MatWriter<'s> {
 
     fn write(&mut self, block: Block) -> Result<()> {
         let dtype = self.plan.dtype;
-        let cast = |d: ArrayData| d.cast(dtype).ok_or_else(|| ConcatError::unsupported("", format!("cannot cast {} values to {dtype}", d.dtype())));
+        let cast = |d: ArrayData| -> Result<ArrayData> {
+            if d.dtype() == dtype {
+                Ok(d)
+            } else {
+                d.cast(dtype).ok_or_else(|| ConcatError::unsupported("", format!("cannot cast {} values to {dtype}", d.dtype())))
+            }
+        };
         match block {
             Block::Sparse { indptr, indices, data } => {
                 let rows = indptr.len().saturating_sub(1) as u64;
@@ -474,7 +499,7 @@ fn to_dense(block: Block, re: Option<&Reindexer>, n_cols: u64, fill: f64) -> Blo
             let rows = indptr.len().saturating_sub(1);
             let src_cols = indices.iter().copied().max().map(|m| m as usize + 1).unwrap_or(0);
             let width = match re {
-                Some(r) => r.new_pos.len(),
+                Some(r) => r.old_len(),
                 None => n_cols as usize,
             }
             .max(src_cols);

@@ -37,8 +37,9 @@ fn keys<V>(maps: &[Vec<(String, V)>], s: Strategy) -> Vec<String> {
     let mut out: Vec<String> = vec![];
     match s {
         Strategy::Same => {
-            if let Some(first) = maps.first() {
-                for (k, _) in first {
+            // intersect_keys: OrderedSet `&` keeps the last mapping's order.
+            if let Some(last) = maps.last() {
+                for (k, _) in last {
                     if maps.iter().all(|m| m.iter().any(|(x, _)| x == k)) && !out.contains(k) {
                         out.push(k.clone());
                     }

@@ -118,6 +118,34 @@ fn reindex(m: Mem, re: &Reindexer, both: bool, new_names: &[String]) -> Mem {
     }
 }
 
+/// Shapes and indices must fit the annotated axis before positions are remapped.
+fn check_dims(m: &Mem, n: usize, both: bool) -> std::result::Result<(), String> {
+    let n = n as u64;
+    let bad = |what: String| Err(format!("{what} does not match the {n} names of its axis"));
+    match m {
+        Mem::Dense(a) => {
+            let sh = a.shape();
+            if sh.first() != Some(&n) || (both && sh.get(1) != Some(&n)) {
+                return bad(format!("shape {sh:?}"));
+            }
+        }
+        Mem::Sparse { rows, cols, shape, .. } => {
+            if shape[0] != n || (both && shape[1] != n) {
+                return bad(format!("shape {shape:?}"));
+            }
+            if rows.iter().any(|&r| r < 0 || r as u64 >= shape[0]) || cols.iter().any(|&c| c < 0 || c as u64 >= shape[1]) {
+                return Err(format!("indices outside the shape {shape:?}"));
+            }
+        }
+        Mem::Frame(df) => {
+            if df.len() as u64 != n {
+                return bad(format!("{} rows", df.len()));
+            }
+        }
+    }
+    Ok(())
+}
+
 fn mem_equal(a: &Mem, b: &Mem) -> bool {
     match (a, b) {
         (Mem::Dense(x), Mem::Dense(y)) => arrays_equal(x, y),
@@ -190,7 +218,9 @@ pub(crate) fn merge_mapping(
         let mut m = vec![];
         if s.node_kind(path).at(*s)? == Some(NodeKind::Group) {
             for k in s.list(path).at(*s)? {
-                let el = read_mem(*s, &join_path(path, &k))?;
+                let p = join_path(path, &k);
+                let el = read_mem(*s, &p)?;
+                check_dims(&el, re.old_len(), both).map_err(|why| ConcatError::Input { file: s.location().into(), source: adcat_format::FormatError::invalid(&p, why) })?;
                 m.push((k, reindex(el, re, both, new_names)));
             }
         }

@@ -111,6 +111,24 @@ impl Column {
 
     /// Read the column element at `path` whole (annotation columns are small).
     pub fn read(store: &dyn Store, path: &str) -> Result<Column> {
+        let col = Self::read_unchecked(store, path)?;
+        let ok = match &col {
+            Column::NullableInteger { values, mask } => values.len() == mask.len(),
+            Column::NullableBoolean { values, mask } => values.len() == mask.len(),
+            Column::NullableString { values, mask, .. } => values.len() == mask.len(),
+            Column::Categorical { codes, categories, .. } => {
+                let n = categories.len() as i64;
+                codes.to_i64_vec().unwrap_or_default().iter().all(|&c| c >= -1 && c < n)
+            }
+            _ => true,
+        };
+        if !ok {
+            return Err(FormatError::invalid(path, "inconsistent column: values/mask lengths differ or codes point past the categories"));
+        }
+        Ok(col)
+    }
+
+    fn read_unchecked(store: &dyn Store, path: &str) -> Result<Column> {
         let det = detect(store, path)?;
         let bools = |p: &str| -> Result<Vec<bool>> {
             match store.read_all(p)? {

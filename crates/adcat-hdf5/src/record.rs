@@ -68,7 +68,10 @@ pub(crate) fn read(ds: &hdf5::Dataset, path: &str, ct: &CompoundType) -> Result<
     let mut out = vec![];
     for slot in &slots {
         let at = |i: usize| i * size + slot.offset;
-        let data = numeric_for_dtype!(slot.dtype, T => {
+        let data = if slot.dtype == DType::Bool {
+            // Any non-zero byte is true; reading it as `bool` would be undefined behaviour.
+            ArrayData::from_vec((0..n).map(|i| buf[at(i)] != 0).collect::<Vec<bool>>())
+        } else { numeric_for_dtype!(slot.dtype, T => {
             let w = std::mem::size_of::<T>();
             let v: Vec<T> = (0..n).map(|i| {
                 let b = &buf[at(i)..at(i) + w];
@@ -89,7 +92,7 @@ pub(crate) fn read(ds: &hdf5::Dataset, path: &str, ct: &CompoundType) -> Result<
                 }
             }).collect();
             ArrayData::from_vec(v)
-        });
+        }) };
         out.push((slot.name.clone(), data));
     }
     if slots.iter().any(|s| s.dtype == DType::String) && n > 0 {

@@ -14,6 +14,8 @@ pub(crate) fn unpack(raw: &[u8], n: usize, fields: &[(String, FieldKind)]) -> Ve
     for (name, kind) in fields {
         let at = |i: usize| i * itemsize + offset;
         let data = match *kind {
+            // Any non-zero byte is true; reading it as `bool` would be undefined behaviour.
+            FieldKind::Num(DType::Bool) => ArrayData::from_vec((0..n).map(|i| raw.get(at(i)).is_some_and(|&b| b != 0)).collect::<Vec<bool>>()),
             FieldKind::Num(d) => numeric_for_dtype!(d, T => {
                 let w = std::mem::size_of::<T>();
                 let v: Vec<T> = (0..n).filter_map(|i| raw.get(at(i)..at(i) + w)).map(|b| {
