@@ -14,15 +14,61 @@ use adcat_store::{
 use hdf5::types::{FloatSize, IntSize, TypeDescriptor, VarLenAscii, VarLenUnicode};
 use hdf5::{Extent, Extents, Hyperslab, Location, LocationType, SimpleExtents, SliceOrIndex};
 use ndarray::{ArrayD, IxDyn};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::str::FromStr;
 
 /// An HDF5 file opened as a store.
 #[derive(Debug)]
 pub struct Hdf5Store {
-    file: hdf5::File,
+    /// The open file; for read-only stores it may be closed while idle (see [`pool`]).
+    slot: Arc<Mutex<Option<hdf5::File>>>,
+    path: PathBuf,
     location: String,
     writable: bool,
+}
+
+/// libhdf5 keeps about 1 MiB of caches per open file whatever the file's size; with
+/// hundreds of inputs that alone would exceed the memory budget. Read-only stores therefore
+/// share a pool of at most `MAX_OPEN` open files and reopen on demand (least recently used
+/// first out). A file handle in use stays valid: HDF5 ids are reference counted.
+mod pool {
+    use std::sync::{Arc, Mutex, Weak};
+
+    pub(crate) const MAX_OPEN: usize = 64;
+    type Slot = Mutex<Option<hdf5::File>>;
+    static LRU: Mutex<Vec<Weak<Slot>>> = Mutex::new(Vec::new());
+
+    /// Mark `slot` as just used and close the least recently used others beyond the limit.
+    pub(crate) fn touch(slot: &Arc<Slot>) {
+        let mut lru = LRU.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        lru.retain(|w| w.strong_count() > 0 && !std::ptr::eq(w.as_ptr(), Arc::as_ptr(slot)));
+        lru.push(Arc::downgrade(slot));
+        // Slots busy in another thread count as open.
+        let mut open = lru.iter().filter_map(Weak::upgrade).filter(|s| s.try_lock().map_or(true, |g| g.is_some())).count();
+        for w in lru.iter() {
+            if open <= MAX_OPEN {
+                break;
+            }
+            if let Some(s) = w.upgrade() {
+                if Arc::ptr_eq(&s, slot) {
+                    continue;
+                }
+                // A slot busy in another thread is skipped rather than waited for.
+                if let Ok(mut g) = s.try_lock() {
+                    if g.take().is_some() {
+                        open -= 1;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Inputs are read in large sequential blocks and many may be open at once: a small
+/// metadata cache (HDF5's default starts at 2 MiB per file) is enough.
+fn small_mdc() -> hdf5::plist::file_access::MetadataCacheConfig {
+    hdf5::plist::file_access::MetadataCacheConfig { initial_size: 1 << 16, min_size: 1 << 16, max_size: 1 << 20, ..Default::default() }
 }
 
 pub(crate) fn err(path: &str, e: impl std::fmt::Display) -> StoreError {
@@ -50,8 +96,16 @@ impl Hdf5Store {
             return Err(StoreError::Open { location, reason: "no such file".into() });
         }
         hdf5::silence_errors(true);
-        let file = hdf5::File::open(p).map_err(|e| StoreError::Open { location: location.clone(), reason: format!("not a readable HDF5 file ({e})") })?;
-        Ok(Hdf5Store { file, location, writable: false })
+        // Inputs are read in large sequential blocks, and hundreds may be open at once:
+        // a small metadata cache (HDF5's default starts at 2 MiB per file) keeps memory
+        // independent of the number of inputs.
+        let file = hdf5::File::with_options()
+            .with_fapl(|f| f.mdc_config(&small_mdc()))
+            .open(p)
+            .map_err(|e| StoreError::Open { location: location.clone(), reason: format!("not a readable HDF5 file ({e})") })?;
+        let store = Hdf5Store { slot: Arc::new(Mutex::new(Some(file))), path: p.to_path_buf(), location, writable: false };
+        pool::touch(&store.slot);
+        Ok(store)
     }
 
     /// Create a new file, truncating any existing one.
@@ -60,7 +114,7 @@ impl Hdf5Store {
         let location = p.display().to_string();
         hdf5::silence_errors(true);
         let file = hdf5::File::create(p).map_err(|e| StoreError::Open { location: location.clone(), reason: e.to_string() })?;
-        Ok(Hdf5Store { file, location, writable: true })
+        Ok(Hdf5Store { slot: Arc::new(Mutex::new(Some(file))), path: p.to_path_buf(), location, writable: true })
     }
 
     /// Open an existing file for reading and writing.
@@ -69,7 +123,26 @@ impl Hdf5Store {
         let location = p.display().to_string();
         hdf5::silence_errors(true);
         let file = hdf5::File::open_rw(p).map_err(|e| StoreError::Open { location: location.clone(), reason: e.to_string() })?;
-        Ok(Hdf5Store { file, location, writable: true })
+        Ok(Hdf5Store { slot: Arc::new(Mutex::new(Some(file))), path: p.to_path_buf(), location, writable: true })
+    }
+
+    /// The open file, reopened if the pool closed it while idle.
+    fn file(&self) -> Result<hdf5::File> {
+        let f = {
+            let mut g = self.slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if g.is_none() {
+                let file = hdf5::File::with_options()
+                    .with_fapl(|f| f.mdc_config(&small_mdc()))
+                    .open(&self.path)
+                    .map_err(|e| StoreError::Open { location: self.location.clone(), reason: format!("cannot reopen ({e})") })?;
+                *g = Some(file);
+            }
+            g.clone().ok_or_else(|| StoreError::Open { location: self.location.clone(), reason: "file closed".into() })?
+        };
+        if !self.writable {
+            pool::touch(&self.slot);
+        }
+        Ok(f)
     }
 
     fn check_writable(&self, path: &str) -> Result<()> {
@@ -86,17 +159,18 @@ impl Hdf5Store {
             return Ok(Some(NodeKind::Group));
         }
         // H5Lexists needs every intermediate link to exist, so walk the prefixes.
+        let file = self.file()?;
         let mut prefix = String::new();
         for part in p.split('/') {
             if !prefix.is_empty() {
                 prefix.push('/');
             }
             prefix.push_str(part);
-            if !self.file.link_exists(&prefix) {
+            if !file.link_exists(&prefix) {
                 return Ok(None);
             }
         }
-        match self.file.loc_type_by_name(&p) {
+        match file.loc_type_by_name(&p) {
             Ok(LocationType::Group) => Ok(Some(NodeKind::Group)),
             Ok(LocationType::Dataset) => Ok(Some(NodeKind::Array)),
             Ok(_) => Ok(None),
@@ -107,10 +181,10 @@ impl Hdf5Store {
     fn group(&self, path: &str) -> Result<hdf5::Group> {
         let p = norm_path(path);
         if p.is_empty() {
-            return self.file.as_group().map_err(|e| err("/", e));
+            return self.file()?.as_group().map_err(|e| err("/", e));
         }
         match self.kind_of(&p)? {
-            Some(NodeKind::Group) => self.file.group(&p).map_err(|e| err(&p, e)),
+            Some(NodeKind::Group) => self.file()?.group(&p).map_err(|e| err(&p, e)),
             Some(NodeKind::Array) => Err(StoreError::WrongKind { path: p, expected: "a group" }),
             None => Err(StoreError::NotFound { path: p }),
         }
@@ -119,7 +193,7 @@ impl Hdf5Store {
     fn dataset(&self, path: &str) -> Result<hdf5::Dataset> {
         let p = norm_path(path);
         match self.kind_of(&p)? {
-            Some(NodeKind::Array) => self.file.dataset(&p).map_err(|e| err(&p, e)),
+            Some(NodeKind::Array) => self.file()?.dataset(&p).map_err(|e| err(&p, e)),
             Some(NodeKind::Group) => Err(StoreError::WrongKind { path: p, expected: "an array" }),
             None => Err(StoreError::NotFound { path: p }),
         }
@@ -343,7 +417,7 @@ impl Store for Hdf5Store {
         match self.kind_of(&p)? {
             Some(NodeKind::Group) => Ok(()),
             Some(NodeKind::Array) => Err(StoreError::Exists { path: p }),
-            None => self.file.create_group(&p).map(|_| ()).map_err(|e| err(&p, e)),
+            None => self.file()?.create_group(&p).map(|_| ()).map_err(|e| err(&p, e)),
         }
     }
 
@@ -353,7 +427,7 @@ impl Store for Hdf5Store {
         if self.kind_of(&p)?.is_none() {
             return Err(StoreError::NotFound { path: p });
         }
-        self.file.unlink(&p).map_err(|e| err(&p, e))
+        self.file()?.unlink(&p).map_err(|e| err(&p, e))
     }
 
     fn attrs(&self, path: &str) -> Result<Attrs> {
@@ -388,7 +462,8 @@ impl Store for Hdf5Store {
             return Err(StoreError::Exists { path: p });
         }
         let e = |x: hdf5::Error| err(&p, x);
-        let builder = self.file.new_dataset_builder().empty_as(descriptor_for(spec.dtype));
+        let file = self.file()?;
+        let builder = file.new_dataset_builder().empty_as(descriptor_for(spec.dtype));
         if spec.null {
             builder.shape(Extents::Null).create(p.as_str()).map_err(e)?;
             return Ok(());
@@ -571,12 +646,12 @@ impl Store for Hdf5Store {
         if self.kind_of(&p)?.is_some() {
             return Err(StoreError::Exists { path: p });
         }
-        record::write(&self.file, &p, fields)
+        record::write(&self.file()?, &p, fields)
     }
 
     fn flush(&self) -> Result<()> {
         if self.writable {
-            self.file.flush().map_err(|e| err("/", e))?;
+            self.file()?.flush().map_err(|e| err("/", e))?;
         }
         Ok(())
     }
@@ -601,6 +676,27 @@ mod tests {
         std::fs::write(&junk, b"not hdf5 at all").unwrap();
         let e = Hdf5Store::open(&junk).unwrap_err().to_string();
         assert!(e.contains("junk.h5ad"), "{e}");
+    }
+
+    /// More inputs than the pool keeps open: every store still reads correctly after its
+    /// file was closed while idle, and at most MAX_OPEN files stay open.
+    #[test]
+    fn many_read_only_stores_share_the_pool() {
+        let dir = tempfile::tempdir().unwrap();
+        let n = pool::MAX_OPEN + 8;
+        for i in 0..n {
+            let s = Hdf5Store::create(dir.path().join(format!("{i}.h5"))).unwrap();
+            s.create_array("v", &ArraySpec::new(DType::I64, vec![1])).unwrap();
+            s.write_rows("v", 0, &ArrayData::from_vec(vec![i as i64])).unwrap();
+        }
+        let stores: Vec<Hdf5Store> = (0..n).map(|i| Hdf5Store::open(dir.path().join(format!("{i}.h5"))).unwrap()).collect();
+        for round in 0..2 {
+            for (i, s) in stores.iter().enumerate() {
+                assert_eq!(s.read_all("v").unwrap(), ArrayData::from_vec(vec![i as i64]), "store {i}, round {round}");
+            }
+        }
+        let open = stores.iter().filter(|s| s.slot.lock().unwrap().is_some()).count();
+        assert!(open <= pool::MAX_OPEN, "{open} files open");
     }
 
     #[test]
