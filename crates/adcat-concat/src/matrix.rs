@@ -215,7 +215,10 @@ impl<'a> MatSource<'a> {
 #[allow(clippy::clone_on_copy)] // generic over Copy numbers and String
 pub fn take(data: &ArrayData, idx: &[usize]) -> ArrayData {
     adcat_store::map_array!(data, a => {
-        let v: Vec<_> = idx.iter().map(|&i| a[IxDyn(&[i])].clone()).collect();
+        let v: Vec<_> = match a.as_slice() {
+            Some(sl) => idx.iter().map(|&i| sl[i].clone()).collect(),
+            None => idx.iter().map(|&i| a[IxDyn(&[i])].clone()).collect(),
+        };
         ArrayD::from_shape_vec(IxDyn(&[v.len()]), v).unwrap_or_else(|_| ArrayD::default(IxDyn(&[0])))
     })
 }
@@ -426,46 +429,82 @@ fn to_sparse(block: Block, re: Option<&Reindexer>, n_cols: u64, fill: f64) -> Bl
     let Some(re) = re.filter(|r| !r.identity) else {
         return Block::Sparse { indptr, indices, data };
     };
+    let _ = n_cols;
     let rows = indptr.len().saturating_sub(1);
     let missing: Vec<i64> = if fill != 0.0 {
         re.old_pos.iter().enumerate().filter(|(_, &o)| o < 0).map(|(n, _)| n as i64).collect()
     } else {
         vec![]
     };
-    let _ = n_cols;
-    // Per row: mapped entries sorted by new column, then the filled missing columns merged in.
+    // Per row, the mapped entries and the filled columns in ascending new column. Rows are
+    // ordered through a bitmap of the new columns (O(width/64 + entries)); rows much
+    // shorter than the bitmap are sorted instead.
+    let width = re.new_len();
+    let words = width.div_ceil(64);
+    let mut bits = vec![0u64; words];
+    let mut scratch = vec![-1i64; width];
     let mut out_ptr = Vec::with_capacity(rows + 1);
     out_ptr.push(0i64);
     let mut out_idx = Vec::with_capacity(indices.len() + rows * missing.len());
     let mut src_pos: Vec<i64> = Vec::with_capacity(out_idx.capacity()); // -1 = fill
     let mut row_buf: Vec<(i64, i64)> = vec![];
     for r in 0..rows {
-        row_buf.clear();
-        for k in indptr[r] as usize..indptr[r + 1] as usize {
-            let np = re.new_pos.get(indices[k] as usize).copied().unwrap_or(-1);
-            if np >= 0 {
-                row_buf.push((np, k as i64));
+        let (lo, hi) = (indptr[r] as usize, indptr[r + 1] as usize);
+        let n = hi - lo + missing.len();
+        if n * 8 < words {
+            row_buf.clear();
+            for k in lo..hi {
+                let np = re.new_pos.get(indices[k] as usize).copied().unwrap_or(-1);
+                if np >= 0 {
+                    row_buf.push((np, k as i64));
+                }
             }
-        }
-        row_buf.extend(missing.iter().map(|&m| (m, -1)));
-        row_buf.sort_unstable();
-        for &(c, k) in &row_buf {
-            out_idx.push(c);
-            src_pos.push(k);
+            row_buf.extend(missing.iter().map(|&m| (m, -1)));
+            row_buf.sort_unstable();
+            for &(c, k) in &row_buf {
+                out_idx.push(c);
+                src_pos.push(k);
+            }
+        } else {
+            for k in lo..hi {
+                let np = re.new_pos.get(indices[k] as usize).copied().unwrap_or(-1);
+                if np >= 0 {
+                    scratch[np as usize] = k as i64;
+                    bits[np as usize / 64] |= 1 << (np % 64);
+                }
+            }
+            for &m in &missing {
+                scratch[m as usize] = -1;
+                bits[m as usize / 64] |= 1 << (m % 64);
+            }
+            for (w, word) in bits.iter_mut().enumerate() {
+                let mut b = *word;
+                while b != 0 {
+                    let j = w * 64 + b.trailing_zeros() as usize;
+                    out_idx.push(j as i64);
+                    src_pos.push(scratch[j]);
+                    b &= b - 1;
+                }
+                *word = 0;
+            }
         }
         out_ptr.push(out_idx.len() as i64);
     }
+    // Values are already in the output dtype (MatWriter::push casts first).
     let data = with_numeric!(&data, a => {
         let f = Numeric::from_f64(fill);
-        let v: Vec<_> = src_pos.iter().map(|&k| if k < 0 { f } else { a[IxDyn(&[k as usize])] }).collect();
-        // A float fill in an integer array promotes (the output dtype already does).
-        if fill.fract() != 0.0 || fill.is_nan() {
-            let v: Vec<f64> = src_pos.iter().map(|&k| if k < 0 { fill } else { a[IxDyn(&[k as usize])].to_f64() }).collect();
-            ArrayData::from_vec(v)
-        } else {
-            ArrayData::from_vec(v)
-        }
-    }, s => ArrayData::from_vec(src_pos.iter().map(|&k| if k < 0 { String::new() } else { s[IxDyn(&[k as usize])].clone() }).collect::<Vec<_>>()));
+        let v: Vec<_> = match a.as_slice() {
+            Some(sl) => src_pos.iter().map(|&k| if k < 0 { f } else { sl[k as usize] }).collect(),
+            None => {
+                let flat: Vec<_> = a.iter().copied().collect();
+                src_pos.iter().map(|&k| if k < 0 { f } else { flat[k as usize] }).collect()
+            }
+        };
+        ArrayData::from_vec(v)
+    }, s => {
+        let flat: Vec<&String> = s.iter().collect();
+        ArrayData::from_vec(src_pos.iter().map(|&k| if k < 0 { String::new() } else { flat[k as usize].clone() }).collect::<Vec<_>>())
+    });
     Block::Sparse { indptr: out_ptr, indices: out_idx, data }
 }
 
