@@ -50,6 +50,16 @@ pub enum Block {
         /// Values.
         data: ArrayData,
     },
+    /// Like `Sparse`, with the indices as stored (no widening): the fast path for inputs
+    /// that need no reindexing.
+    SparseNative {
+        /// Row offsets.
+        indptr: Vec<i64>,
+        /// Column of each entry, in the input's integer type.
+        indices: ArrayData,
+        /// Values.
+        data: ArrayData,
+    },
     /// Row-major `[rows, columns]`.
     Dense(ArrayData),
 }
@@ -66,8 +76,17 @@ impl Block {
         };
         Ok(match self {
             Block::Sparse { indptr, indices, data } => Block::Sparse { indptr, indices, data: conv(data)? },
+            Block::SparseNative { indptr, indices, data } => Block::SparseNative { indptr, indices, data: conv(data)? },
             Block::Dense(a) => Block::Dense(conv(a)?),
         })
+    }
+
+    /// The block with sparse indices widened to i64 (the form reindexing works on).
+    pub fn into_plain(self) -> Block {
+        match self {
+            Block::SparseNative { indptr, indices, data } => Block::Sparse { indptr, indices: indices.to_i64_vec().unwrap_or_default(), data },
+            b => b,
+        }
     }
 
     /// The block as CSR rows (dense blocks keep their non-zero entries, NaN included).
@@ -77,7 +96,7 @@ impl Block {
                 let (indptr, indices, data) = dense_to_sparse(&a);
                 Block::Sparse { indptr, indices, data }
             }
-            s => s,
+            s => s.into_plain(),
         }
     }
 }
@@ -148,11 +167,7 @@ impl<'a> MatSource<'a> {
         match &self.kind {
             MatKind::Sparse(m) if self.aligned(m) => {
                 let b = CsMatrix::read_major(self.store, &self.path, m, start, end)?;
-                Ok(Block::Sparse {
-                    indptr: b.indptr.to_i64_vec().unwrap_or_default(),
-                    indices: b.indices.to_i64_vec().unwrap_or_default(),
-                    data: b.data,
-                })
+                Ok(Block::SparseNative { indptr: b.indptr.to_i64_vec().unwrap_or_default(), indices: b.indices, data: b.data })
             }
             MatKind::Sparse(m) => self.read_transposed(m, start, end, budget),
             MatKind::Dense(_) => {
@@ -336,6 +351,11 @@ impl<'s> MatWriter<'s> {
         // Values take the output dtype first, so the fill is represented in that dtype
         // (a -1 fill in uint8 input promoted to int64 stays -1).
         let block = block.cast(self.plan.dtype)?;
+        if self.plan.sparse && re.is_none_or(|r| r.identity) && matches!(block, Block::SparseNative { .. }) {
+            // Nothing to remap: indices go out in their stored width.
+            return self.write(block);
+        }
+        let block = block.into_plain();
         let out = if self.plan.sparse { to_sparse(block, re, self.n_cols, fill) } else { to_dense(block, re, self.n_cols, fill) };
         self.write(out)
     }
@@ -371,7 +391,12 @@ impl<'s> MatWriter<'s> {
             }
         };
         match block {
-            Block::Sparse { indptr, indices, data } => {
+            Block::Sparse { .. } | Block::SparseNative { .. } => {
+                let (indptr, indices, data) = match block {
+                    Block::Sparse { indptr, indices, data } => (indptr, ArrayData::from_vec(indices), data),
+                    Block::SparseNative { indptr, indices, data } => (indptr, indices, data),
+                    Block::Dense(_) => unreachable!("matched above"),
+                };
                 let rows = indptr.len().saturating_sub(1) as u64;
                 let base = self.nnz;
                 let ip: Vec<i64> = indptr[1..].iter().map(|p| p + base).collect();
@@ -380,7 +405,7 @@ impl<'s> MatWriter<'s> {
                 let (d, i, p) = (self.data.as_mut(), self.indices.as_mut(), self.indptr.as_mut());
                 if let (Some(d), Some(i), Some(p)) = (d, i, p) {
                     d.push(self.store, cast(data)?)?;
-                    i.push(self.store, cast_index(ArrayData::from_vec(indices), self.index_dtype))?;
+                    i.push(self.store, cast_index(indices, self.index_dtype))?;
                     p.push(self.store, cast_index(ip, self.indptr_dtype))?;
                 }
                 self.rows_written += rows;
@@ -422,9 +447,10 @@ fn cast_index(a: ArrayData, to: DType) -> ArrayData {
 
 /// Reindex and convert a block to sparse rows of `n_cols` columns.
 fn to_sparse(block: Block, re: Option<&Reindexer>, n_cols: u64, fill: f64) -> Block {
-    let (indptr, indices, data) = match block {
+    let (indptr, indices, data) = match block.into_plain() {
         Block::Sparse { indptr, indices, data } => (indptr, indices, data),
         Block::Dense(a) => dense_to_sparse(&a),
+        Block::SparseNative { .. } => unreachable!("into_plain widens native blocks"),
     };
     let Some(re) = re.filter(|r| !r.identity) else {
         return Block::Sparse { indptr, indices, data };
@@ -532,7 +558,8 @@ fn dense_to_sparse(a: &ArrayData) -> (Vec<i64>, Vec<i64>, ArrayData) {
 
 /// Reindex and convert a block to a dense `[rows, n_cols]` array (fill for missing).
 fn to_dense(block: Block, re: Option<&Reindexer>, n_cols: u64, fill: f64) -> Block {
-    let dense = match block {
+    let dense = match block.into_plain() {
+        Block::SparseNative { .. } => unreachable!("into_plain widens native blocks"),
         Block::Dense(a) => a,
         Block::Sparse { indptr, indices, data } => {
             let rows = indptr.len().saturating_sub(1);
