@@ -2,7 +2,7 @@
 //! fields variable-length UTF-8), read and written through raw buffers.
 
 use crate::{descriptor_for, dtype_of, err, is_bool_enum};
-use adcat_store::{numeric_for_dtype, ArrayData, DType, Result, StoreError};
+use adcat_store::{ArrayData, DType, Result, StoreError};
 use hdf5::types::{CompoundField, CompoundType, TypeDescriptor};
 use std::ffi::{c_char, CStr, CString};
 
@@ -68,18 +68,7 @@ pub(crate) fn read(ds: &hdf5::Dataset, path: &str, ct: &CompoundType) -> Result<
     let mut out = vec![];
     for slot in &slots {
         let at = |i: usize| i * size + slot.offset;
-        let data = if slot.dtype == DType::Bool {
-            // Any non-zero byte is true; reading it as `bool` would be undefined behaviour.
-            ArrayData::from_vec((0..n).map(|i| buf[at(i)] != 0).collect::<Vec<bool>>())
-        } else { numeric_for_dtype!(slot.dtype, T => {
-            let w = std::mem::size_of::<T>();
-            let v: Vec<T> = (0..n).map(|i| {
-                let b = &buf[at(i)..at(i) + w];
-                // SAFETY: b has exactly size_of::<T>() bytes written by HDF5 in native layout.
-                unsafe { std::ptr::read_unaligned(b.as_ptr().cast::<T>()) }
-            }).collect();
-            ArrayData::from_vec(v)
-        }, string => {
+        let data = if slot.dtype == DType::String {
             let v: Vec<String> = (0..n).map(|i| {
                 let mut p = [0u8; 8];
                 p.copy_from_slice(&buf[at(i)..at(i) + 8]);
@@ -92,7 +81,9 @@ pub(crate) fn read(ds: &hdf5::Dataset, path: &str, ct: &CompoundType) -> Result<
                 }
             }).collect();
             ArrayData::from_vec(v)
-        }) };
+        } else {
+            ArrayData::gather_native(slot.dtype, &buf, n, size, slot.offset).ok_or_else(|| err(path, "record buffer too short"))?
+        };
         out.push((slot.name.clone(), data));
     }
     if slots.iter().any(|s| s.dtype == DType::String) && n > 0 {
@@ -122,20 +113,15 @@ pub(crate) fn write(file: &hdf5::File, path: &str, fields: &[(String, ArrayData)
     let mut keep: Vec<CString> = vec![];
     for ((_, data), slot) in fields.iter().zip(&slots) {
         let at = |i: usize| i * size + slot.offset;
-        adcat_store::with_numeric!(data, a => {
-            for (i, v) in a.iter().enumerate() {
-                let w = std::mem::size_of_val(v);
-                // SAFETY: copying the native bytes of a plain numeric value.
-                let bytes = unsafe { std::slice::from_raw_parts(std::ptr::from_ref(v).cast::<u8>(), w) };
-                buf[at(i)..at(i) + w].copy_from_slice(bytes);
-            }
-        }, s => {
+        if !data.scatter_native(&mut buf, size, slot.offset) {
+            // scatter_native declines only strings.
+            let ArrayData::String(s) = data else { unreachable!("non-string record field") };
             for (i, v) in s.iter().enumerate() {
                 let c = CString::new(v.as_str()).map_err(|_| err(path, "string with an embedded NUL"))?;
                 buf[at(i)..at(i) + 8].copy_from_slice(&(c.as_ptr() as usize).to_ne_bytes());
                 keep.push(c);
             }
-        });
+        }
     }
     // SAFETY: buf holds n records of `dt`, string pointers stay alive in `keep`.
     unsafe {

@@ -366,3 +366,45 @@ impl ArrayData {
         }, _s => None)
     }
 }
+
+impl ArrayData {
+    /// Write each value's native bytes into `buf` at `offset + i * stride` (record
+    /// packing). Returns false for strings, which have no fixed-size native form.
+    pub fn scatter_native(&self, buf: &mut [u8], stride: usize, offset: usize) -> bool {
+        with_numeric!(self, a => {
+            for (i, v) in a.iter().enumerate() {
+                let w = std::mem::size_of_val(v);
+                let at = offset + i * stride;
+                // SAFETY: v is a plain numeric value (bool is one byte 0/1); its bytes are read.
+                let bytes = unsafe { std::slice::from_raw_parts(std::ptr::from_ref(v).cast::<u8>(), w) };
+                if let Some(dst) = buf.get_mut(at..at + w) {
+                    dst.copy_from_slice(bytes);
+                }
+            }
+            true
+        }, _s => false)
+    }
+
+    /// Read `n` values of a numeric `dtype` from `buf` at `offset + i * stride` (record
+    /// unpacking, native byte order). Bools accept any non-zero byte as true. Returns None
+    /// for strings or when `buf` is too short.
+    pub fn gather_native(dtype: DType, buf: &[u8], n: usize, stride: usize, offset: usize) -> Option<ArrayData> {
+        if dtype == DType::Bool {
+            // Reading arbitrary bytes as `bool` would be undefined behaviour.
+            let v: Option<Vec<bool>> = (0..n).map(|i| buf.get(offset + i * stride).map(|&b| b != 0)).collect();
+            return v.map(ArrayData::from_vec);
+        }
+        numeric_for_dtype!(dtype, T => {
+            let w = std::mem::size_of::<T>();
+            let v: Option<Vec<T>> = (0..n).map(|i| {
+                let at = offset + i * stride;
+                buf.get(at..at + w).map(|b| {
+                    // SAFETY: b holds size_of::<T>() bytes; every bit pattern is a valid T
+                    // for the integer, float and complex types (bool is handled above).
+                    unsafe { std::ptr::read_unaligned(b.as_ptr().cast::<T>()) }
+                })
+            }).collect();
+            v.map(ArrayData::from_vec)
+        }, string => None)
+    }
+}

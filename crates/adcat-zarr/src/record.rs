@@ -2,7 +2,7 @@
 //! zero-padded UTF-32 or bytes), the layout zarr-python stores rec-arrays in.
 
 use crate::meta::FieldKind;
-use adcat_store::{numeric_for_dtype, ArrayData, DType, Result, StoreError};
+use adcat_store::{ArrayData, Result, StoreError};
 
 /// Field kinds, record count and the packed bytes.
 pub(crate) type Packed = (Vec<(String, FieldKind)>, usize, Vec<u8>);
@@ -14,17 +14,7 @@ pub(crate) fn unpack(raw: &[u8], n: usize, fields: &[(String, FieldKind)]) -> Ve
     for (name, kind) in fields {
         let at = |i: usize| i * itemsize + offset;
         let data = match *kind {
-            // Any non-zero byte is true; reading it as `bool` would be undefined behaviour.
-            FieldKind::Num(DType::Bool) => ArrayData::from_vec((0..n).map(|i| raw.get(at(i)).is_some_and(|&b| b != 0)).collect::<Vec<bool>>()),
-            FieldKind::Num(d) => numeric_for_dtype!(d, T => {
-                let w = std::mem::size_of::<T>();
-                let v: Vec<T> = (0..n).filter_map(|i| raw.get(at(i)..at(i) + w)).map(|b| {
-                    // SAFETY: b has exactly size_of::<T>() bytes of a little-endian value
-                    // (zarr-python writes structured types little-endian; x86/ARM are LE).
-                    unsafe { std::ptr::read_unaligned(b.as_ptr().cast::<T>()) }
-                }).collect();
-                ArrayData::from_vec(v)
-            }, string => ArrayData::zeros(DType::String, &[n as u64])),
+            FieldKind::Num(d) => ArrayData::gather_native(d, raw, n, itemsize, offset).unwrap_or_else(|| ArrayData::zeros(d, &[0])),
             FieldKind::Utf32(c) => {
                 let v: Vec<String> = (0..n)
                     .map(|i| {
@@ -76,21 +66,16 @@ pub(crate) fn pack(path: &str, fields: &[(String, ArrayData)]) -> Result<Packed>
     let mut offset = 0;
     for ((_, data), (_, kind)) in fields.iter().zip(&kinds) {
         let at = |i: usize| i * itemsize + offset;
-        adcat_store::with_numeric!(data, a => {
-            for (i, v) in a.iter().enumerate() {
-                let w = std::mem::size_of_val(v);
-                // SAFETY: copying the native (little-endian) bytes of a plain numeric value.
-                let bytes = unsafe { std::slice::from_raw_parts(std::ptr::from_ref(v).cast::<u8>(), w) };
-                raw[at(i)..at(i) + w].copy_from_slice(bytes);
-            }
-        }, s => {
+        if !data.scatter_native(&mut raw, itemsize, offset) {
+            // scatter_native declines only strings.
+            let ArrayData::String(s) = data else { unreachable!("non-string record field") };
             for (i, v) in s.iter().enumerate() {
                 for (j, ch) in v.chars().enumerate() {
                     let o = at(i) + 4 * j;
                     raw[o..o + 4].copy_from_slice(&(ch as u32).to_le_bytes());
                 }
             }
-        });
+        }
         offset += kind.size();
     }
     Ok((kinds, n, raw))
