@@ -315,10 +315,6 @@ fn concat_part(
         progress.element(&lay.p(ax));
         concat_frames(&frames, opts.join, &index, label, out, &lay.p(ax), &opts.write, block_rows(64))?;
     }
-    if lay.raw && opts.axis == Axis::Obs {
-        // raw has no obs of its own.
-    }
-
     // 2. Off-axis annotation: reindexed and merged in memory.
     {
         let merged = if lay.raw && off == "obs" {

@@ -356,7 +356,7 @@ impl<'s> MatWriter<'s> {
             return self.write(block);
         }
         let block = block.into_plain();
-        let out = if self.plan.sparse { to_sparse(block, re, self.n_cols, fill) } else { to_dense(block, re, self.n_cols, fill) };
+        let out = if self.plan.sparse { to_sparse(block, re, fill) } else { to_dense(block, re, self.n_cols, fill) };
         self.write(out)
     }
 
@@ -446,7 +446,7 @@ fn cast_index(a: ArrayData, to: DType) -> ArrayData {
 }
 
 /// Reindex and convert a block to sparse rows of `n_cols` columns.
-fn to_sparse(block: Block, re: Option<&Reindexer>, n_cols: u64, fill: f64) -> Block {
+fn to_sparse(block: Block, re: Option<&Reindexer>, fill: f64) -> Block {
     let (indptr, indices, data) = match block.into_plain() {
         Block::Sparse { indptr, indices, data } => (indptr, indices, data),
         Block::Dense(a) => dense_to_sparse(&a),
@@ -455,7 +455,6 @@ fn to_sparse(block: Block, re: Option<&Reindexer>, n_cols: u64, fill: f64) -> Bl
     let Some(re) = re.filter(|r| !r.identity) else {
         return Block::Sparse { indptr, indices, data };
     };
-    let _ = n_cols;
     let rows = indptr.len().saturating_sub(1);
     let missing: Vec<i64> = if fill != 0.0 {
         re.old_pos.iter().enumerate().filter(|(_, &o)| o < 0).map(|(n, _)| n as i64).collect()

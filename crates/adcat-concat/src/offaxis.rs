@@ -5,7 +5,7 @@ use crate::frames::{arrays_equal, columns_equal, reindex_column};
 use crate::index::Reindexer;
 use crate::matrix::{fill_dtype, Block, MatSource, MatWriter, OutPlan};
 use crate::merge::merge_values;
-use crate::{At, ConcatError, ConcatOptions, Join, Result};
+use crate::{At, ConcatError, ConcatOptions, Result};
 use adcat_format::frame::{write_dict, DataFrame};
 use adcat_format::sparse::{CsMatrix, SparseFormat, SparseMeta};
 use adcat_format::{detect, Encoding};
@@ -284,6 +284,5 @@ pub(crate) fn pairwise(inputs: Vec<(&dyn Store, u64)>, path: &str, opts: &Concat
         }
         w.finish()?;
     }
-    let _ = Join::Inner;
     Ok(())
 }
