@@ -349,6 +349,39 @@ def test_many_blocks_tiny_budget(run_adcat, tmp_path, fmt):
     check_concat(run_adcat, tmp_path, adatas, fmt, out_fmt=fmt, join="outer", extra=["--max-memory", "1MiB"])
 
 
+@pytest.mark.parametrize(
+    ("out_fmt", "compression", "threads", "h5py_filter"),
+    [
+        ("h5ad", "gzip:4", "1", ("gzip", 4)),
+        ("h5ad", "gzip:6", "2", ("gzip", 6)),
+        ("h5ad", "lzf", "2", ("lzf", None)),
+        ("zarr", "zstd:3", "2", None),
+        ("zarr2", "gzip:5", "1", None),
+    ],
+)
+def test_compressed_outputs(run_adcat, tmp_path, out_fmt, compression, threads, h5py_filter):
+    # Dense X (2-d chunks with padded edge chunks) and a CSR layer (1-d chunks), streamed
+    # in many blocks so whole-chunk writes (compressed on all cores for HDF5 gzip) and
+    # the partial last chunks both occur.
+    genes = [f"g{i}" for i in range(300)]
+    adatas = []
+    for i in range(3):
+        a = simple(2500 + 7 * i, genes[i * 10 :], prefix=f"b{i}", seed=i, X="dense")
+        a.layers["counts"] = sparse.csr_matrix(a.X.astype(np.int32))
+        a.obsm["pca"] = np.arange(a.n_obs * 3, dtype=np.float64).reshape(a.n_obs, 3)
+        adatas.append(a)
+    extra = ["--compression", compression, "--threads", threads, "--max-memory", "2MiB"]
+    check_concat(run_adcat, tmp_path, adatas, "h5ad", out_fmt=out_fmt, join="outer", extra=extra)
+    if h5py_filter is not None:
+        import h5py
+
+        with h5py.File(tmp_path / "out.h5ad", "r") as f:
+            for name in ("X", "layers/counts/data", "layers/counts/indices", "obsm/pca"):
+                ds = f[name]
+                assert (ds.compression, ds.compression_opts) == h5py_filter, name
+                assert ds.chunks is not None, name
+
+
 def test_single_input_applies_options(run_adcat, tmp_path):
     a = simple(4, GENES, prefix="a")
     a.uns["k"] = 1

@@ -308,38 +308,44 @@ fn bench() -> Result<()> {
     let small = gen_set(&bin, &data, "small", 200, 500, 20_000, &none)?;
     let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
     let cases = vec![
-        Case { name: "medium h5ad -> h5ad", inputs: medium.clone(), out_ext: "h5ad", adcat: vec![], anndata: Some(String::new()), anndata_zarr2: false },
+        Case { name: MEDIUM, inputs: medium.clone(), out_ext: "h5ad", adcat: vec![], anndata: Some(String::new()), anndata_zarr2: false },
         Case { name: "medium h5ad -> zarr v3", inputs: medium.clone(), out_ext: "zarr", adcat: vec![], anndata: Some(String::new()), anndata_zarr2: false },
         Case { name: "medium h5ad -> zarr v2", inputs: medium.clone(), out_ext: "zarr", adcat: s(&["--zarr-format", "2"]), anndata: Some(String::new()), anndata_zarr2: true },
         Case { name: "medium zarr v3 -> h5ad", inputs: medium_z, out_ext: "h5ad", adcat: vec![], anndata: Some(String::new()), anndata_zarr2: false },
         Case { name: "outer join, reindex -> h5ad", inputs: outer, out_ext: "h5ad", adcat: s(&["--join", "outer"]), anndata: Some("join='outer'".into()), anndata_zarr2: false },
         Case { name: "dense h5ad -> h5ad", inputs: dense.clone(), out_ext: "h5ad", adcat: vec![], anndata: Some(String::new()), anndata_zarr2: false },
         Case { name: "dense zarr v3 -> zarr v3", inputs: dense_z, out_ext: "zarr", adcat: vec![], anndata: Some(String::new()), anndata_zarr2: false },
-        Case { name: "200 small files -> h5ad", inputs: small, out_ext: "h5ad", adcat: vec![], anndata: Some(String::new()), anndata_zarr2: false },
-        Case { name: "medium -> h5ad gzip:4", inputs: medium.clone(), out_ext: "h5ad", adcat: s(&["--compression", "gzip:4"]), anndata: None, anndata_zarr2: false },
-        Case { name: "medium -> zarr v3 zstd:3", inputs: medium, out_ext: "zarr", adcat: s(&["--compression", "zstd:3"]), anndata: None, anndata_zarr2: false },
+        Case { name: SMALL, inputs: small.clone(), out_ext: "h5ad", adcat: vec![], anndata: Some(String::new()), anndata_zarr2: false },
     ];
-    println!("\n| case | input | cp | adcat | adcat peak RSS | anndata | anndata peak RSS | anndata / adcat | adcat / cp |");
+    // The page cache and the VM's memory make single runs noisy (a first write into
+    // freshly reclaimed memory can take several times longer): every command runs
+    // `reps` times, alternating cp / adcat / anndata, and the best time is reported.
+    let reps: usize = std::env::var("ADCAT_BENCH_REPEAT").ok().and_then(|v| v.parse().ok()).unwrap_or(3).max(1);
+    println!("\nbest of {reps} alternating runs; peak RSS is the largest seen\n");
+    println!("| case | input | cp | adcat | adcat peak RSS | anndata | anndata peak RSS | anndata / adcat | adcat / cp |");
     println!("|---|---|---|---|---|---|---|---|---|");
+    let mut adcat_times = std::collections::HashMap::new();
     for c in &cases {
         let size: u64 = c.inputs.iter().map(|p| dir_size(p)).sum();
-        // I/O floor: copy the inputs.
-        let cp_dir = work.join("cp");
-        rm(&cp_dir);
-        std::fs::create_dir_all(&cp_dir)?;
-        let mut cp = Command::new("cp");
-        cp.arg("-r").args(&c.inputs).arg(&cp_dir);
-        let (_, cp_s) = measure(&mut cp)?;
-        rm(&cp_dir);
         let out = work.join(format!("out.{}", c.out_ext));
-        rm(&out);
-        let mut a = Command::new(&bin);
-        a.args(["concat", "-q", "-o"]).arg(&out).args(&c.adcat).args(&c.inputs);
-        let (a_rss, a_s) = measure(&mut a)?;
-        rm(&out);
-        let anndata = match &c.anndata {
-            None => None,
-            Some(kw) => {
+        let cp_dir = work.join("cp");
+        let (mut cp_s, mut a_s, mut an_s) = (f64::MAX, f64::MAX, f64::MAX);
+        let (mut a_rss, mut an_rss) = (0u64, 0u64);
+        for _ in 0..reps {
+            // I/O floor: copy the inputs.
+            rm(&cp_dir);
+            std::fs::create_dir_all(&cp_dir)?;
+            let mut cp = Command::new("cp");
+            cp.arg("-r").args(&c.inputs).arg(&cp_dir);
+            cp_s = cp_s.min(measure(&mut cp)?.1);
+            rm(&cp_dir);
+            rm(&out);
+            let mut a = Command::new(&bin);
+            a.args(["concat", "-q", "-o"]).arg(&out).args(&c.adcat).args(&c.inputs);
+            let (rss, t) = measure(&mut a)?;
+            (a_s, a_rss) = (a_s.min(t), a_rss.max(rss));
+            rm(&out);
+            if let Some(kw) = &c.anndata {
                 let paths: Vec<String> = c.inputs.iter().map(|p| format!("{:?}", p.display().to_string())).collect();
                 let call = format!("concat_on_disk([{}], {:?}{}{})", paths.join(", "), out.display().to_string(), if kw.is_empty() { "" } else { ", " }, kw);
                 let body = if c.anndata_zarr2 { format!("with ad.settings.override(zarr_write_format=2):\n    {call}") } else { call };
@@ -348,16 +354,19 @@ fn bench() -> Result<()> {
                 py.arg("-c").arg(script);
                 let r = measure(&mut py);
                 rm(&out);
-                Some(r?)
+                let (rss, t) = r?;
+                (an_s, an_rss) = (an_s.min(t), an_rss.max(rss));
             }
-        };
+        }
+        adcat_times.insert(c.name, (a_s, size));
         let mb = |kib: u64| format!("{:.0} MB", kib as f64 / 1024.0);
-        let (an_s, an_rss, ratio) = match anndata {
-            Some((rss, t)) => (format!("{t:.2} s"), mb(rss), format!("{:.1}x", t / a_s.max(1e-3))),
-            None => ("n/a".into(), "n/a".into(), "n/a".into()),
+        let (an_col, an_rss_col, ratio) = if c.anndata.is_some() {
+            (format!("{an_s:.2} s"), mb(an_rss), format!("{:.1}x", an_s / a_s.max(1e-3)))
+        } else {
+            ("n/a".into(), "n/a".into(), "n/a".into())
         };
         println!(
-            "| {} | {:.0} MB | {cp_s:.2} s | {a_s:.2} s ({:.0} MB/s) | {} | {an_s} | {an_rss} | {ratio} | {:.2}x |",
+            "| {} | {:.0} MB | {cp_s:.2} s | {a_s:.2} s ({:.0} MB/s) | {} | {an_col} | {an_rss_col} | {ratio} | {:.2}x |",
             c.name,
             size as f64 / 1e6,
             size as f64 / 1e6 / a_s.max(1e-3),
@@ -365,8 +374,52 @@ fn bench() -> Result<()> {
             a_s / cp_s.max(1e-3)
         );
     }
+
+    // Per-file overhead: the small-files time beyond what the same bytes cost in the
+    // medium case, per file.
+    if let (Some(&(ts, ss)), Some(&(tm, sm))) = (adcat_times.get(SMALL), adcat_times.get(MEDIUM)) {
+        let n = small.len() as f64;
+        let over = (ts - tm * ss as f64 / sm.max(1) as f64) / n;
+        println!("\nmany small files: {:.1} ms per file beyond the data ({ts:.2} s for {n} files; medium moves the same bytes in {:.2} s)", over * 1e3, tm * ss as f64 / sm.max(1) as f64);
+    }
+
+    // Compression on all cores: the same gzip job with 1 and 2 threads.
+    println!("\n| compressed output | --threads 1 | --threads 2 | speed-up |");
+    println!("|---|---|---|---|");
+    for (name, ext, args) in [("medium -> h5ad gzip:4", "h5ad", ["--compression", "gzip:4"]), ("medium -> zarr v3 zstd:3", "zarr", ["--compression", "zstd:3"])] {
+        let out = work.join(format!("out.{ext}"));
+        let mut t = [f64::MAX; 2];
+        for _ in 0..reps {
+            for (k, j) in ["1", "2"].iter().enumerate() {
+                rm(&out);
+                let mut a = Command::new(&bin);
+                a.args(["concat", "-q", "--threads", j, "-o"]).arg(&out).args(args).args(&medium);
+                t[k] = t[k].min(measure(&mut a)?.1);
+                rm(&out);
+            }
+        }
+        println!("| {name} | {:.2} s | {:.2} s | {:.2}x |", t[0], t[1], t[0] / t[1].max(1e-3));
+    }
+
+    // Peak RSS under a budget, for half and all of the medium inputs.
+    println!("\n| --max-memory 256MiB | input | adcat peak RSS | wall |");
+    println!("|---|---|---|---|");
+    for n in [medium.len() / 2, medium.len()] {
+        let ins = &medium[..n];
+        let size: u64 = ins.iter().map(|p| dir_size(p)).sum();
+        let out = work.join("out.h5ad");
+        rm(&out);
+        let mut a = Command::new(&bin);
+        a.args(["concat", "-q", "--max-memory", "256MiB", "-o"]).arg(&out).args(ins);
+        let (rss, t) = measure(&mut a)?;
+        rm(&out);
+        println!("| {n} medium files | {:.0} MB | {:.0} MB | {t:.2} s |", size as f64 / 1e6, rss as f64 / 1024.0);
+    }
     Ok(())
 }
+
+const MEDIUM: &str = "medium h5ad -> h5ad";
+const SMALL: &str = "200 small files -> h5ad";
 
 fn main() -> Result<()> {
     let task = std::env::args().nth(1).unwrap_or_default();

@@ -4,14 +4,19 @@ use crate::layout::{Purpose, WriteOptions};
 use crate::{FormatError, Result};
 use adcat_store::{ArrayData, ArraySpec, DType, Store};
 
-/// Appends row blocks to an array created with its final shape, buffering so that every
-/// write covers whole shards (zarr v3) or chunks: no chunk is ever decoded and rewritten.
+/// Appends row blocks to an array created with its final shape so that every write
+/// covers whole shards (zarr v3) or chunks: no chunk is ever decoded and rewritten.
+///
+/// Whole units are written straight from the pushed block; only the part of a block that
+/// does not fill a unit (less than one shard or chunk) is copied and held back.
 #[derive(Debug)]
 pub struct Appender {
     path: String,
     spec: ArraySpec,
-    flush_rows: u64,
-    buf: Vec<ArrayData>,
+    /// Rows per write unit (shard or chunk; 1 for contiguous arrays).
+    unit: u64,
+    /// Rows held back, less than one unit in all.
+    pending: Vec<ArrayData>,
     buffered: u64,
     written: u64,
 }
@@ -21,8 +26,8 @@ impl Appender {
     pub fn create(store: &dyn Store, path: &str, dtype: DType, shape: &[u64], purpose: Purpose, opts: &WriteOptions) -> Result<Self> {
         let spec = opts.spec(store.kind(), dtype, shape, purpose);
         store.create_array(path, &spec)?;
-        let flush_rows = opts.block_rows(&spec).max(1);
-        Ok(Appender { path: path.to_owned(), spec, flush_rows, buf: vec![], buffered: 0, written: 0 })
+        let unit = spec.shards.as_ref().or(spec.chunks.as_ref()).and_then(|c| c.first().copied()).unwrap_or(1).max(1);
+        Ok(Appender { path: path.to_owned(), spec, unit, pending: vec![], buffered: 0, written: 0 })
     }
 
     /// Rows written or buffered so far.
@@ -42,43 +47,52 @@ impl Appender {
         if n == 0 {
             return Ok(());
         }
-        self.buf.push(block);
-        self.buffered += n;
-        if self.buffered >= self.flush_rows {
-            self.flush(store, false)?;
+        if self.buffered + n < self.unit {
+            self.pending.push(block);
+            self.buffered += n;
+            return Ok(());
+        }
+        let mut off = 0u64;
+        if self.buffered > 0 {
+            // Complete the held-back unit with the head of this block.
+            off = self.unit - self.buffered;
+            self.pending.push(block.slice_rows(0, off as usize));
+            self.buffered = self.unit;
+            self.write_pending(store)?;
+        }
+        let whole = (n - off) / self.unit * self.unit;
+        if whole > 0 {
+            store.write_rows_range(&self.path, self.written, &block, off as usize..(off + whole) as usize)?;
+            self.written += whole;
+            off += whole;
+        }
+        if off < n {
+            self.pending.push(if off == 0 { block } else { block.slice_rows(off as usize, n as usize) });
+            self.buffered = n - off;
         }
         Ok(())
     }
 
-    fn flush(&mut self, store: &dyn Store, all: bool) -> Result<()> {
+    fn write_pending(&mut self, store: &dyn Store) -> Result<()> {
         if self.buffered == 0 {
             return Ok(());
         }
-        let joined = if self.buf.len() == 1 {
-            self.buf.pop().unwrap_or_else(|| ArrayData::zeros(self.spec.dtype, &[0]))
+        let joined = if self.pending.len() == 1 {
+            self.pending.pop().unwrap_or_else(|| ArrayData::zeros(self.spec.dtype, &[0]))
         } else {
-            ArrayData::concat_rows(&self.buf).ok_or_else(|| FormatError::invalid(&self.path, "blocks of different shapes"))?
+            ArrayData::concat_rows(&self.pending).ok_or_else(|| FormatError::invalid(&self.path, "blocks of different shapes"))?
         };
-        self.buf.clear();
-        // Write whole units only; keep the tail for the next flush unless finishing.
-        let take = if all { self.buffered } else { self.buffered / self.flush_rows * self.flush_rows };
-        if take == self.buffered {
-            store.write_rows(&self.path, self.written, &joined)?;
-        } else {
-            if take > 0 {
-                store.write_rows(&self.path, self.written, &joined.slice_rows(0, take as usize))?;
-            }
-            self.buf.push(joined.slice_rows(take as usize, self.buffered as usize));
-        }
-        self.written += take;
-        self.buffered -= take;
+        self.pending.clear();
+        store.write_rows(&self.path, self.written, &joined)?;
+        self.written += self.buffered;
+        self.buffered = 0;
         Ok(())
     }
 
     /// Write what is buffered and shrink the array to `rows` rows (for arrays created
     /// with an upper bound, e.g. sparse `data` before reindexing drops entries).
     pub fn finish_at(mut self, store: &dyn Store, rows: u64) -> Result<()> {
-        self.flush(store, true)?;
+        self.write_pending(store)?;
         if self.written != rows {
             return Err(FormatError::invalid(&self.path, format!("wrote {} rows, expected {rows}", self.written)));
         }
@@ -92,7 +106,7 @@ impl Appender {
 
     /// Write what is buffered and check the array is complete.
     pub fn finish(mut self, store: &dyn Store) -> Result<()> {
-        self.flush(store, true)?;
+        self.write_pending(store)?;
         if self.written != self.spec.shape[0] {
             return Err(FormatError::invalid(&self.path, format!("wrote {} of the planned {} rows", self.written, self.spec.shape[0])));
         }

@@ -5,6 +5,7 @@
 //! bools, the empty float64 `column-order` attribute, gzip/lzf/shuffle filters) and writes
 //! files plain h5py opens without plugins.
 
+mod direct;
 mod record;
 
 use adcat_store::{
@@ -87,6 +88,11 @@ fn default_chunks(spec: &ArraySpec) -> Vec<usize> {
     c
 }
 
+/// Raw-data chunk cache (slots, bytes, w0): none. adcat reads and writes large blocks of
+/// whole chunks; without a cache libhdf5 moves unfiltered chunks straight between the file
+/// and the caller's buffer instead of staging each one in the cache (a copy per chunk).
+const NO_CHUNK_CACHE: (usize, usize, f64) = (1, 0, 1.0);
+
 impl Hdf5Store {
     /// Open an existing file read-only.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
@@ -100,7 +106,7 @@ impl Hdf5Store {
         // a small metadata cache (HDF5's default starts at 2 MiB per file) keeps memory
         // independent of the number of inputs.
         let file = hdf5::File::with_options()
-            .with_fapl(|f| f.mdc_config(&small_mdc()))
+            .with_fapl(|f| f.mdc_config(&small_mdc()).chunk_cache(NO_CHUNK_CACHE.0, NO_CHUNK_CACHE.1, NO_CHUNK_CACHE.2))
             .open(p)
             .map_err(|e| StoreError::Open { location: location.clone(), reason: format!("not a readable HDF5 file ({e})") })?;
         let store = Hdf5Store { slot: Arc::new(Mutex::new(Some(file))), path: p.to_path_buf(), location, writable: false };
@@ -113,7 +119,10 @@ impl Hdf5Store {
         let p = path.as_ref();
         let location = p.display().to_string();
         hdf5::silence_errors(true);
-        let file = hdf5::File::create(p).map_err(|e| StoreError::Open { location: location.clone(), reason: e.to_string() })?;
+        let file = hdf5::File::with_options()
+            .with_fapl(|f| f.chunk_cache(NO_CHUNK_CACHE.0, NO_CHUNK_CACHE.1, NO_CHUNK_CACHE.2))
+            .create(p)
+            .map_err(|e| StoreError::Open { location: location.clone(), reason: e.to_string() })?;
         Ok(Hdf5Store { slot: Arc::new(Mutex::new(Some(file))), path: p.to_path_buf(), location, writable: true })
     }
 
@@ -132,7 +141,7 @@ impl Hdf5Store {
             let mut g = self.slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             if g.is_none() {
                 let file = hdf5::File::with_options()
-                    .with_fapl(|f| f.mdc_config(&small_mdc()))
+                    .with_fapl(|f| f.mdc_config(&small_mdc()).chunk_cache(NO_CHUNK_CACHE.0, NO_CHUNK_CACHE.1, NO_CHUNK_CACHE.2))
                     .open(&self.path)
                     .map_err(|e| StoreError::Open { location: self.location.clone(), reason: format!("cannot reopen ({e})") })?;
                 *g = Some(file);
@@ -143,6 +152,64 @@ impl Hdf5Store {
             pool::touch(&self.slot);
         }
         Ok(f)
+    }
+
+    /// Write `data` (or only its rows `rows`) into the box at `start`, straight from the
+    /// caller's buffer.
+    fn write_part(&self, path: &str, start: &[u64], data: &ArrayData, rows: Option<std::ops::Range<usize>>) -> Result<()> {
+        let p = norm_path(path);
+        self.check_writable(&p)?;
+        let ds = self.dataset(&p)?;
+        let meta = self.array_meta(&p)?;
+        if meta.dtype != data.dtype() {
+            return Err(StoreError::DTypeMismatch { path: p, expected: meta.dtype, found: data.dtype() });
+        }
+        let mut shape = data.shape();
+        let rows = match (rows, shape.first_mut()) {
+            (Some(r), Some(n)) => {
+                if r.start > r.end || r.end as u64 > *n {
+                    return Err(StoreError::OutOfBounds { path: p, reason: format!("rows {r:?} of a block of {n}") });
+                }
+                *n = (r.end - r.start) as u64;
+                r
+            }
+            (_, n) => 0..n.map_or(0, |n| *n as usize),
+        };
+        check_box(&p, &meta.shape, start, &shape)?;
+        if shape.contains(&0) {
+            return Ok(());
+        }
+        if data.dtype() != DType::String && !shape.is_empty() {
+            if let (Some(level), Some(chunk)) = (direct::deflate_level(&ds), ds.chunk()) {
+                let chunk: Vec<u64> = chunk.iter().map(|&c| c as u64).collect();
+                if direct::covers_whole_chunks(start, &shape, &chunk, &meta.shape) {
+                    return with_numeric!(data, a => {
+                        direct::write(ds.id(), &p, a.slice_axis(ndarray::Axis(0), ndarray::Slice::from(rows)), start, &chunk, level)
+                    }, _s => Err(err(&p, "strings cannot be written as raw chunks")));
+                }
+            }
+        }
+        let e = |x: hdf5::Error| err(&p, x);
+        let writer = ds.as_writer();
+        let sel = hyperslab(start, &shape);
+        with_numeric!(data, a => {
+            if shape.is_empty() {
+                writer.write_scalar(&a[IxDyn(&[])]).map_err(e)
+            } else {
+                writer.write_slice(a.slice_axis(ndarray::Axis(0), ndarray::Slice::from(rows)), sel).map_err(e)
+            }
+        }, s => {
+            let s = if shape.is_empty() { s.view() } else { s.slice_axis(ndarray::Axis(0), ndarray::Slice::from(rows)) };
+            let v: ArrayD<VarLenUnicode> = {
+                let items: Vec<VarLenUnicode> = s.iter().map(|x| vlen(&p, x)).collect::<Result<_>>()?;
+                ArrayD::from_shape_vec(s.raw_dim(), items).map_err(|x| err(&p, x))?
+            };
+            if shape.is_empty() {
+                writer.write_scalar(&v[IxDyn(&[])]).map_err(e)
+            } else {
+                writer.write_slice(v.view(), sel).map_err(e)
+            }
+        })
     }
 
     fn check_writable(&self, path: &str) -> Result<()> {
@@ -582,38 +649,15 @@ impl Store for Hdf5Store {
     }
 
     fn write(&self, path: &str, start: &[u64], data: &ArrayData) -> Result<()> {
-        let p = norm_path(path);
-        self.check_writable(&p)?;
-        let ds = self.dataset(&p)?;
-        let meta = self.array_meta(&p)?;
-        if meta.dtype != data.dtype() {
-            return Err(StoreError::DTypeMismatch { path: p, expected: meta.dtype, found: data.dtype() });
+        self.write_part(path, start, data, None)
+    }
+
+    fn write_rows_range(&self, path: &str, start: u64, data: &ArrayData, rows: std::ops::Range<usize>) -> Result<()> {
+        let mut s = vec![0; data.shape().len()];
+        if let Some(first) = s.first_mut() {
+            *first = start;
         }
-        let shape = data.shape();
-        check_box(&p, &meta.shape, start, &shape)?;
-        if shape.contains(&0) {
-            return Ok(());
-        }
-        let e = |x: hdf5::Error| err(&p, x);
-        let writer = ds.as_writer();
-        let sel = hyperslab(start, &shape);
-        with_numeric!(data, a => {
-            if shape.is_empty() {
-                writer.write_scalar(&a[IxDyn(&[])]).map_err(e)
-            } else {
-                writer.write_slice(a.view(), sel).map_err(e)
-            }
-        }, s => {
-            let v: ArrayD<VarLenUnicode> = {
-                let items: Vec<VarLenUnicode> = s.iter().map(|x| vlen(&p, x)).collect::<Result<_>>()?;
-                ArrayD::from_shape_vec(s.raw_dim(), items).map_err(|x| err(&p, x))?
-            };
-            if shape.is_empty() {
-                writer.write_scalar(&v[IxDyn(&[])]).map_err(e)
-            } else {
-                writer.write_slice(v.view(), sel).map_err(e)
-            }
-        })
+        self.write_part(path, &s, data, Some(rows))
     }
 
     fn resize(&self, path: &str, shape: &[u64]) -> Result<()> {

@@ -308,6 +308,21 @@ pub trait Store: Send + Sync + fmt::Debug {
         }
         self.write(path, &s, data)
     }
+
+    /// Write rows `rows` of `data` (axis 0, all trailing dimensions) at row `start`.
+    ///
+    /// Backends override this to write straight from the caller's buffer; the default
+    /// copies the rows out first.
+    fn write_rows_range(&self, path: &str, start: u64, data: &ArrayData, rows: std::ops::Range<usize>) -> Result<()> {
+        let n = data.shape().first().copied().unwrap_or(0) as usize;
+        if rows.start == 0 && rows.end == n {
+            return self.write_rows(path, start, data);
+        }
+        if rows.start > rows.end || rows.end > n {
+            return Err(StoreError::OutOfBounds { path: path.to_owned(), reason: format!("rows {rows:?} of a block of {n}") });
+        }
+        self.write_rows(path, start, &data.slice_rows(rows.start, rows.end))
+    }
 }
 
 /// Check a read/write box against an array shape; shared by backends.

@@ -220,6 +220,13 @@ pub fn boxes_and_resize(make: Factory<'_>) {
         assert!(same(&s.read(&path, &[5, 0], &[2, 2]).unwrap(), &patch), "{path} patch");
         // Empty selections.
         assert_eq!(s.read(&path, &[10, 0], &[0, 3]).unwrap().len(), 0);
+        // Rows of a larger block, written in place (no copy in the backends).
+        let block = sample(dtype, &[6, 3]);
+        s.write_rows_range(&path, 7, &block, 2..5).unwrap();
+        assert!(same(&s.read_rows(&path, 7, 10).unwrap(), &block.slice_rows(2, 5)), "{path} row range");
+        s.write_rows_range(&path, 0, &block, 4..4).unwrap();
+        assert!(s.write_rows_range(&path, 0, &block, 4..7).is_err(), "{path}: range past the block");
+        assert!(s.write_rows_range(&path, 9, &block, 0..2).is_err(), "{path}: rows past the array");
     }
     // Shrinking works too (used when an estimate was too large).
     s.resize("grow_float64", &[4, 3]).unwrap();

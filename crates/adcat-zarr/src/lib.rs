@@ -464,7 +464,7 @@ impl Store for ZarrStore {
             // as anndata writes its `null` encoding.
             let (a, _) = self.array(&p)?;
             let d = ArrayData::zeros(spec.dtype, &[]);
-            write_block(&a, &p, &[], &d)?;
+            write_block(&a, &p, &[], &d, None)?;
         }
         Ok(())
     }
@@ -505,7 +505,30 @@ impl Store for ZarrStore {
         if shape.contains(&0) {
             return Ok(());
         }
-        write_block(&a, &p, start, data)
+        write_block(&a, &p, start, data, None)
+    }
+
+    fn write_rows_range(&self, path: &str, start: u64, data: &ArrayData, rows: std::ops::Range<usize>) -> Result<()> {
+        let p = norm_path(path);
+        self.check_writable(&p)?;
+        let (a, meta) = self.array(&p)?;
+        if meta.dtype != data.dtype() {
+            return Err(StoreError::DTypeMismatch { path: p, expected: meta.dtype, found: data.dtype() });
+        }
+        let mut shape = data.shape();
+        let mut at = vec![0; shape.len()];
+        match (shape.first_mut(), at.first_mut()) {
+            (Some(n), Some(a0)) if rows.start <= rows.end && rows.end as u64 <= *n => {
+                *n = (rows.end - rows.start) as u64;
+                *a0 = start;
+            }
+            _ => return Err(StoreError::OutOfBounds { path: p, reason: format!("rows {rows:?} of a block of shape {shape:?}") }),
+        }
+        check_box(&p, &meta.shape, &at, &shape)?;
+        if shape.contains(&0) {
+            return Ok(());
+        }
+        write_block(&a, &p, &at, data, Some(rows))
     }
 
     fn resize(&self, path: &str, shape: &[u64]) -> Result<()> {
@@ -586,14 +609,30 @@ impl ZarrStore {
     }
 }
 
-fn write_block(a: &ZArray, p: &str, start: &[u64], data: &ArrayData) -> Result<()> {
-    let sub = ArraySubset::new_with_start_shape(start.to_vec(), data.shape()).map_err(|e| err(p, e))?;
+/// Store `data` (or only its rows `rows`) at `start`; contiguous numeric rows go to the
+/// codecs without a copy.
+fn write_block(a: &ZArray, p: &str, start: &[u64], data: &ArrayData, rows: Option<std::ops::Range<usize>>) -> Result<()> {
+    let mut shape = data.shape();
+    if let (Some(r), Some(n)) = (&rows, shape.first_mut()) {
+        *n = (r.end - r.start) as u64;
+    }
+    let sub = ArraySubset::new_with_start_shape(start.to_vec(), shape).map_err(|e| err(p, e))?;
     let e = |x: zarrs::array::ArrayError| err(p, x);
-    with_numeric!(data, v => a.store_array_subset(&sub, v.as_standard_layout().to_owned()).map_err(e),
-        s => {
-            let refs: Vec<&str> = s.iter().map(String::as_str).collect();
-            a.store_array_subset(&sub, refs).map_err(e)
-        })
+    let part = |n: usize| rows.clone().unwrap_or(0..n);
+    with_numeric!(data, v => {
+        let v = match v.shape().first() {
+            Some(&n) => v.slice_axis(ndarray::Axis(0), ndarray::Slice::from(part(n))),
+            None => v.view(),
+        };
+        a.store_array_subset(&sub, &v).map_err(e)
+    }, s => {
+        let s = match s.shape().first() {
+            Some(&n) => s.slice_axis(ndarray::Axis(0), ndarray::Slice::from(part(n))),
+            None => s.view(),
+        };
+        let refs: Vec<&str> = s.iter().map(String::as_str).collect();
+        a.store_array_subset(&sub, refs).map_err(e)
+    })
 }
 
 #[cfg(test)]
