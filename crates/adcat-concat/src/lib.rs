@@ -15,6 +15,7 @@ pub mod matrix;
 pub mod merge;
 pub mod natsort;
 mod offaxis;
+mod pipe;
 
 pub use index::Join;
 pub use merge::Strategy;
@@ -500,26 +501,58 @@ fn concat_matrix(
         o => o,
     })?;
     let budget = opts.write.max_memory;
-    for (i, s) in srcs.iter().enumerate() {
-        match s {
-            None => w.push_missing(rows[i], fill)?,
-            Some(s) => {
-                // Blocks of 1/16 of the budget: reindexing and casting expand a block about
-                // fourfold, and the writers buffer up to a block per array.
-                let per = ((budget / 16) / matrix::row_bytes(s).max(1)).max(1);
-                let mut start = 0;
-                let n = s.n_rows();
-                while start < n {
-                    let end = (start + per).min(n);
-                    let b = s.read_block(start, end, budget / 16).at(s.store)?;
-                    w.push(b, re_of(i))?;
-                    progress.advance((end - start) * matrix::row_bytes(s));
-                    start = end;
+    // Blocks are read and reindexed on a helper thread while this one encodes and writes
+    // the previous block.
+    enum Item {
+        Missing(u64),
+        Block(matrix::Block, u64),
+    }
+    let output = |e: ConcatError| match e {
+        ConcatError::Format(f) => ConcatError::Output(f),
+        o => o,
+    };
+    pipe::pipeline(
+        |send| {
+            for (i, s) in srcs.iter().enumerate() {
+                match s {
+                    None => {
+                        if !send(Item::Missing(rows[i])) {
+                            return Ok(());
+                        }
+                    }
+                    Some(s) => {
+                        // Blocks of 1/16 of the budget: reindexing and casting expand a
+                        // block about fourfold, a block waits in the pipeline while the
+                        // next is read, and the writers hold back less than a shard per array.
+                        let per = ((budget / 16) / matrix::row_bytes(s).max(1)).max(1);
+                        let mut start = 0;
+                        let n = s.n_rows();
+                        while start < n {
+                            let end = (start + per).min(n);
+                            let b = s.read_block(start, end, budget / 16).at(s.store)?;
+                            let b = plan.prepare(b, re_of(i), n_cols).at(s.store)?;
+                            if !send(Item::Block(b, (end - start) * matrix::row_bytes(s))) {
+                                return Ok(());
+                            }
+                            start = end;
+                        }
+                    }
                 }
             }
-        }
-    }
-    w.finish()?;
+            Ok(())
+        },
+        |item| {
+            match item {
+                Item::Missing(n) => w.push_missing(n, fill).map_err(output)?,
+                Item::Block(b, bytes) => {
+                    w.push_prepared(b).map_err(output)?;
+                    progress.advance(bytes);
+                }
+            }
+            Ok(())
+        },
+    )?;
+    w.finish().map_err(output)?;
     Ok(())
 }
 

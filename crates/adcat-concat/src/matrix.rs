@@ -13,6 +13,7 @@ use adcat_format::stream::Appender;
 use adcat_format::{detect, Encoding};
 use adcat_store::{join_path, with_numeric, ArrayData, AttrValue, DType, Element, Numeric, Store};
 use ndarray::{ArrayD, Axis as NdAxis, IxDyn};
+use rayon::prelude::*;
 
 /// Layout of one input matrix.
 #[derive(Debug, Clone)]
@@ -267,6 +268,23 @@ pub struct OutPlan {
     pub fill: f64,
 }
 
+impl OutPlan {
+    /// Convert a block of an input to the output's form: values in the output dtype,
+    /// columns reindexed with `re` (None = identity) to `n_cols`, sparse or dense.
+    /// Independent of the writer, so it can run on another thread.
+    pub fn prepare(&self, block: Block, re: Option<&Reindexer>, n_cols: u64) -> Result<Block> {
+        // Values take the output dtype first, so the fill is represented in that dtype
+        // (a -1 fill in uint8 input promoted to int64 stays -1).
+        let block = block.cast(self.dtype)?;
+        if self.sparse && re.is_none_or(|r| r.identity) && matches!(block, Block::SparseNative { .. }) {
+            // Nothing to remap: indices go out in their stored width.
+            return Ok(block);
+        }
+        let block = block.into_plain();
+        Ok(if self.sparse { to_sparse(block, re, self.fill) } else { to_dense(block, re, n_cols, self.fill) })
+    }
+}
+
 /// Streams oriented rows into the output element.
 pub struct MatWriter<'s> {
     store: &'s dyn Store,
@@ -347,17 +365,13 @@ impl<'s> MatWriter<'s> {
 
     /// Append a block of an input, reindexing its columns with `re` (None = identity).
     pub fn push(&mut self, block: Block, re: Option<&Reindexer>) -> Result<()> {
-        let fill = self.plan.fill;
-        // Values take the output dtype first, so the fill is represented in that dtype
-        // (a -1 fill in uint8 input promoted to int64 stays -1).
-        let block = block.cast(self.plan.dtype)?;
-        if self.plan.sparse && re.is_none_or(|r| r.identity) && matches!(block, Block::SparseNative { .. }) {
-            // Nothing to remap: indices go out in their stored width.
-            return self.write(block);
-        }
-        let block = block.into_plain();
-        let out = if self.plan.sparse { to_sparse(block, re, fill) } else { to_dense(block, re, self.n_cols, fill) };
-        self.write(out)
+        let b = self.plan.prepare(block, re, self.n_cols)?;
+        self.write(b)
+    }
+
+    /// Append a block already converted by [`OutPlan::prepare`].
+    pub fn push_prepared(&mut self, block: Block) -> Result<()> {
+        self.write(block)
     }
 
     /// Append `rows` rows that the input does not have at all (outer join of a missing
@@ -461,17 +475,61 @@ fn to_sparse(block: Block, re: Option<&Reindexer>, fill: f64) -> Block {
     } else {
         vec![]
     };
-    // Per row, the mapped entries and the filled columns in ascending new column. Rows are
-    // ordered through a bitmap of the new columns (O(width/64 + entries)); rows much
-    // shorter than the bitmap are sorted instead.
+    // Rows are independent: reindex parts of the block on all cores, then join them.
+    let parts = rayon::current_num_threads() * 4;
+    let per = rows.div_ceil(parts).max(4096);
+    let pieces: Vec<(Vec<i64>, Vec<i64>, Vec<i64>)> = (0..rows.div_ceil(per))
+        .into_par_iter()
+        .map(|p| {
+            let (lo, hi) = (p * per, ((p + 1) * per).min(rows));
+            reindex_rows(&indptr[lo..=hi], &indices, re, &missing)
+        })
+        .collect();
+    let total: usize = pieces.iter().map(|p| p.1.len()).sum();
+    let mut out_ptr = Vec::with_capacity(rows + 1);
+    out_ptr.push(0i64);
+    let mut out_idx = Vec::with_capacity(total);
+    let mut src_pos = Vec::with_capacity(total);
+    for (ends, idx, src) in pieces {
+        let base = out_idx.len() as i64;
+        out_ptr.extend(ends.iter().map(|e| e + base));
+        out_idx.extend_from_slice(&idx);
+        src_pos.extend_from_slice(&src);
+    }
+    // Values are already in the output dtype (MatWriter::push casts first).
+    let data = with_numeric!(&data, a => {
+        let f = Numeric::from_f64(fill);
+        let v: Vec<_> = match a.as_slice() {
+            Some(sl) => src_pos.par_iter().with_min_len(1 << 16).map(|&k| if k < 0 { f } else { sl[k as usize] }).collect(),
+            None => {
+                let flat: Vec<_> = a.iter().copied().collect();
+                src_pos.iter().map(|&k| if k < 0 { f } else { flat[k as usize] }).collect()
+            }
+        };
+        ArrayData::from_vec(v)
+    }, s => {
+        let flat: Vec<&String> = s.iter().collect();
+        ArrayData::from_vec(src_pos.iter().map(|&k| if k < 0 { String::new() } else { flat[k as usize].clone() }).collect::<Vec<_>>())
+    });
+    Block::Sparse { indptr: out_ptr, indices: out_idx, data }
+}
+
+/// Reindex CSR rows (`indptr` absolute into `indices`, rows + 1 entries): per row, the
+/// mapped entries plus the filled `missing` columns in ascending new column. Returns the
+/// end offset of each row (relative to this part), the new columns, and for each the
+/// source position in `indices` (-1 = fill).
+fn reindex_rows(indptr: &[i64], indices: &[i64], re: &Reindexer, missing: &[i64]) -> (Vec<i64>, Vec<i64>, Vec<i64>) {
+    let rows = indptr.len().saturating_sub(1);
+    let (first, last) = (indptr.first().copied().unwrap_or(0) as usize, indptr.last().copied().unwrap_or(0) as usize);
+    // Rows are ordered through a bitmap of the new columns (O(width/64 + entries)); rows
+    // much shorter than the bitmap are sorted instead.
     let width = re.new_len();
     let words = width.div_ceil(64);
     let mut bits = vec![0u64; words];
     let mut scratch = vec![-1i64; width];
-    let mut out_ptr = Vec::with_capacity(rows + 1);
-    out_ptr.push(0i64);
-    let mut out_idx = Vec::with_capacity(indices.len() + rows * missing.len());
-    let mut src_pos: Vec<i64> = Vec::with_capacity(out_idx.capacity()); // -1 = fill
+    let mut ends = Vec::with_capacity(rows);
+    let mut out_idx = Vec::with_capacity(last - first + rows * missing.len());
+    let mut src_pos: Vec<i64> = Vec::with_capacity(out_idx.capacity());
     let mut row_buf: Vec<(i64, i64)> = vec![];
     for r in 0..rows {
         let (lo, hi) = (indptr[r] as usize, indptr[r + 1] as usize);
@@ -498,12 +556,15 @@ fn to_sparse(block: Block, re: Option<&Reindexer>, fill: f64) -> Block {
                     bits[np as usize / 64] |= 1 << (np % 64);
                 }
             }
-            for &m in &missing {
+            for &m in missing {
                 scratch[m as usize] = -1;
                 bits[m as usize / 64] |= 1 << (m % 64);
             }
             for (w, word) in bits.iter_mut().enumerate() {
                 let mut b = *word;
+                if b == 0 {
+                    continue;
+                }
                 while b != 0 {
                     let j = w * 64 + b.trailing_zeros() as usize;
                     out_idx.push(j as i64);
@@ -513,24 +574,9 @@ fn to_sparse(block: Block, re: Option<&Reindexer>, fill: f64) -> Block {
                 *word = 0;
             }
         }
-        out_ptr.push(out_idx.len() as i64);
+        ends.push(out_idx.len() as i64);
     }
-    // Values are already in the output dtype (MatWriter::push casts first).
-    let data = with_numeric!(&data, a => {
-        let f = Numeric::from_f64(fill);
-        let v: Vec<_> = match a.as_slice() {
-            Some(sl) => src_pos.iter().map(|&k| if k < 0 { f } else { sl[k as usize] }).collect(),
-            None => {
-                let flat: Vec<_> = a.iter().copied().collect();
-                src_pos.iter().map(|&k| if k < 0 { f } else { flat[k as usize] }).collect()
-            }
-        };
-        ArrayData::from_vec(v)
-    }, s => {
-        let flat: Vec<&String> = s.iter().collect();
-        ArrayData::from_vec(src_pos.iter().map(|&k| if k < 0 { String::new() } else { flat[k as usize].clone() }).collect::<Vec<_>>())
-    });
-    Block::Sparse { indptr: out_ptr, indices: out_idx, data }
+    (ends, out_idx, src_pos)
 }
 
 fn dense_to_sparse(a: &ArrayData) -> (Vec<i64>, Vec<i64>, ArrayData) {

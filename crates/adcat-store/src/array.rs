@@ -287,12 +287,19 @@ impl ArrayData {
 
     /// Elements in row-major order as `f64` (strings: `None`).
     pub fn to_f64_vec(&self) -> Option<Vec<f64>> {
-        with_numeric!(self, a => Some(a.iter().map(|v| v.to_f64()).collect()), _s => None)
+        // Contiguous arrays take the slice path (vectorised), others the general iterator.
+        with_numeric!(self, a => Some(match a.as_slice() {
+            Some(sl) => sl.iter().map(|v| v.to_f64()).collect(),
+            None => a.iter().map(|v| v.to_f64()).collect(),
+        }), _s => None)
     }
 
     /// Elements in row-major order as `i64` (strings: `None`).
     pub fn to_i64_vec(&self) -> Option<Vec<i64>> {
-        with_numeric!(self, a => Some(a.iter().map(|v| v.to_i64()).collect()), _s => None)
+        with_numeric!(self, a => Some(match a.as_slice() {
+            Some(sl) => sl.iter().map(|v| v.to_i64()).collect(),
+            None => a.iter().map(|v| v.to_i64()).collect(),
+        }), _s => None)
     }
 
     /// Elements as owned strings (only for string arrays).
