@@ -503,6 +503,7 @@ fn concat_matrix(
     let budget = opts.write.max_memory;
     // Blocks are read and reindexed on a helper thread while this one encodes and writes
     // the previous block.
+    #[allow(clippy::large_enum_variant)] // one item in flight at a time
     enum Item {
         Missing(u64),
         Block(matrix::Block, u64),
