@@ -17,6 +17,8 @@ cargo xtask <task>
   setup         install the HDF5 library and create the oracle venv, nothing else
   bench-memory  peak RSS of `adcat concat` at three input sizes under one --max-memory
   bench         adcat vs anndata concat_on_disk vs cp, side by side (ADCAT_BENCH_SCALE=0.25 for a quick run)
+  fuzz          the damaged-metadata fuzzer and random round trips, long (ADCAT_FUZZ_ITERS, default 3000;
+                `test` runs them briefly)
 ";
 
 fn root() -> PathBuf {
@@ -433,6 +435,12 @@ fn main() -> Result<()> {
         "demo" => demo(),
         "bench-memory" => bench_memory(),
         "bench" => bench(),
+        "fuzz" => {
+            ensure_hdf5()?;
+            let iters = std::env::var("ADCAT_FUZZ_ITERS").unwrap_or_else(|_| "3000".into());
+            eprintln!("xtask: fuzzing with ADCAT_FUZZ_ITERS={iters} per target (seed ADCAT_FUZZ_SEED)");
+            run(cargo().args(["test", "--release", "--locked", "-p", "adcat-format", "--test", "fuzz"]).env("ADCAT_FUZZ_ITERS", iters))
+        }
         "setup" => {
             ensure_hdf5()?;
             ensure_venv().map(|_| ())

@@ -1,5 +1,6 @@
 //! `adcat`: concatenate and convert AnnData stores (.h5ad, .zarr) out of core.
 
+mod guard;
 mod stores;
 mod synth;
 
@@ -124,6 +125,14 @@ enum Command {
         #[command(flatten)]
         write: WriteArgs,
     },
+    /// Check a store against the AnnData format and report every problem found.
+    Validate {
+        /// The .h5ad file or .zarr directory to check.
+        path: PathBuf,
+        /// Only metadata, attributes and shapes (skip scanning sparse indices and codes).
+        #[arg(long)]
+        quick: bool,
+    },
     /// Show the element tree: encodings, shapes, dtypes, nnz, chunking and codecs.
     Inspect {
         /// .h5ad file or .zarr directory.
@@ -184,8 +193,8 @@ fn parse_compression(s: &str) -> Result<Compression> {
 
 fn write_options(w: &WriteArgs) -> Result<WriteOptions> {
     Ok(WriteOptions {
-        compression: w.compression.as_deref().map(parse_compression).transpose()?,
-        max_memory: parse_size(&w.max_memory)?,
+        compression: w.compression.as_deref().map(parse_compression).transpose().map_err(|e| anyhow!("--compression: {e}"))?,
+        max_memory: parse_size(&w.max_memory).map_err(|e| anyhow!("--max-memory: {e}"))?,
         ..WriteOptions::default()
     })
 }
@@ -238,7 +247,8 @@ fn run(cli: Cli) -> Result<()> {
             let bar = progress_bar(cli.quiet);
             adcat_format::convert(src.as_ref(), out.store(), &opts, &bar).map_err(|e| anyhow!("{}: {}", input.display(), e))?;
             bar.0.finish_and_clear();
-            out.commit()?;
+            let planned = adcat_format::validate::validate(src.as_ref(), false);
+            out.commit(planned.n_obs.zip(planned.n_vars))?;
             Ok(())
         }
         Command::Concat { inputs, output, axis, join, merge, uns_merge, label, keys, index_unique, fill_value, pairwise, write } => {
@@ -271,7 +281,7 @@ fn run(cli: Cli) -> Result<()> {
                 other => anyhow!("{other}"),
             })?;
             bar.0.finish_and_clear();
-            out.commit()?;
+            out.commit(Some(report.shape))?;
             for w in &report.warnings {
                 eprintln!("adcat: warning: {w}");
             }
@@ -286,7 +296,20 @@ fn run(cli: Cli) -> Result<()> {
             let out = Output::create(&output, format, write.force, &[])?;
             let synth = synth::Synth { cells, genes, gene_offset, density, seed, shuffle_genes, dense };
             synth.write(out.store(), &opts).map_err(|e| anyhow!("{}: {}", output.display(), e))?;
-            out.commit()
+            out.commit(Some((cells, genes)))
+        }
+        Command::Validate { path, quick } => {
+            let s = open_input(&path)?;
+            let report = adcat_format::validate::validate(s.as_ref(), !quick);
+            if report.is_valid() {
+                let dim = |d: Option<u64>| d.map_or("?".to_owned(), |v| v.to_string());
+                println!("{}: valid AnnData ({} obs x {} var)", path.display(), dim(report.n_obs), dim(report.n_vars));
+                return Ok(());
+            }
+            for p in &report.problems {
+                println!("{}: {p}", path.display());
+            }
+            bail!("{}: {} problem(s) found", path.display(), report.problems.len())
         }
         Command::Inspect { path } => {
             let s = open_input(&path)?;
@@ -297,9 +320,40 @@ fn run(cli: Cli) -> Result<()> {
     }
 }
 
+/// Parse the command line; usage errors become one line (as every adcat error is),
+/// help and version print as clap renders them.
+fn parse_cli() -> Cli {
+    match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) if !e.use_stderr() => e.exit(),
+        Err(e) => {
+            let text = e.render().to_string();
+            let parts: Vec<&str> = text
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with("For more information") && !l.starts_with("Usage:"))
+                .collect();
+            let msg = parts.join(" ");
+            let msg = msg.strip_prefix("error: ").unwrap_or(&msg);
+            eprintln!("adcat: error: {msg} (see adcat --help)");
+            std::process::exit(2);
+        }
+    }
+}
+
 fn main() {
-    let cli = Cli::parse();
-    if let Err(e) = run(cli) {
+    let cli = parse_cli();
+    if let Err(e) = guard::install() {
+        eprintln!("adcat: error: cannot install signal handlers: {e}");
+        std::process::exit(1);
+    }
+    let result = run(cli);
+    // An interrupted job has unwound and removed its partial output by now.
+    if let Some(sig) = guard::interrupted() {
+        eprintln!("adcat: interrupted by {}; partial output removed", guard::signal_name(sig));
+        std::process::exit(128 + sig);
+    }
+    if let Err(e) = result {
         // One line: the chain joined, so the file and element path come first.
         let msg = format!("{e:#}").replace('\n', " ");
         eprintln!("adcat: error: {msg}");

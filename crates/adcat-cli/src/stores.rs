@@ -4,6 +4,8 @@ use adcat_hdf5::Hdf5Store;
 use adcat_store::Store;
 use adcat_zarr::{ZarrStore, ZarrVersion};
 use anyhow::{anyhow, bail, Context, Result};
+use crate::guard::{self, Guarded};
+use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 
 /// The on-disk format of an output.
@@ -34,18 +36,29 @@ fn is_hdf5(path: &Path) -> bool {
     false
 }
 
-/// Open an input store read-only, detecting its format from its contents.
+/// Open an input store read-only, detecting its format from its contents. Its
+/// operations fail once the job is interrupted (see [`guard`]).
 pub fn open_input(path: &Path) -> Result<Box<dyn Store>> {
     if !path.exists() {
         bail!("{}: no such file or directory", path.display());
     }
-    if path.is_dir() {
-        return Ok(Box::new(ZarrStore::open(path).map_err(|e| anyhow!("{}", e))?));
-    }
-    if is_hdf5(path) {
-        return Ok(Box::new(Hdf5Store::open(path).map_err(|e| anyhow!("{}", e))?));
-    }
-    bail!("{}: not an AnnData store (neither an HDF5 file nor a zarr directory)", path.display())
+    // Messages name the store first (HDF5's already do; zarr's name the metadata file).
+    let named = |e: adcat_store::StoreError| {
+        let m = e.to_string();
+        if m.starts_with(&path.display().to_string()) {
+            anyhow!(m)
+        } else {
+            anyhow!("{}: {m}", path.display())
+        }
+    };
+    let store: Box<dyn Store> = if path.is_dir() {
+        Box::new(ZarrStore::open(path).map_err(named)?)
+    } else if is_hdf5(path) {
+        Box::new(Hdf5Store::open(path).map_err(named)?)
+    } else {
+        bail!("{}: not an AnnData store (neither an HDF5 file nor a zarr directory)", path.display())
+    };
+    Ok(Box::new(Guarded(store)))
 }
 
 /// The output format implied by the path's extension.
@@ -59,10 +72,44 @@ pub fn output_format(path: &Path, zarr_format: u8) -> Result<OutFormat> {
 
 /// A store being written beside its final path; renamed into place by [`Output::commit`],
 /// removed on drop otherwise, so the final path only ever holds a complete output.
+///
+/// While it exists, the output path is locked (an advisory lock on a `.NAME.adcat-lock`
+/// file beside it, released by the OS if the process dies), so a second adcat writing
+/// the same output is refused instead of racing the first.
 pub struct Output {
     tmp: PathBuf,
     dest: PathBuf,
     store: Option<Box<dyn Store>>,
+    lock: Option<(PathBuf, File)>,
+}
+
+/// Take the lock for writing `dest` (`lock_path` beside it), or say who holds it.
+fn lock_output(dest: &Path, lock_path: &Path) -> Result<File> {
+    // A lock file removed by the previous holder between our open and our lock would
+    // leave us locking a file nobody else can see: check we locked the one on disk.
+    for _ in 0..10 {
+        let f = OpenOptions::new().create(true).truncate(false).write(true).read(true).open(lock_path).with_context(|| format!("{}: cannot create the lock file {}", dest.display(), lock_path.display()))?;
+        match f.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                bail!("{}: another adcat process is writing this output; wait for it to finish (lock {})", dest.display(), lock_path.display())
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(e).with_context(|| format!("{}: cannot lock {}", dest.display(), lock_path.display())),
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            let same = match (f.metadata(), std::fs::metadata(lock_path)) {
+                (Ok(a), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev(),
+                _ => false,
+            };
+            if !same {
+                continue;
+            }
+        }
+        return Ok(f);
+    }
+    bail!("{}: cannot take the output lock {} (it keeps changing)", dest.display(), lock_path.display())
 }
 
 impl Output {
@@ -84,6 +131,9 @@ impl Output {
                 bail!("{}: output is the same as an input; refusing to overwrite an input", dest.display());
             }
         }
+        let lock_path = canon_parent.join(format!(".{}.adcat-lock", name.to_string_lossy()));
+        let lock = lock_output(dest, &lock_path)?;
+        let mut out = Output { tmp: PathBuf::new(), dest: dest_abs, store: None, lock: Some((lock_path, lock)) };
         if dest.exists() && !force {
             bail!("{}: output exists; pass --force to overwrite it", dest.display());
         }
@@ -91,11 +141,14 @@ impl Output {
         if tmp.exists() {
             remove_path(&tmp)?;
         }
+        guard::register_temp(&tmp);
+        out.tmp = tmp.clone();
         let store: Box<dyn Store> = match format {
             OutFormat::H5ad => Box::new(Hdf5Store::create(&tmp).map_err(|e| anyhow!("{}: {}", dest.display(), e))?),
             OutFormat::Zarr(v) => Box::new(ZarrStore::create(&tmp, v).map_err(|e| anyhow!("{}: {}", dest.display(), e))?),
         };
-        Ok(Output { tmp, dest: dest_abs, store: Some(store) })
+        out.store = Some(Box::new(Guarded(store)));
+        Ok(out)
     }
 
     /// The store to write into.
@@ -103,11 +156,30 @@ impl Output {
         self.store.as_deref().expect("store is present until commit")
     }
 
-    /// Flush, close and move the finished output into place.
-    pub fn commit(mut self) -> Result<()> {
+    /// Flush and close the output, check it, and move it into place.
+    ///
+    /// The check reopens the written store from disk and validates it against the
+    /// AnnData format (encodings, shapes, sparse structure ends); `expect` gives the
+    /// `(n_obs, n_vars)` the job planned. Anything wrong keeps the output out of place.
+    pub fn commit(mut self, expect: Option<(u64, u64)>) -> Result<()> {
         if let Some(s) = self.store.take() {
             s.flush().map_err(|e| anyhow!("{}: {}", self.dest.display(), e))?;
             drop(s);
+        }
+        let written: Box<dyn Store> = if self.tmp.is_dir() {
+            Box::new(ZarrStore::open(&self.tmp).map_err(|e| anyhow!("{}: reopening the written output: {}", self.dest.display(), e))?)
+        } else {
+            Box::new(Hdf5Store::open(&self.tmp).map_err(|e| anyhow!("{}: reopening the written output: {}", self.dest.display(), e))?)
+        };
+        let report = adcat_format::validate::validate(written.as_ref(), false);
+        drop(written);
+        if let Some(p) = report.problems.first() {
+            bail!("{}: the written output failed verification ({} problem(s)), first: {p}", self.dest.display(), report.problems.len());
+        }
+        if let Some((n_obs, n_vars)) = expect {
+            if (report.n_obs, report.n_vars) != (Some(n_obs), Some(n_vars)) {
+                bail!("{}: the written output has shape {:?} x {:?}, planned {n_obs} x {n_vars}", self.dest.display(), report.n_obs, report.n_vars);
+            }
         }
         // A file is replaced atomically by rename. A directory cannot be renamed over a
         // non-empty one: move the old one aside first and put it back if the swap fails.
@@ -122,6 +194,7 @@ impl Output {
             }
             return Err(e).with_context(|| format!("{}: cannot move the output into place", self.dest.display()));
         }
+        guard::unregister_temp(&self.tmp);
         if replaced {
             let _ = remove_path(&backup);
         }
@@ -132,8 +205,14 @@ impl Output {
 impl Drop for Output {
     fn drop(&mut self) {
         self.store.take();
-        if self.tmp.exists() {
+        if !self.tmp.as_os_str().is_empty() && self.tmp.exists() {
             let _ = remove_path(&self.tmp);
+        }
+        guard::unregister_temp(&self.tmp);
+        // Remove the lock file while still holding the lock, then release it.
+        if let Some((p, f)) = self.lock.take() {
+            let _ = std::fs::remove_file(&p);
+            drop(f);
         }
     }
 }

@@ -42,6 +42,14 @@ pub fn convert(src: &dyn Store, dst: &dyn Store, opts: &WriteOptions, progress: 
             return Err(FormatError::invalid(required, "required element is missing"));
         }
     }
+    // Refuse a store whose elements disagree (shapes, sparse structure, encodings)
+    // before writing anything, rather than copying the damage.
+    let check = crate::validate::validate(src, false);
+    if let Some(first) = check.problems.first() {
+        let (path, reason) = first.split_once(": ").unwrap_or(("", first.as_str()));
+        let more = if check.problems.len() > 1 { format!(" (and {} more problems; run `adcat validate`)", check.problems.len() - 1) } else { String::new() };
+        return Err(FormatError::invalid(path.trim_start_matches('/'), format!("{reason}{more}")));
+    }
     progress.total_bytes(data_bytes(src, "")?);
     let ctx = Ctx { src, dst, opts, progress };
     copy_attrs(&ctx, "", "", root.inferred.then_some(Encoding::AnnData))?;

@@ -17,6 +17,7 @@ pub mod inspect;
 pub mod layout;
 pub mod sparse;
 pub mod stream;
+pub mod validate;
 
 pub use copy::{convert, NoProgress, Progress};
 pub use encoding::{detect, Encoding};

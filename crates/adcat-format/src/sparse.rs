@@ -90,6 +90,22 @@ impl SparseMeta {
         if !indices.dtype.is_integer() || !indptr.dtype.is_integer() {
             return Err(FormatError::invalid(path, "indices and indptr must be integer arrays"));
         }
+        // The structure must cover the stored entries exactly: a zarr chunk of indptr that
+        // went missing reads as zeros and would otherwise pass as an emptier matrix.
+        let ip = join_path(path, "indptr");
+        let first = store.read_rows(&ip, 0, 1)?.to_i64_vec().unwrap_or_default();
+        let last = store.read_rows(&ip, major, major + 1)?.to_i64_vec().unwrap_or_default();
+        if first.first() != Some(&0) || last.first().map(|&l| l as u64) != Some(data.shape[0]) {
+            return Err(FormatError::invalid(
+                &ip,
+                format!(
+                    "runs from {} to {} but there are {} stored entries (damaged or missing chunk?)",
+                    first.first().copied().unwrap_or(0),
+                    last.first().copied().unwrap_or(0),
+                    data.shape[0]
+                ),
+            ));
+        }
         Ok(SparseMeta {
             format,
             shape,
@@ -145,6 +161,13 @@ impl CsMatrix {
         }
         let data = store.read_rows(&join_path(path, "data"), lo as u64, hi as u64)?;
         let indices = store.read_rows(&join_path(path, "indices"), lo as u64, hi as u64)?;
+        let minor = if meta.format == SparseFormat::Csr { meta.shape[1] } else { meta.shape[0] };
+        if let Some((min, max)) = indices.int_range() {
+            if min < 0 || max as u64 >= minor {
+                let bad = if min < 0 { min } else { max };
+                return Err(FormatError::invalid(&join_path(path, "indices"), format!("holds {bad}, outside 0..{minor} (entries {lo}..{hi})")));
+            }
+        }
         let rebased: Vec<i64> = ptr.iter().map(|p| p - lo).collect();
         let n = end - start;
         let shape = if meta.format == SparseFormat::Csr { [n, meta.shape[1]] } else { [meta.shape[0], n] };

@@ -294,6 +294,19 @@ impl ArrayData {
         }), _s => None)
     }
 
+    /// Smallest and largest element of an integer array (`None` for other dtypes and
+    /// empty arrays).
+    pub fn int_range(&self) -> Option<(i64, i64)> {
+        if !self.dtype().is_integer() {
+            return None;
+        }
+        // Two plain passes over a slice vectorise; a combined fold does not.
+        with_numeric!(self, a => match a.as_slice() {
+            Some(sl) => Some((sl.iter().map(|v| v.to_i64()).min()?, sl.iter().map(|v| v.to_i64()).max()?)),
+            None => Some((a.iter().map(|v| v.to_i64()).min()?, a.iter().map(|v| v.to_i64()).max()?)),
+        }, _s => None)
+    }
+
     /// Elements in row-major order as `i64` (strings: `None`).
     pub fn to_i64_vec(&self) -> Option<Vec<i64>> {
         with_numeric!(self, a => Some(match a.as_slice() {
