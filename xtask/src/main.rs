@@ -17,6 +17,7 @@ cargo xtask <task>
   setup         install the HDF5 library and create the oracle venv, nothing else
   bench-memory  peak RSS of `adcat concat` at three input sizes under one --max-memory
   bench         adcat vs anndata concat_on_disk vs cp, side by side (ADCAT_BENCH_SCALE=0.25 for a quick run)
+  man           write the adcat man page to target/man/adcat.1 (from the clap definitions)
   fuzz          the damaged-metadata fuzzer and random round trips, long (ADCAT_FUZZ_ITERS, default 3000;
                 `test` runs them briefly)
 ";
@@ -161,6 +162,16 @@ fn test() -> Result<()> {
         run(cargo().args(["test", "--workspace", "--locked"]))?;
     }
     run(cargo().args(["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"]))?;
+    // Every crate's examples are part of the documentation: they must run.
+    for (krate, example) in [
+        ("adcat-store", "dtypes"),
+        ("adcat-hdf5", "hdf5_arrays"),
+        ("adcat-zarr", "zarr_stores"),
+        ("adcat-format", "convert_and_validate"),
+        ("adcat-concat", "plan_and_concat"),
+    ] {
+        run(cargo().args(["run", "--quiet", "--locked", "-p", krate, "--example", example]))?;
+    }
     conformance(&vpy)?;
     eprintln!("xtask: all tests passed");
     Ok(())
@@ -183,7 +194,10 @@ fn demo() -> Result<()> {
     adcat(&["convert", &d("a.h5ad"), &d("a.zarr")])?;
     adcat(&["convert", &d("b.zarr"), &d("b_v2.zarr"), "--zarr-format", "2"])?;
     adcat(&["convert", &d("b_v2.zarr"), &d("b.h5ad"), "--compression", "gzip:4"])?;
-    adcat(&["concat", &d("a.h5ad"), &d("b.zarr"), "-o", &d("ab.h5ad"), "--join", "outer", "--label", "batch", "--keys", "a,b"])?;
+    // The plan first (reads metadata only, writes nothing), then the job with progress.
+    adcat(&["plan", &d("a.h5ad"), &d("b.zarr"), "-o", &d("ab.h5ad"), "--join", "outer", "--label", "batch", "--keys", "a,b"])?;
+    adcat(&["-v", "concat", &d("a.h5ad"), &d("b.zarr"), "-o", &d("ab.h5ad"), "--join", "outer", "--label", "batch", "--keys", "a,b"])?;
+    adcat(&["validate", &d("ab.h5ad")])?;
     adcat(&["inspect", &d("ab.h5ad")])?;
     eprintln!("xtask: demo outputs are in {}", dir.display());
     Ok(())
@@ -435,6 +449,18 @@ fn main() -> Result<()> {
         "demo" => demo(),
         "bench-memory" => bench_memory(),
         "bench" => bench(),
+        "man" => {
+            run(cargo().args(["build", "--locked", "-p", "adcat-cli"]))?;
+            let dir = root().join("target/man");
+            std::fs::create_dir_all(&dir)?;
+            let out = Command::new(root().join("target/debug/adcat")).arg("man").output()?;
+            if !out.status.success() {
+                bail!("adcat man failed: {}", String::from_utf8_lossy(&out.stderr));
+            }
+            std::fs::write(dir.join("adcat.1"), out.stdout)?;
+            eprintln!("xtask: wrote {} (view with `man -l`)", dir.join("adcat.1").display());
+            Ok(())
+        }
         "fuzz" => {
             ensure_hdf5()?;
             let iters = std::env::var("ADCAT_FUZZ_ITERS").unwrap_or_else(|_| "3000".into());

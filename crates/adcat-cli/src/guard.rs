@@ -160,6 +160,10 @@ impl Store for Guarded {
         check("")?;
         self.0.flush()
     }
+    fn stored_bytes(&self, path: &str) -> Result<Option<u64>> {
+        check(path)?;
+        self.0.stored_bytes(path)
+    }
     fn is_record(&self, path: &str) -> Result<bool> {
         check(path)?;
         self.0.is_record(path)

@@ -1,15 +1,16 @@
 //! `adcat`: concatenate and convert AnnData stores (.h5ad, .zarr) out of core.
 
 mod guard;
+mod inputs;
+mod planview;
+mod progress;
 mod stores;
 mod synth;
 
-use adcat_format::{inspect, Progress, WriteOptions};
+use adcat_format::{inspect, WriteOptions};
 use adcat_store::Compression;
 use anyhow::{anyhow, bail, Result};
-use clap::{Parser, Subcommand};
-use indicatif::{ProgressBar, ProgressStyle};
-use std::io::IsTerminal;
+use clap::{CommandFactory, Parser, Subcommand};
 use std::path::PathBuf;
 use stores::{open_input, output_format, Output};
 
@@ -24,6 +25,9 @@ struct Cli {
     /// No progress display.
     #[arg(short, long, global = true)]
     quiet: bool,
+    /// Print the time and size of every element written (on stderr).
+    #[arg(short, long, global = true)]
+    verbose: bool,
     /// Worker threads for compression and encoding (default: one per core).
     #[arg(short = 'j', long, global = true, value_name = "N")]
     threads: Option<usize>,
@@ -48,6 +52,51 @@ struct WriteArgs {
     force: bool,
 }
 
+/// The arguments of `concat` and `plan`.
+#[derive(clap::Args, Debug, Clone)]
+struct ConcatArgs {
+    /// Input stores, in order: paths, KEY=PATH (the key as with --keys), or glob
+    /// patterns (matches in sorted order).
+    #[arg(required_unless_present = "inputs_from", value_name = "INPUT")]
+    inputs: Vec<String>,
+    /// Read more inputs from FILE (`-`: standard input): one path per line, or
+    /// KEY<TAB>PATH; `#` starts a comment line. Relative paths are relative to FILE.
+    #[arg(long, value_name = "FILE")]
+    inputs_from: Option<PathBuf>,
+    /// Output path; .h5ad -> HDF5, .zarr -> Zarr.
+    #[arg(short, long)]
+    output: PathBuf,
+    /// Axis to concatenate along: obs (0) or var (1).
+    #[arg(long, default_value = "obs", value_parser = ["obs", "var", "0", "1"])]
+    axis: String,
+    /// How to combine the other axis: inner (intersection) or outer (union).
+    #[arg(long, default_value = "inner", value_parser = ["inner", "outer"])]
+    join: String,
+    /// Strategy for off-axis annotations (var columns, varm, varp).
+    #[arg(long, value_parser = ["same", "unique", "first", "only"])]
+    merge: Option<String>,
+    /// Strategy for uns.
+    #[arg(long, value_parser = ["same", "unique", "first", "only"])]
+    uns_merge: Option<String>,
+    /// Add a categorical column with this name recording each cell's input.
+    #[arg(long)]
+    label: Option<String>,
+    /// Names of the inputs for --label and --index-unique (default 0,1,...).
+    #[arg(long, value_delimiter = ',')]
+    keys: Option<Vec<String>>,
+    /// Make names along the axis unique: NAME + SEP + KEY.
+    #[arg(long, value_name = "SEP")]
+    index_unique: Option<String>,
+    /// Value for entries missing after an outer join (default 0 sparse, NaN dense).
+    #[arg(long, allow_negative_numbers = true)]
+    fill_value: Option<f64>,
+    /// Concatenate obsp (varp for --axis var) block-diagonally.
+    #[arg(long)]
+    pairwise: bool,
+    #[command(flatten)]
+    write: WriteArgs,
+}
+
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Convert one AnnData store to another format (h5ad, zarr v2, zarr v3), every element kept.
@@ -61,41 +110,24 @@ enum Command {
     },
     /// Concatenate AnnData stores (any mix of .h5ad and .zarr), like `anndata.concat`.
     Concat {
-        /// Input stores, in order.
-        #[arg(required = true)]
-        inputs: Vec<PathBuf>,
-        /// Output path; .h5ad -> HDF5, .zarr -> Zarr.
-        #[arg(short, long)]
-        output: PathBuf,
-        /// Axis to concatenate along: obs (0) or var (1).
-        #[arg(long, default_value = "obs", value_parser = ["obs", "var", "0", "1"])]
-        axis: String,
-        /// How to combine the other axis: inner (intersection) or outer (union).
-        #[arg(long, default_value = "inner", value_parser = ["inner", "outer"])]
-        join: String,
-        /// Strategy for off-axis annotations (var columns, varm, varp).
-        #[arg(long, value_parser = ["same", "unique", "first", "only"])]
-        merge: Option<String>,
-        /// Strategy for uns.
-        #[arg(long, value_parser = ["same", "unique", "first", "only"])]
-        uns_merge: Option<String>,
-        /// Add a categorical column with this name recording each cell's input.
-        #[arg(long)]
-        label: Option<String>,
-        /// Names of the inputs for --label and --index-unique (default 0,1,...).
-        #[arg(long, value_delimiter = ',')]
-        keys: Option<Vec<String>>,
-        /// Make names along the axis unique: NAME + SEP + KEY.
-        #[arg(long, value_name = "SEP")]
-        index_unique: Option<String>,
-        /// Value for entries missing after an outer join (default 0 sparse, NaN dense).
-        #[arg(long, allow_negative_numbers = true)]
-        fill_value: Option<f64>,
-        /// Concatenate obsp (varp for --axis var) block-diagonally.
-        #[arg(long)]
-        pairwise: bool,
         #[command(flatten)]
-        write: WriteArgs,
+        args: ConcatArgs,
+        /// Print the plan (as `adcat plan`) and write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// With --dry-run: the plan as JSON.
+        #[arg(long, requires = "dry_run")]
+        json: bool,
+    },
+    /// Show what `adcat concat` with the same arguments would do, reading only metadata,
+    /// indexes and off-axis tables: output shape, every element and how it is combined,
+    /// dropped keys, dtype promotions, reindexing, estimated size and memory.
+    Plan {
+        #[command(flatten)]
+        args: ConcatArgs,
+        /// Machine-readable JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Write a synthetic AnnData store (sample and benchmark data).
     Generate {
@@ -133,8 +165,19 @@ enum Command {
         #[arg(long)]
         quick: bool,
     },
-    /// Show the element tree: encodings, shapes, dtypes, nnz, chunking and codecs.
+    /// Print shell completions for adcat (e.g. `adcat completions bash > /etc/bash_completion.d/adcat`).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) for adcat.
+    #[command(hide = true)]
+    Man,
+    /// Show the element tree: encodings, shapes, dtypes, nnz, chunking, codecs and sizes.
     Inspect {
+        /// Machine-readable JSON instead of the indented tree.
+        #[arg(long)]
+        json: bool,
         /// .h5ad file or .zarr directory.
         path: PathBuf,
     },
@@ -199,30 +242,59 @@ fn write_options(w: &WriteArgs) -> Result<WriteOptions> {
     })
 }
 
-/// indicatif progress bar fed by the format layer.
-struct Bar(ProgressBar);
-
-impl Progress for Bar {
-    fn total_bytes(&self, bytes: u64) {
-        self.0.set_length(bytes);
+/// `concat`, or with `plan = Some(json)` the plan only.
+fn concat_cmd(args: ConcatArgs, plan: Option<bool>, quiet: bool, verbose: bool) -> Result<()> {
+    let ConcatArgs { inputs, inputs_from, output, axis, join, merge, uns_merge, label, keys, index_unique, fill_value, pairwise, write } = args;
+    let specs = inputs::resolve(&inputs, inputs_from.as_deref())?;
+    let keys = inputs::keys(&specs, keys)?;
+    let inputs: Vec<PathBuf> = specs.into_iter().map(|i| i.path).collect();
+    let opts = write_options(&write)?;
+    let format = output_format(&output, write.zarr_format.parse().unwrap_or(3))?;
+    let parse_strategy = |s: Option<String>| s.map(|x| x.parse::<adcat_concat::Strategy>().map_err(|e| anyhow!(e))).transpose();
+    let copts = adcat_concat::ConcatOptions {
+        axis: if axis == "var" || axis == "1" { adcat_concat::Axis::Var } else { adcat_concat::Axis::Obs },
+        join: if join == "outer" { adcat_concat::Join::Outer } else { adcat_concat::Join::Inner },
+        merge: parse_strategy(merge)?,
+        uns_merge: parse_strategy(uns_merge)?,
+        label,
+        keys,
+        index_unique,
+        fill_value,
+        pairwise,
+        write: opts,
+        dry_run: false,
+    };
+    if let Some(k) = &copts.keys {
+        if k.len() < inputs.len() {
+            bail!("--keys has {} names for {} inputs", k.len(), inputs.len());
+        }
     }
-    fn element(&self, path: &str) {
-        self.0.set_message(format!("/{path}"));
+    let stores: Vec<Box<dyn adcat_store::Store>> = inputs.iter().map(|p| open_input(p)).collect::<Result<_>>()?;
+    let refs: Vec<&dyn adcat_store::Store> = stores.iter().map(|s| s.as_ref()).collect();
+    let err = |e: adcat_concat::ConcatError| match e {
+        adcat_concat::ConcatError::Output(inner) => anyhow!("{}: {inner}", output.display()),
+        other => anyhow!("{other}"),
+    };
+    if let Some(json) = plan {
+        let kind = match format {
+            stores::OutFormat::H5ad => adcat_store::StoreKind::Hdf5,
+            stores::OutFormat::Zarr(adcat_zarr::ZarrVersion::V2) => adcat_store::StoreKind::ZarrV2,
+            stores::OutFormat::Zarr(adcat_zarr::ZarrVersion::V3) => adcat_store::StoreKind::ZarrV3,
+        };
+        let p = adcat_concat::plan::plan(&refs, kind, &copts).map_err(err)?;
+        print!("{}", planview::render(&p, &inputs, &output, kind, &copts, json)?);
+        return Ok(());
     }
-    fn advance(&self, bytes: u64) {
-        self.0.inc(bytes);
+    let out = Output::create(&output, format, write.force, &inputs)?;
+    let bar = progress::Reporter::new(quiet, verbose);
+    let report = adcat_concat::concat(&refs, out.store(), &copts, &bar).map_err(err);
+    bar.finish();
+    let report = report?;
+    out.commit(Some(report.shape))?;
+    for w in &report.warnings {
+        eprintln!("adcat: warning: {w}");
     }
-}
-
-fn progress_bar(quiet: bool) -> Bar {
-    if quiet || !std::io::stderr().is_terminal() {
-        return Bar(ProgressBar::hidden());
-    }
-    let pb = ProgressBar::new(0);
-    let style = ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} {bytes_per_sec} ETA {eta} {msg}")
-        .unwrap_or_else(|_| ProgressStyle::default_bar());
-    pb.set_style(style);
-    Bar(pb)
+    Ok(())
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -244,49 +316,16 @@ fn run(cli: Cli) -> Result<()> {
             }
             let src = open_input(&input)?;
             let out = Output::create(&output, format, write.force, std::slice::from_ref(&input))?;
-            let bar = progress_bar(cli.quiet);
-            adcat_format::convert(src.as_ref(), out.store(), &opts, &bar).map_err(|e| anyhow!("{}: {}", input.display(), e))?;
-            bar.0.finish_and_clear();
+            let bar = progress::Reporter::new(cli.quiet, cli.verbose);
+            let r = adcat_format::convert(src.as_ref(), out.store(), &opts, &bar).map_err(|e| anyhow!("{}: {}", input.display(), e));
+            bar.finish();
+            r?;
             let planned = adcat_format::validate::validate(src.as_ref(), false);
             out.commit(planned.n_obs.zip(planned.n_vars))?;
             Ok(())
         }
-        Command::Concat { inputs, output, axis, join, merge, uns_merge, label, keys, index_unique, fill_value, pairwise, write } => {
-            let opts = write_options(&write)?;
-            let format = output_format(&output, write.zarr_format.parse().unwrap_or(3))?;
-            let parse_strategy = |s: Option<String>| s.map(|x| x.parse::<adcat_concat::Strategy>().map_err(|e| anyhow!(e))).transpose();
-            let copts = adcat_concat::ConcatOptions {
-                axis: if axis == "var" || axis == "1" { adcat_concat::Axis::Var } else { adcat_concat::Axis::Obs },
-                join: if join == "outer" { adcat_concat::Join::Outer } else { adcat_concat::Join::Inner },
-                merge: parse_strategy(merge)?,
-                uns_merge: parse_strategy(uns_merge)?,
-                label,
-                keys,
-                index_unique,
-                fill_value,
-                pairwise,
-                write: opts,
-            };
-            if let Some(k) = &copts.keys {
-                if k.len() < inputs.len() {
-                    bail!("--keys has {} names for {} inputs", k.len(), inputs.len());
-                }
-            }
-            let stores: Vec<Box<dyn adcat_store::Store>> = inputs.iter().map(|p| open_input(p)).collect::<Result<_>>()?;
-            let refs: Vec<&dyn adcat_store::Store> = stores.iter().map(|s| s.as_ref()).collect();
-            let out = Output::create(&output, format, write.force, &inputs)?;
-            let bar = progress_bar(cli.quiet);
-            let report = adcat_concat::concat(&refs, out.store(), &copts, &bar).map_err(|e| match e {
-                adcat_concat::ConcatError::Output(inner) => anyhow!("{}: {inner}", output.display()),
-                other => anyhow!("{other}"),
-            })?;
-            bar.0.finish_and_clear();
-            out.commit(Some(report.shape))?;
-            for w in &report.warnings {
-                eprintln!("adcat: warning: {w}");
-            }
-            Ok(())
-        }
+        Command::Concat { args, dry_run, json } => concat_cmd(args, if dry_run { Some(json) } else { None }, cli.quiet, cli.verbose),
+        Command::Plan { args, json } => concat_cmd(args, Some(json), cli.quiet, cli.verbose),
         Command::Generate { output, cells, genes, gene_offset, density, seed, shuffle_genes, dense, write } => {
             let opts = write_options(&write)?;
             if !(0.0..=1.0).contains(&density) {
@@ -311,10 +350,27 @@ fn run(cli: Cli) -> Result<()> {
             }
             bail!("{}: {} problem(s) found", path.display(), report.problems.len())
         }
-        Command::Inspect { path } => {
+        Command::Inspect { path, json } => {
             let s = open_input(&path)?;
             let tree = inspect::inspect(s.as_ref()).map_err(|e| anyhow!("{}: {}", path.display(), e))?;
-            print!("{}", inspect::render(&tree, &path.display().to_string(), s.kind()));
+            if json {
+                let doc = serde_json::json!({
+                    "location": path.display().to_string(),
+                    "format": s.kind().to_string(),
+                    "root": inspect::to_json(&tree),
+                });
+                println!("{}", serde_json::to_string_pretty(&doc)?);
+            } else {
+                print!("{}", inspect::render(&tree, &path.display().to_string(), s.kind()));
+            }
+            Ok(())
+        }
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "adcat", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::Man => {
+            clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
             Ok(())
         }
     }

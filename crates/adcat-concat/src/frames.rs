@@ -405,9 +405,12 @@ pub fn read_strings(store: &dyn Store, path: &str, kind: &ColKind, s: u64, e: u6
 
 /// Write the concatenated index as anndata 0.13.4 with pandas 3 does
 /// (`nullable-string-array`, na NaN), streaming each input's names in blocks.
-pub fn write_index_stream(parts: &[IndexPart<'_>], out: &dyn Store, path: &str, opts: &WriteOptions, block_rows: u64) -> Result<()> {
+pub fn write_index_stream(parts: &[IndexPart<'_>], out: &dyn Store, path: &str, opts: &WriteOptions, block_rows: u64, dry: bool) -> Result<()> {
     let total: u64 = parts.iter().map(|p| p.n).sum();
     let mut w = ColWriter::create(out, path, OutCol::Str("NaN".into()), total, opts)?;
+    if dry {
+        return Ok(());
+    }
     for p in parts {
         let kind = col_kind(p.store, &p.path).map_err(|e| at_input(p.store, e))?;
         let mut s = 0;
@@ -491,6 +494,8 @@ pub fn join_columns(frames: &[Vec<String>], join: Join) -> Vec<String> {
 
 /// Concatenate dataframes along rows into `out_path`, streaming each column.
 /// `index` is the new index; `label` adds a categorical column with `keys` as categories.
+/// Returns the columns dropped by an inner join. `dry`: create every element but move no
+/// data (planning).
 #[allow(clippy::too_many_arguments)]
 pub fn concat_frames(
     frames: &[FrameSource<'_>],
@@ -501,9 +506,11 @@ pub fn concat_frames(
     out_path: &str,
     opts: &WriteOptions,
     block_rows: u64,
-) -> Result<()> {
+    dry: bool,
+) -> Result<Vec<String>> {
     let cols_per: Vec<Vec<String>> = frames.iter().map(|f| f.columns.clone()).collect();
     let mut columns = join_columns(&cols_per, join);
+    let dropped: Vec<String> = join_columns(&cols_per, Join::Outer).into_iter().filter(|c| !columns.contains(c)).collect();
     let total: u64 = frames.iter().map(|f| f.n).sum();
     out.create_group(out_path)?;
     let mut order = columns.clone();
@@ -518,7 +525,7 @@ pub fn concat_frames(
     attrs.insert("_index".into(), AttrValue::String(key.clone()));
     attrs.insert("column-order".into(), AttrValue::Strings(order));
     out.set_attrs(out_path, &attrs)?;
-    write_index_stream(index, out, &join_path(out_path, &key), opts, block_rows)?;
+    write_index_stream(index, out, &join_path(out_path, &key), opts, block_rows, dry)?;
     for name in &columns {
         let kinds: Vec<Option<ColKind>> = frames
             .iter()
@@ -527,6 +534,9 @@ pub fn concat_frames(
         let inserts: Vec<bool> = frames.iter().map(|f| f.n > 0 || !f.columns.is_empty()).collect();
         let oc = unify(name, &kinds, &inserts)?;
         let mut w = ColWriter::create(out, &join_path(out_path, name), oc, total, opts)?;
+        if dry {
+            continue;
+        }
         for (i, (f, k)) in frames.iter().zip(&kinds).enumerate() {
             match k {
                 None => w.push_missing(out, f.n)?,
@@ -548,6 +558,9 @@ pub fn concat_frames(
         let categories = ArrayData::from_vec(keys.to_vec());
         let d = codes_dtype(keys.len());
         let mut w = ColWriter::create(out, &join_path(out_path, name), OutCol::Cat { categories, ordered: false, maps: vec![] }, total, opts)?;
+        if dry {
+            return Ok(dropped);
+        }
         for (i, f) in frames.iter().enumerate() {
             let mut s = 0;
             while s < f.n {
@@ -559,7 +572,7 @@ pub fn concat_frames(
         }
         w.finish(out)?;
     }
-    Ok(())
+    Ok(dropped)
 }
 
 /// Reindex an in-memory column to a new index (missing rows: NaN / masked / code -1),

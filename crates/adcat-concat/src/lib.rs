@@ -16,6 +16,7 @@ pub mod merge;
 pub mod natsort;
 mod offaxis;
 mod pipe;
+pub mod plan;
 
 pub use index::Join;
 pub use merge::Strategy;
@@ -71,6 +72,9 @@ pub struct ConcatOptions {
     pub pairwise: bool,
     /// Output layout and memory budget.
     pub write: WriteOptions,
+    /// Plan only: create every output element with its final shape and type, read only
+    /// metadata, indexes and off-axis tables, move no data (see [`plan::plan`]).
+    pub dry_run: bool,
 }
 
 /// An error of the concatenation. Messages name the file and element path.
@@ -149,6 +153,14 @@ pub struct Report {
     pub shape: (u64, u64),
     /// Warnings (as anndata would emit them).
     pub warnings: Vec<String>,
+    /// How each element is combined: `(element path, decision)`, in the order made.
+    pub notes: Vec<(String, String)>,
+}
+
+impl Report {
+    fn note(&mut self, path: &str, what: impl Into<String>) {
+        self.notes.push((format!("/{}", path.trim_start_matches('/')), what.into()));
+    }
 }
 
 /// Where the parts of an AnnData (or of its `raw`) live.
@@ -246,8 +258,10 @@ pub fn concat(inputs: &[&dyn Store], out: &dyn Store, opts: &ConcatOptions, prog
         out.create_group("raw")?;
         out.set_attrs("raw", &Encoding::Raw.attrs())?;
         let raw_opts = ConcatOptions { merge: None, uns_merge: None, pairwise: false, ..opts.clone() };
+        report.note("raw", "concatenated (every input has raw)");
         concat_part(&raw_ins, &Layout { prefix: "raw", raw: true }, &keys, &raw_opts, out, progress, &mut report)?;
     } else if has_raw.iter().any(|&b| b) {
+        report.note("raw", "dropped: not in every input");
         report.warnings.push("Only some AnnData objects have `.raw` attribute, not concatenating `.raw` attributes.".into());
     }
     out.flush()?;
@@ -299,6 +313,18 @@ fn concat_part(
     if new_off.is_empty() && opts.join == Join::Inner && off_idx.iter().any(|v| !v.is_empty()) {
         report.warnings.push(format!("the inner join of {off} names is empty"));
     }
+    let n_re = reindexers.iter().filter(|r| !r.identity).count();
+    report.note(
+        &lay.p(off),
+        format!(
+            "{:?} join of {} inputs' {off} names: {} names; {}",
+            opts.join,
+            ins.len(),
+            new_off.len(),
+            if n_re == 0 { "no input needs reindexing".to_owned() } else { format!("{n_re} of {} inputs reindexed", ins.len()) }
+        )
+        .to_lowercase(),
+    );
     let block_rows = |row_bytes: u64| ((budget / 16) / row_bytes.max(1)).max(1);
 
     // 1. Concatenation-axis annotation (index only for raw).
@@ -314,7 +340,13 @@ fn concat_part(
         let frames = if lay.raw && ax == "obs" { frames.into_iter().map(|f| FrameSource { columns: vec![], ..f }).collect() } else { frames };
         let label = opts.label.as_deref().map(|l| (l, keys));
         progress.element(&lay.p(ax));
-        concat_frames(&frames, opts.join, &index, label, out, &lay.p(ax), &opts.write, block_rows(64))?;
+        let dropped = concat_frames(&frames, opts.join, &index, label, out, &lay.p(ax), &opts.write, block_rows(64), opts.dry_run)?;
+        for c in dropped {
+            report.note(&join_path(&lay.p(ax), &c), "dropped: not in every input (inner join)");
+        }
+        if let Some(l) = &opts.label {
+            report.note(&join_path(&lay.p(ax), l), format!("label: categorical of the input keys {keys:?}"));
+        }
     }
     // 2. Off-axis annotation: reindexed and merged in memory.
     {
@@ -353,10 +385,16 @@ fn concat_part(
     let all_x = x_paths.iter().all(Option::is_some);
     if all_x || (any_x && opts.join == Join::Outer) {
         mats.push((lay.p("X"), x_paths));
+    } else if any_x {
+        report.note(&lay.p("X"), "dropped: not in every input (inner join)");
     }
     if !lay.raw {
         let layer_keys: Vec<Vec<String>> = ins.iter().map(|i| list_or_empty(i.store, "layers")).collect::<Result<_>>()?;
-        for k in join_keys(&layer_keys, opts.join) {
+        let kept = join_keys(&layer_keys, opts.join);
+        for k in join_keys(&layer_keys, Join::Outer).iter().filter(|k| !kept.contains(k)) {
+            report.note(&join_path("layers", k), "dropped: not in every input (inner join)");
+        }
+        for k in kept {
             let p = join_path("layers", &k);
             let per = layer_keys.iter().map(|ks| ks.contains(&k).then(|| p.clone())).collect();
             mats.push((p, per));
@@ -382,20 +420,32 @@ fn concat_part(
             }
         }
         let rows: Vec<u64> = ins.iter().map(|i| i.n_ax).collect();
-        concat_matrix(&srcs, &rows, Some(&reindexers), new_off.len() as u64, out, out_path, opts, progress)?;
+        concat_matrix(&srcs, &rows, Some(&reindexers), new_off.len() as u64, out, out_path, opts, progress, report)?;
     }
 
     // 4. Concatenation-axis mapping (obsm), 5. off-axis mapping and pairwise (varm, varp).
     if !lay.raw {
         let am = format!("{ax}m");
-        concat_axis_mapping(ins, &am, &index, opts, out, progress)?;
+        concat_axis_mapping(ins, &am, &index, opts, out, progress, report)?;
         let ap = format!("{ax}p");
         write_dict(out, &ap).map_err(ConcatError::Output)?;
-        if opts.pairwise {
+        if opts.pairwise && opts.dry_run {
+            report.note(&ap, "pairwise: each key block-diagonal over the inputs (keys in every input)");
+        } else if opts.pairwise {
             offaxis::pairwise(ins.iter().map(|i| (i.store, i.n_ax)).collect(), &ap, opts, out)?;
+        } else {
+            report.note(&ap, "not concatenated (pass --pairwise)");
         }
         offaxis::merge_mapping(ins.iter().map(|i| i.store).collect(), &format!("{off}m"), &reindexers, &new_off, false, opts, out)?;
         offaxis::merge_mapping(ins.iter().map(|i| i.store).collect(), &format!("{off}p"), &reindexers, &new_off, true, opts, out)?;
+        for m in [format!("{off}m"), format!("{off}p")] {
+            let kept = list_or_empty(out, &m)?;
+            let how = match opts.merge {
+                None => "no --merge: off-axis mappings are not kept".to_owned(),
+                Some(s) => format!("{} merge: {} key(s) kept {kept:?}", format!("{s:?}").to_lowercase(), kept.len()),
+            };
+            report.note(&m, how);
+        }
         // 6. uns.
         write_dict(out, "uns").map_err(ConcatError::Output)?;
         if let Some(s) = opts.uns_merge {
@@ -403,9 +453,13 @@ fn concat_part(
                 .iter()
                 .map(|i| Ok(if i.store.exists("uns").at(i.store)? { Tree::read(i.store, "uns").at(i.store)?.children().to_vec() } else { vec![] }))
                 .collect::<Result<_>>()?;
-            for (k, v) in merge_nested(&maps, s) {
+            let merged = merge_nested(&maps, s);
+            report.note("uns", format!("{s:?} merge: {} top-level keys kept", merged.len()).to_lowercase());
+            for (k, v) in merged {
                 v.write(out, &join_path("uns", &k), &opts.write)?;
             }
+        } else {
+            report.note("uns", "empty (no --uns-merge)");
         }
     } else {
         let om = lay.p(&format!("{off}m"));
@@ -459,6 +513,7 @@ fn concat_matrix(
     out_path: &str,
     opts: &ConcatOptions,
     progress: &dyn Progress,
+    report: &mut Report,
 ) -> Result<()> {
     let sparse = srcs.iter().flatten().any(MatSource::is_sparse);
     let fill = opts.fill_value.unwrap_or(if sparse { 0.0 } else { f64::NAN });
@@ -500,6 +555,33 @@ fn concat_matrix(
         ConcatError::Format(f) => ConcatError::Output(f),
         o => o,
     })?;
+    {
+        let in_types: Vec<String> = srcs.iter().flatten().map(|s| s.dtype().to_string()).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+        let n_re = srcs.iter().enumerate().filter(|(i, s)| s.is_some() && re_of(*i).is_some_and(|r| !r.identity)).count();
+        let n_missing = srcs.iter().filter(|s| s.is_none()).count();
+        let mut what = format!(
+            "{} {dtype}, {} x {}",
+            if sparse { if transposed { "csc_matrix" } else { "csr_matrix" } } else { "dense array" },
+            if transposed { n_cols } else { total },
+            if transposed { total } else { n_cols }
+        );
+        if in_types.len() > 1 || in_types.first().is_some_and(|t| *t != dtype.to_string()) {
+            what.push_str(&format!(" (from {})", in_types.join(" + ")));
+        }
+        if sparse {
+            what.push_str(&format!(", at most {max_nnz} stored entries"));
+        }
+        if n_re > 0 {
+            what.push_str(&format!(", {n_re} input(s) reindexed"));
+        }
+        if n_missing > 0 {
+            what.push_str(&format!(", {n_missing} input(s) without it filled with {fill}"));
+        }
+        report.note(out_path, what);
+    }
+    if opts.dry_run {
+        return Ok(());
+    }
     let budget = opts.write.max_memory;
     // Blocks are read and reindexed on a helper thread while this one encodes and writes
     // the previous block.
@@ -559,11 +641,23 @@ fn concat_matrix(
 
 /// obsm (varm for axis=var): arrays get min (inner) / max (outer) width, dataframes a
 /// column join; keys are intersected (inner) or united (outer).
-fn concat_axis_mapping(ins: &[Input<'_>], am: &str, index: &[frames::IndexPart<'_>], opts: &ConcatOptions, out: &dyn Store, progress: &dyn Progress) -> Result<()> {
+fn concat_axis_mapping(
+    ins: &[Input<'_>],
+    am: &str,
+    index: &[frames::IndexPart<'_>],
+    opts: &ConcatOptions,
+    out: &dyn Store,
+    progress: &dyn Progress,
+    report: &mut Report,
+) -> Result<()> {
     write_dict(out, am).map_err(ConcatError::Output)?;
     let key_sets: Vec<Vec<String>> = ins.iter().map(|i| list_or_empty(i.store, am)).collect::<Result<_>>()?;
     let rows: Vec<u64> = ins.iter().map(|i| i.n_ax).collect();
-    for k in join_keys(&key_sets, opts.join) {
+    let kept = join_keys(&key_sets, opts.join);
+    for k in join_keys(&key_sets, Join::Outer).iter().filter(|k| !kept.contains(k)) {
+        report.note(&join_path(am, k), "dropped: not in every input (inner join)");
+    }
+    for k in kept {
         let p = join_path(am, &k);
         progress.element(&p);
         let mut encs = vec![];
@@ -583,7 +677,9 @@ fn concat_axis_mapping(ins: &[Input<'_>], am: &str, index: &[frames::IndexPart<'
                     }
                 })
                 .collect::<Result<_>>()?;
-            concat_frames(&frames, opts.join, index, None, out, &p, &opts.write, ((opts.write.max_memory / 16) / 64).max(1))?;
+            for c in concat_frames(&frames, opts.join, index, None, out, &p, &opts.write, ((opts.write.max_memory / 16) / 64).max(1), opts.dry_run)? {
+                report.note(&join_path(&p, &c), "dropped: not in every input (inner join)");
+            }
             continue;
         }
         if present.contains(&Encoding::Awkward) {
@@ -591,6 +687,10 @@ fn concat_axis_mapping(ins: &[Input<'_>], am: &str, index: &[frames::IndexPart<'
                 return Err(ConcatError::unsupported(&p, "awkward arrays concatenate only with awkward arrays present in every input"));
             }
             let srcs: Vec<awkward::AwkSource<'_>> = ins.iter().map(|i| awkward::AwkSource::open(i.store, &p)).collect::<Result<_>>()?;
+            if opts.dry_run {
+                report.note(&p, "awkward array: concatenated along its outer dimension");
+                continue;
+            }
             awkward::concat(&srcs, opts.join, out, &p, &opts.write, ((opts.write.max_memory / 16) / 16).max(1))?;
             continue;
         }
@@ -616,7 +716,7 @@ fn concat_axis_mapping(ins: &[Input<'_>], am: &str, index: &[frames::IndexPart<'
                 Reindexer::from_maps(new_pos, old_pos)
             })
             .collect();
-        concat_matrix(&srcs, &rows, Some(&reindexers), width, out, &p, &ConcatOptions { axis: Axis::Obs, ..opts.clone() }, progress)?;
+        concat_matrix(&srcs, &rows, Some(&reindexers), width, out, &p, &ConcatOptions { axis: Axis::Obs, ..opts.clone() }, progress, report)?;
     }
     Ok(())
 }

@@ -27,6 +27,10 @@ pub struct Node {
     pub shards: Option<Vec<u64>>,
     /// Compression and filters of arrays.
     pub codecs: Option<String>,
+    /// Uncompressed bytes of the data (groups: their arrays together).
+    pub bytes: u64,
+    /// Bytes on disk where the backend can tell (groups: their arrays together).
+    pub stored: Option<u64>,
     /// Children in name order.
     pub children: Vec<Node>,
 }
@@ -49,6 +53,8 @@ fn node(store: &dyn Store, path: &str) -> Result<Node> {
         chunks: None,
         shards: None,
         codecs: None,
+        bytes: 0,
+        stored: None,
         children: vec![],
     };
     match kind {
@@ -69,6 +75,8 @@ fn node(store: &dyn Store, path: &str) -> Result<Node> {
             }
             parts.extend(m.filters.iter().cloned());
             n.codecs = Some(if parts.is_empty() { "none".into() } else { parts.join(",") });
+            n.bytes = if m.null { 0 } else { m.len() * crate::layout::element_bytes(m.dtype) };
+            n.stored = store.stored_bytes(path)?;
         }
         NodeKind::Group => {
             match det.encoding {
@@ -89,6 +97,8 @@ fn node(store: &dyn Store, path: &str) -> Result<Node> {
             for c in store.list(path)? {
                 n.children.push(node(store, &join_path(path, &c))?);
             }
+            n.bytes = n.children.iter().map(|c| c.bytes).sum();
+            n.stored = n.children.iter().map(|c| c.stored).sum();
         }
     }
     Ok(n)
@@ -96,6 +106,42 @@ fn node(store: &dyn Store, path: &str) -> Result<Node> {
 
 fn dims(v: &[u64]) -> String {
     format!("({})", v.iter().map(u64::to_string).collect::<Vec<_>>().join(", "))
+}
+
+/// Bytes in a short human form (`1.5 MiB`).
+pub fn human_bytes(b: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{b} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+/// The tree as JSON: every node with its path, kind, encoding, shape, dtype, nnz,
+/// chunks, shards, codecs, `bytes` (uncompressed), `stored` (on disk, when known) and
+/// children.
+pub fn to_json(n: &Node) -> serde_json::Value {
+    serde_json::json!({
+        "path": format!("/{}", n.path),
+        "kind": if n.kind == NodeKind::Group { "group" } else { "array" },
+        "encoding": n.encoding,
+        "shape": n.shape,
+        "dtype": n.dtype,
+        "nnz": n.nnz,
+        "chunks": n.chunks,
+        "shards": n.shards,
+        "codecs": n.codecs,
+        "bytes": n.bytes,
+        "stored": n.stored,
+        "children": n.children.iter().map(to_json).collect::<Vec<_>>(),
+    })
 }
 
 /// Render the tree as indented text, one element per line.
@@ -128,6 +174,12 @@ pub fn render(root: &Node, location: &str, kind: adcat_store::StoreKind) -> Stri
         }
         if let Some(c) = &n.codecs {
             fields.push(format!("codecs={c}"));
+        }
+        if n.bytes > 0 {
+            fields.push(match n.stored {
+                Some(st) => format!("size={} (stored {})", human_bytes(n.bytes), human_bytes(st)),
+                None => format!("size={}", human_bytes(n.bytes)),
+            });
         }
         if !fields.is_empty() {
             let _ = write!(line, "  {}", fields.join(" "));

@@ -668,6 +668,10 @@ impl Store for Hdf5Store {
         ds.resize(s).map_err(|e| err(&p, format!("cannot resize to {shape:?}: {e}")))
     }
 
+    fn stored_bytes(&self, path: &str) -> Result<Option<u64>> {
+        Ok(Some(self.dataset(path)?.storage_size()))
+    }
+
     fn is_record(&self, path: &str) -> Result<bool> {
         let p = norm_path(path);
         let ds = self.dataset(&p)?;

@@ -251,6 +251,11 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Make everything written so far durable and, for zarr, consolidate metadata.
     fn flush(&self) -> Result<()>;
 
+    /// Bytes the array at `path` occupies in storage, when the backend can tell.
+    fn stored_bytes(&self, _path: &str) -> Result<Option<u64>> {
+        Ok(None)
+    }
+
     /// Whether the array at `path` is a record (structured, compound) array.
     fn is_record(&self, _path: &str) -> Result<bool> {
         Ok(false)

@@ -546,6 +546,14 @@ impl Store for ZarrStore {
         Ok(())
     }
 
+    fn stored_bytes(&self, path: &str) -> Result<Option<u64>> {
+        let p = norm_path(path);
+        self.require(&p, NodeKind::Array)?;
+        // Chunks, shards and the array's own metadata document, on any listable storage.
+        let prefix = StorePrefix::new(format!("{p}/")).map_err(|e| err(&p, e))?;
+        Ok(self.storage.size_prefix(&prefix).ok())
+    }
+
     fn is_record(&self, path: &str) -> Result<bool> {
         let p = norm_path(path);
         let n = self.require(&p, NodeKind::Array)?;

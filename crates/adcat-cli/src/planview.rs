@@ -1,0 +1,71 @@
+//! Rendering a concatenation plan (`adcat plan`, `adcat concat --dry-run`).
+
+use adcat_concat::plan::Plan;
+use adcat_concat::ConcatOptions;
+use adcat_format::inspect::human_bytes;
+use adcat_store::StoreKind;
+use anyhow::Result;
+use std::fmt::Write;
+use std::path::{Path, PathBuf};
+
+fn dims(v: &[u64]) -> String {
+    format!("({})", v.iter().map(u64::to_string).collect::<Vec<_>>().join(", "))
+}
+
+/// The plan as text (`json = false`) or pretty JSON.
+pub fn render(p: &Plan, inputs: &[PathBuf], output: &Path, kind: StoreKind, opts: &ConcatOptions, json: bool) -> Result<String> {
+    let (n_obs, n_vars) = p.report.shape;
+    let axis = match opts.axis {
+        adcat_concat::Axis::Obs => "obs",
+        adcat_concat::Axis::Var => "var",
+    };
+    let join = match opts.join {
+        adcat_concat::Join::Inner => "inner",
+        adcat_concat::Join::Outer => "outer",
+    };
+    if json {
+        let doc = serde_json::json!({
+            "inputs": inputs.iter().map(|i| i.display().to_string()).collect::<Vec<_>>(),
+            "output": output.display().to_string(),
+            "format": kind.to_string(),
+            "axis": axis,
+            "join": join,
+            "shape": [n_obs, n_vars],
+            "decisions": p.report.notes.iter().map(|(path, what)| serde_json::json!({"path": path, "decision": what})).collect::<Vec<_>>(),
+            "elements": p.elements.iter().map(|e| serde_json::json!({
+                "path": format!("/{}", e.path),
+                "encoding": e.encoding,
+                "shape": e.shape,
+                "dtype": e.dtype,
+                "bytes": e.bytes,
+            })).collect::<Vec<_>>(),
+            "estimated_output_bytes": p.output_bytes,
+            "max_memory_bytes": opts.write.max_memory,
+            "resident_bytes": p.resident_bytes,
+            "warnings": p.report.warnings,
+        });
+        return Ok(format!("{}\n", serde_json::to_string_pretty(&doc)?));
+    }
+    let mut out = String::new();
+    writeln!(out, "plan: {} input(s) -> {} ({kind}), axis {axis}, {join} join", inputs.len(), output.display())?;
+    writeln!(out, "output: {n_obs} obs x {n_vars} var")?;
+    writeln!(out, "\nhow each element is combined:")?;
+    let w = p.report.notes.iter().map(|(path, _)| path.len()).max().unwrap_or(0);
+    for (path, what) in &p.report.notes {
+        writeln!(out, "  {path:<w$}  {what}")?;
+    }
+    writeln!(out, "\noutput elements:")?;
+    let w = p.elements.iter().map(|e| e.path.len() + 1).max().unwrap_or(0);
+    for e in &p.elements {
+        let path = format!("/{}", e.path);
+        let dtype = e.dtype.as_deref().map(|d| format!(" {d}")).unwrap_or_default();
+        writeln!(out, "  {path:<w$}  [{}] {}{dtype}  {}", e.encoding, dims(&e.shape), human_bytes(e.bytes))?;
+    }
+    writeln!(out, "\nestimated output: {} uncompressed (sparse parts at their largest)", human_bytes(p.output_bytes))?;
+    writeln!(out, "memory: bounded by --max-memory {}; held whole: {} (off-axis names and tables)", human_bytes(opts.write.max_memory), human_bytes(p.resident_bytes))?;
+    for wn in &p.report.warnings {
+        writeln!(out, "warning: {wn}")?;
+    }
+    writeln!(out, "nothing was written")?;
+    Ok(out)
+}
