@@ -266,7 +266,7 @@ fn concat_cmd(args: ConcatArgs, plan: Option<bool>, quiet: bool, verbose: bool) 
     };
     if let Some(k) = &copts.keys {
         if k.len() < inputs.len() {
-            bail!("--keys has {} names for {} inputs", k.len(), inputs.len());
+            bail!("--keys has {} names for {} inputs; give one name per input (comma-separated)", k.len(), inputs.len());
         }
     }
     let stores: Vec<Box<dyn adcat_store::Store>> = inputs.iter().map(|p| open_input(p)).collect::<Result<_>>()?;
@@ -309,7 +309,7 @@ fn run(cli: Cli) -> Result<()> {
             let opts = write_options(&write)?;
             let format = output_format(&output, write.zarr_format.parse().unwrap_or(3))?;
             if opts.compression.as_ref().is_some_and(|c| matches!(c, Compression::Lzf) && format != stores::OutFormat::H5ad) {
-                bail!("{}: lzf compression is only available for .h5ad output", output.display());
+                bail!("{}: lzf compression is only available for .h5ad output; use zstd, gzip or blosc for zarr", output.display());
             }
             if opts.compression.as_ref().is_some_and(|c| matches!(c, Compression::Zstd(_) | Compression::Blosc { .. }) && format == stores::OutFormat::H5ad) {
                 bail!("{}: zstd and blosc need an HDF5 plugin to read; use gzip or lzf for .h5ad output", output.display());
@@ -348,7 +348,7 @@ fn run(cli: Cli) -> Result<()> {
             for p in &report.problems {
                 println!("{}: {p}", path.display());
             }
-            bail!("{}: {} problem(s) found", path.display(), report.problems.len())
+            bail!("{}: {} problem(s) found (listed above)", path.display(), report.problems.len())
         }
         Command::Inspect { path, json } => {
             let s = open_input(&path)?;

@@ -49,7 +49,8 @@ impl Reporter {
     fn close_element(&self, cur: &mut Current) {
         if let Some(p) = cur.path.take() {
             if self.verbose {
-                let line = format!("adcat: /{p}: {} in {:.2} s", human_bytes(cur.bytes), cur.start.elapsed().as_secs_f64());
+                let secs = cur.start.elapsed().as_secs_f64();
+                let line = if cur.bytes > 0 { format!("adcat: /{p}: {} in {secs:.2} s", human_bytes(cur.bytes)) } else { format!("adcat: /{p}: {secs:.2} s") };
                 if self.multi.is_hidden() {
                     eprintln!("{line}");
                 } else {

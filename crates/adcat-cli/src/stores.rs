@@ -40,7 +40,7 @@ fn is_hdf5(path: &Path) -> bool {
 /// operations fail once the job is interrupted (see [`guard`]).
 pub fn open_input(path: &Path) -> Result<Box<dyn Store>> {
     if !path.exists() {
-        bail!("{}: no such file or directory", path.display());
+        bail!("{}: no such file or directory (check the path; patterns like 'runs/*.h5ad' are expanded by adcat)", path.display());
     }
     // Messages name the store first (HDF5's already do; zarr's name the metadata file).
     let named = |e: adcat_store::StoreError| {
@@ -56,7 +56,7 @@ pub fn open_input(path: &Path) -> Result<Box<dyn Store>> {
     } else if is_hdf5(path) {
         Box::new(Hdf5Store::open(path).map_err(named)?)
     } else {
-        bail!("{}: not an AnnData store (neither an HDF5 file nor a zarr directory)", path.display())
+        bail!("{}: not an AnnData store (neither an HDF5 file nor a zarr directory); `adcat inspect` shows what a store holds", path.display())
     };
     Ok(Box::new(Guarded(store)))
 }
@@ -120,7 +120,7 @@ impl Output {
             _ => PathBuf::from("."),
         };
         if !parent.is_dir() {
-            bail!("{}: parent directory does not exist", dest.display());
+            bail!("{}: parent directory does not exist; create it first (mkdir -p)", dest.display());
         }
         let canon_parent = parent.canonicalize().with_context(|| format!("{}", parent.display()))?;
         let name = dest.file_name().ok_or_else(|| anyhow!("{}: not a file name", dest.display()))?;
@@ -128,7 +128,7 @@ impl Output {
         for input in inputs {
             let same = input.canonicalize().map(|c| c == dest_abs || dest_abs.canonicalize().is_ok_and(|d| d == c)).unwrap_or(false);
             if same {
-                bail!("{}: output is the same as an input; refusing to overwrite an input", dest.display());
+                bail!("{}: output is the same as an input; refusing to overwrite an input (choose another output path)", dest.display());
             }
         }
         let lock_path = canon_parent.join(format!(".{}.adcat-lock", name.to_string_lossy()));
@@ -174,7 +174,7 @@ impl Output {
         let report = adcat_format::validate::validate(written.as_ref(), false);
         drop(written);
         if let Some(p) = report.problems.first() {
-            bail!("{}: the written output failed verification ({} problem(s)), first: {p}", self.dest.display(), report.problems.len());
+            bail!("{}: the written output failed verification ({} problem(s)), first: {p}; nothing was written at the path, please report this as a bug", self.dest.display(), report.problems.len());
         }
         if let Some((n_obs, n_vars)) = expect {
             if (report.n_obs, report.n_vars) != (Some(n_obs), Some(n_vars)) {

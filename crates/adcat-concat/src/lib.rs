@@ -224,13 +224,13 @@ pub fn concat(inputs: &[&dyn Store], out: &dyn Store, opts: &ConcatOptions, prog
         // pandas takes the keys as the label's categories: extra keys become unused
         // categories, fewer than the inputs cannot label them, duplicates are invalid.
         Some(k) if k.len() < inputs.len() => {
-            return Err(ConcatError::Options(format!("{} keys given for {} inputs", k.len(), inputs.len())));
+            return Err(ConcatError::Options(format!("{} keys given for {} inputs; give one key per input", k.len(), inputs.len())));
         }
         Some(k) => k.clone(),
         None => (0..inputs.len()).map(|i| i.to_string()).collect(),
     };
     if let Some(d) = index::duplicates(&keys).first() {
-        return Err(ConcatError::Options(format!("--keys must be unique (label categories), {d:?} repeats")));
+        return Err(ConcatError::Options(format!("--keys must be unique (label categories), {d:?} repeats; rename one of them")));
     }
     let mut report = Report::default();
     for s in inputs {
@@ -303,7 +303,11 @@ fn concat_part(
                     file: inp.store.location().into(),
                     source: FormatError::invalid(
                         &lay.p(off),
-                        format!("duplicate names ({}) make the {:?} join ambiguous", d.iter().take(3).cloned().collect::<Vec<_>>().join(", "), opts.join),
+                        format!(
+                            "duplicate names ({}) make the {} join ambiguous; make them unique first (anndata: var_names_make_unique())",
+                            d.iter().take(3).cloned().collect::<Vec<_>>().join(", "),
+                            format!("{:?}", opts.join).to_lowercase()
+                        ),
                     ),
                 });
             }
