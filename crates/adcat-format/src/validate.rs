@@ -318,8 +318,9 @@ impl Checker<'_> {
         Some(m.shape.to_vec())
     }
 
-    fn scan_indptr(&mut self, path: &str, len: u64, nnz: u64) {
-        let mut prev = 0i64;
+    /// Read the integer array at `path` (`len` entries) in blocks; `check` gets each
+    /// block's first row number and values and returns a problem to stop at.
+    fn scan(&mut self, path: &str, len: u64, mut check: impl FnMut(u64, &[i64]) -> Option<String>) {
         let mut s = 0;
         while s < len {
             let e = (s + BLOCK).min(len);
@@ -327,29 +328,31 @@ impl Checker<'_> {
                 Ok(a) => a.to_i64_vec().unwrap_or_default(),
                 Err(err) => return self.fail(err),
             };
-            for (i, &x) in v.iter().enumerate() {
-                if x < prev || x as u64 > nnz {
-                    return self.problem(path, format!("entry {} is {x}: not monotone or past the {nnz} stored entries", s + i as u64));
-                }
-                prev = x;
+            if let Some(msg) = check(s, &v) {
+                return self.problem(path, msg);
             }
             s = e;
         }
     }
 
-    fn scan_indices(&mut self, path: &str, nnz: u64, minor: u64) {
-        let mut s = 0;
-        while s < nnz {
-            let e = (s + BLOCK).min(nnz);
-            let v = match self.store.read_rows(path, s, e) {
-                Ok(a) => a.to_i64_vec().unwrap_or_default(),
-                Err(err) => return self.fail(err),
-            };
-            if let Some((i, &x)) = v.iter().enumerate().find(|(_, &x)| x < 0 || x as u64 >= minor) {
-                return self.problem(path, format!("entry {} is {x}, outside 0..{minor}", s + i as u64));
+    fn scan_indptr(&mut self, path: &str, len: u64, nnz: u64) {
+        let mut prev = 0i64;
+        self.scan(path, len, |s, v| {
+            for (i, &x) in v.iter().enumerate() {
+                if x < prev || x as u64 > nnz {
+                    return Some(format!("entry {} is {x}: not monotone or past the {nnz} stored entries", s + i as u64));
+                }
+                prev = x;
             }
-            s = e;
-        }
+            None
+        });
+    }
+
+    fn scan_indices(&mut self, path: &str, nnz: u64, minor: u64) {
+        self.scan(path, nnz, |s, v| {
+            let (i, &x) = v.iter().enumerate().find(|(_, &x)| x < 0 || x as u64 >= minor)?;
+            Some(format!("entry {} is {x}, outside 0..{minor}", s + i as u64))
+        });
     }
 
     fn check_codes(&mut self, path: &str, n_categories: u64) {
@@ -357,17 +360,9 @@ impl Checker<'_> {
             Ok(m) => m.shape.first().copied().unwrap_or(0),
             Err(e) => return self.fail(e),
         };
-        let mut s = 0;
-        while s < len {
-            let e = (s + BLOCK).min(len);
-            let v = match self.store.read_rows(path, s, e) {
-                Ok(a) => a.to_i64_vec().unwrap_or_default(),
-                Err(err) => return self.fail(err),
-            };
-            if let Some((i, &x)) = v.iter().enumerate().find(|(_, &x)| x < -1 || x >= n_categories as i64) {
-                return self.problem(path, format!("code {x} at row {} is outside -1..{n_categories}", s + i as u64));
-            }
-            s = e;
-        }
+        self.scan(path, len, |s, v| {
+            let (i, &x) = v.iter().enumerate().find(|(_, &x)| x < -1 || x >= n_categories as i64)?;
+            Some(format!("code {x} at row {} is outside -1..{n_categories}", s + i as u64))
+        });
     }
 }
