@@ -19,6 +19,8 @@ pub struct Reporter {
     multi: MultiProgress,
     job: ProgressBar,
     elem: ProgressBar,
+    /// The element line's style until its total is known.
+    spinner: ProgressStyle,
     verbose: bool,
     current: Mutex<Current>,
 }
@@ -39,11 +41,12 @@ impl Reporter {
                 .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
         let elem = multi.add(ProgressBar::new_spinner());
-        elem.set_style(ProgressStyle::with_template("  {msg} {bytes} ({elapsed})").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+        let spinner = ProgressStyle::with_template("  {msg} {bytes} ({elapsed})").unwrap_or_else(|_| ProgressStyle::default_spinner());
+        elem.set_style(spinner.clone());
         if visible {
             job.enable_steady_tick(Duration::from_millis(200));
         }
-        Reporter { multi, job, elem, verbose, current: Mutex::new(Current { path: None, start: Instant::now(), bytes: 0 }) }
+        Reporter { multi, job, elem, spinner, verbose, current: Mutex::new(Current { path: None, start: Instant::now(), bytes: 0 }) }
     }
 
     fn close_element(&self, cur: &mut Current) {
@@ -79,7 +82,16 @@ impl Progress for Reporter {
         self.close_element(&mut cur);
         *cur = Current { path: Some(path.to_owned()), start: Instant::now(), bytes: 0 };
         self.elem.reset();
+        self.elem.unset_length();
+        self.elem.set_style(self.spinner.clone());
         self.elem.set_message(format!("/{path}"));
+    }
+
+    fn element_total(&self, bytes: u64) {
+        self.elem.set_length(bytes);
+        self.elem.set_style(
+            ProgressStyle::with_template("  {msg} {wide_bar} {bytes}/{total_bytes} ETA {eta}").unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
     }
 
     fn advance(&self, bytes: u64) {

@@ -344,7 +344,10 @@ fn concat_part(
         let frames = if lay.raw && ax == "obs" { frames.into_iter().map(|f| FrameSource { columns: vec![], ..f }).collect() } else { frames };
         let label = opts.label.as_deref().map(|l| (l, keys));
         progress.element(&lay.p(ax));
+        let frame_bytes: u64 = frames.iter().map(|f| adcat_format::copy::data_bytes(f.store, &f.path).unwrap_or(0)).sum();
+        progress.element_total(frame_bytes);
         let dropped = concat_frames(&frames, opts.join, &index, label, out, &lay.p(ax), &opts.write, block_rows(64), opts.dry_run)?;
+        progress.advance(frame_bytes);
         for c in dropped {
             report.note(&join_path(&lay.p(ax), &c), "dropped: not in every input (inner join)");
         }
@@ -586,6 +589,7 @@ fn concat_matrix(
     if opts.dry_run {
         return Ok(());
     }
+    progress.element_total(srcs.iter().flatten().map(MatSource::data_bytes).sum());
     let budget = opts.write.max_memory;
     // Blocks are read and reindexed on a helper thread while this one encodes and writes
     // the previous block.
@@ -618,7 +622,9 @@ fn concat_matrix(
                             let end = (start + per).min(n);
                             let b = s.read_block(start, end, budget / 16).at(s.store)?;
                             let b = plan.prepare(b, re_of(i), n_cols).at(s.store)?;
-                            if !send(Item::Block(b, (end - start) * matrix::row_bytes(s))) {
+                            // Progress in stored bytes, the unit of the totals.
+                            let bytes = s.data_bytes() * (end - start) / n.max(1);
+                            if !send(Item::Block(b, bytes)) {
                                 return Ok(());
                             }
                             start = end;

@@ -158,6 +158,17 @@ impl<'a> MatSource<'a> {
         }
     }
 
+    /// Bytes stored for the element (values, indices and indptr; dense: values).
+    pub fn data_bytes(&self) -> u64 {
+        match &self.kind {
+            MatKind::Sparse(m) => {
+                let major = if m.format == SparseFormat::Csr { m.shape[0] } else { m.shape[1] };
+                m.nnz * (m.data_dtype.itemsize() + m.indices_dtype.itemsize()) as u64 + (major + 1) * m.indptr_dtype.itemsize() as u64
+            }
+            MatKind::Dense(d) => self.shape[0] * self.shape[1] * d.itemsize() as u64,
+        }
+    }
+
     /// Whether the sparse major axis runs along the concatenation axis (cheap row blocks).
     fn aligned(&self, m: &SparseMeta) -> bool {
         (m.format == SparseFormat::Csr) != self.transposed

@@ -15,6 +15,8 @@ pub trait Progress: Sync {
     fn total_bytes(&self, _bytes: u64) {}
     /// An element starts.
     fn element(&self, _path: &str) {}
+    /// Bytes the current element will move, when known (called after `element`).
+    fn element_total(&self, _bytes: u64) {}
     /// Some bytes of array data were moved.
     fn advance(&self, _bytes: u64) {}
 }
