@@ -42,6 +42,7 @@ pub fn render(p: &Plan, inputs: &[PathBuf], output: &Path, kind: StoreKind, opts
             "estimated_output_bytes": p.output_bytes,
             "max_memory_bytes": opts.write.max_memory,
             "resident_bytes": p.resident_bytes,
+            "estimated_peak_memory_bytes": p.peak_bytes,
             "warnings": p.report.warnings,
         });
         return Ok(format!("{}\n", serde_json::to_string_pretty(&doc)?));
@@ -62,7 +63,13 @@ pub fn render(p: &Plan, inputs: &[PathBuf], output: &Path, kind: StoreKind, opts
         writeln!(out, "  {path:<w$}  [{}] {}{dtype}  {}", e.encoding, dims(&e.shape), human_bytes(e.bytes))?;
     }
     writeln!(out, "\nestimated output: {} uncompressed (sparse parts at their largest)", human_bytes(p.output_bytes))?;
-    writeln!(out, "memory: bounded by --max-memory {}; held whole: {} (off-axis names and tables)", human_bytes(opts.write.max_memory), human_bytes(p.resident_bytes))?;
+    writeln!(
+        out,
+        "memory: estimated peak {} (held whole: {} of off-axis names and tables; data moves in blocks within --max-memory {})",
+        human_bytes(p.peak_bytes),
+        human_bytes(p.resident_bytes),
+        human_bytes(opts.write.max_memory)
+    )?;
     for wn in &p.report.warnings {
         writeln!(out, "warning: {wn}")?;
     }
