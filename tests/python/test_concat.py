@@ -382,6 +382,21 @@ def test_compressed_outputs(run_adcat, tmp_path, out_fmt, compression, threads, 
                 assert ds.chunks is not None, name
 
 
+@pytest.mark.parametrize("fmt", ["h5ad", "zarr"])
+@pytest.mark.parametrize("join", ["inner", "outer"])
+def test_var_axis_csr_transposed_in_many_blocks(run_adcat, tmp_path, fmt, join):
+    # CSR inputs concatenated along var are read column-wise: adcat transposes them once
+    # through scratch partitions; a 1 MiB budget makes hundreds of partitions.
+    cells = [f"c{i}" for i in range(3000)]
+    adatas = []
+    for i in range(2):
+        a = simple(len(cells) - 100 * i, [f"g{i}_{j}" for j in range(1500)], prefix="c", seed=i, X="csr")
+        a.obs_names = cells[: a.n_obs]
+        a.layers["counts"] = a.X.astype(np.int64)
+        adatas.append(a)
+    check_concat(run_adcat, tmp_path, adatas, fmt, out_fmt=fmt, axis=1, join=join, extra=["--max-memory", "1MiB"])
+
+
 def test_single_input_applies_options(run_adcat, tmp_path):
     a = simple(4, GENES, prefix="a")
     a.uns["k"] = 1

@@ -17,6 +17,7 @@ pub mod natsort;
 mod offaxis;
 mod pipe;
 pub mod plan;
+mod transpose;
 
 pub use index::Join;
 pub use merge::Strategy;

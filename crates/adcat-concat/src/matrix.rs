@@ -6,6 +6,8 @@
 //! a dense array is read in column boxes and transposed.
 
 use crate::index::Reindexer;
+use crate::transpose::Transposed;
+use std::sync::{Arc, Mutex};
 use crate::{ConcatError, Result};
 use adcat_format::layout::{element_bytes, Purpose, WriteOptions};
 use adcat_format::sparse::{CsMatrix, SparseFormat, SparseMeta};
@@ -37,6 +39,9 @@ pub struct MatSource<'a> {
     pub shape: [u64; 2],
     /// True when concatenating along axis 1 (var).
     pub transposed: bool,
+    /// Scratch partitions of a sparse matrix stored along the other axis, built on the
+    /// first block read (see `transpose`).
+    scratch: Arc<Mutex<Option<Arc<Transposed>>>>,
 }
 
 /// A block of oriented rows.
@@ -124,7 +129,7 @@ impl<'a> MatSource<'a> {
             }
             other => return Err(ConcatError::unsupported(path, format!("cannot concatenate a {other} element as a matrix"))),
         };
-        Ok(MatSource { store, path: path.to_owned(), kind, shape, transposed })
+        Ok(MatSource { store, path: path.to_owned(), kind, shape, transposed, scratch: Arc::default() })
     }
 
     /// Rows along the concatenation axis.
@@ -194,9 +199,27 @@ impl<'a> MatSource<'a> {
         }
     }
 
+    /// Oriented rows of a sparse matrix stored along the other axis: from scratch
+    /// partitions written by one pass over the matrix (built on the first call, with
+    /// blocks of that call's size); a block that is not a partition is scanned for.
+    fn read_transposed(&self, m: &SparseMeta, start: u64, end: u64, budget: u64) -> Result<Block> {
+        let t = {
+            let mut g = self.scratch.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if g.is_none() {
+                *g = Some(Arc::new(Transposed::build(self.store, &self.path, m, end - start, budget)?));
+            }
+            g.clone()
+        };
+        if let Some(r) = t.as_ref().and_then(|t| t.block(start, end)) {
+            let (indptr, indices, data) = r?;
+            return Ok(Block::Sparse { indptr, indices, data });
+        }
+        self.scan_transposed(m, start, end, budget)
+    }
+
     /// Oriented rows of a sparse matrix stored along the other axis: scan every stored
     /// major row in bounded chunks and keep the entries whose minor index is in range.
-    fn read_transposed(&self, m: &SparseMeta, start: u64, end: u64, budget: u64) -> Result<Block> {
+    fn scan_transposed(&self, m: &SparseMeta, start: u64, end: u64, budget: u64) -> Result<Block> {
         let n_major = if m.format == SparseFormat::Csr { m.shape[0] } else { m.shape[1] };
         let rows = (end - start) as usize;
         let mut entries: Vec<(u32, i64, usize, usize)> = vec![]; // (row, col, chunk no, pos)
