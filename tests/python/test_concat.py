@@ -82,7 +82,26 @@ def check_concat(run_adcat, tmp_path: Path, adatas, fmts, out_fmt="h5ad", extra=
     got = read(out)
     assert_equal(roundtrip, got, exact=False)
     assert_same_dtypes(expected, got)
+    check_plan(run_adcat, args, expected)
     return expected, got, proc
+
+
+def check_plan(run_adcat, args, expected):
+    """`adcat plan` with the same arguments predicts the shapes and X dtype written."""
+    import json
+
+    out = Path(args[args.index("-o") + 1])
+    plan_out = out.parent / ("planned" + out.suffix)
+    argv = ["plan", *[plan_out if a is args[args.index("-o") + 1] else a for a in args[1:]], "--json"]
+    plan = json.loads(run_adcat(*argv).stdout)
+    assert plan["shape"] == list(expected.shape), plan["shape"]
+    elements = {e["path"]: e for e in plan["elements"]}
+    if expected.X is not None:
+        assert elements["/X"]["shape"] == list(expected.X.shape)
+        assert elements["/X"]["dtype"] == str(expected.X.dtype), (elements["/X"], expected.X.dtype)
+    layers = sorted(k for k in expected.layers if k is not None)
+    assert sorted(p[len("/layers/") :] for p in elements if p.startswith("/layers/")) == layers
+    assert not plan_out.exists(), "plan wrote an output"
 
 
 def _dtype(x):
