@@ -65,7 +65,7 @@ pub fn render(p: &Plan, inputs: &[PathBuf], output: &Path, kind: StoreKind, opts
     writeln!(out, "\nestimated output: {} uncompressed (sparse parts at their largest)", human_bytes(p.output_bytes))?;
     writeln!(
         out,
-        "memory: estimated peak {} (held whole: {} of off-axis names and tables; data moves in blocks within --max-memory {})",
+        "memory: peak at most about {} (held whole: {} of off-axis names and tables; data moves in blocks within --max-memory {})",
         human_bytes(p.peak_bytes),
         human_bytes(p.resident_bytes),
         human_bytes(opts.write.max_memory)

@@ -613,10 +613,11 @@ fn concat_matrix(
                         }
                     }
                     Some(s) => {
-                        // Blocks of 1/16 of the budget: reindexing and casting expand a
-                        // block about fourfold, a block waits in the pipeline while the
-                        // next is read, and the writers hold back less than a shard per array.
-                        let per = ((budget / 16) / matrix::row_bytes(s).max(1)).max(1);
+                        // Blocks of 1/32 of the budget: reindexing and casting expand a
+                        // block about fourfold while it is prepared, a prepared block waits
+                        // in the pipeline and another is being written, and the writers
+                        // hold back less than a shard (1/16) per array.
+                        let per = ((budget / 32) / matrix::row_bytes(s).max(1)).max(1);
                         let mut start = 0;
                         let n = s.n_rows();
                         while start < n {
