@@ -404,8 +404,9 @@ fn main() {
         std::process::exit(1);
     }
     let result = run(cli);
-    // An interrupted job has unwound and removed its partial output by now.
-    if let Some(sig) = guard::interrupted() {
+    // An interrupted job has unwound and removed its partial output by now. (A signal
+    // that arrives after the output was complete and in place changes nothing.)
+    if let (Some(sig), Err(_)) = (guard::interrupted(), &result) {
         eprintln!("adcat: interrupted by {}; partial output removed", guard::signal_name(sig));
         std::process::exit(128 + sig);
     }

@@ -613,11 +613,14 @@ fn concat_matrix(
                         }
                     }
                     Some(s) => {
-                        // Blocks of 1/32 of the budget: reindexing and casting expand a
-                        // block about fourfold while it is prepared, a prepared block waits
-                        // in the pipeline and another is being written, and the writers
-                        // hold back less than a shard (1/16) per array.
-                        let per = ((budget / 32) / matrix::row_bytes(s).max(1)).max(1);
+                        // Blocks of 1/16 of the budget, 1/32 when reindexed: reindexing
+                        // expands a block about fourfold while it is prepared, a prepared
+                        // block waits in the pipeline and another is being written, and
+                        // the writers hold back less than a shard (1/16) per array. Larger
+                        // blocks keep parallel compression busy (more chunks per write).
+                        let reindexed = re_of(i).is_some_and(|r| !r.identity);
+                        let fraction = if reindexed { 32 } else { 16 };
+                        let per = ((budget / fraction) / matrix::row_bytes(s).max(1)).max(1);
                         let mut start = 0;
                         let n = s.n_rows();
                         while start < n {
