@@ -69,7 +69,9 @@ def _make_existing_output(dst: Path) -> None:
     if dst.suffix == ".h5ad":
         dst.write_bytes(b"precious bytes that must survive\n")
     else:
+        # An earlier zarr store (--force replaces stores, never other directories).
         dst.mkdir()
+        (dst / "zarr.json").write_text('{"zarr_format": 3, "node_type": "group", "attributes": {}}')
         (dst / "sentinel.txt").write_text("precious\n")
         (dst / "sub").mkdir()
         (dst / "sub" / "data.bin").write_bytes(bytes(range(256)))

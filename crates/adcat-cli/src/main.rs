@@ -31,6 +31,10 @@ struct Cli {
     /// Worker threads for compression and encoding (default: one per core).
     #[arg(short = 'j', long, global = true, value_name = "N")]
     threads: Option<usize>,
+    /// Read HDF5 external links, virtual datasets and externally stored data, which take
+    /// data from files other than the inputs named (refused by default).
+    #[arg(long, global = true)]
+    follow_external_links: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -243,7 +247,7 @@ fn write_options(w: &WriteArgs) -> Result<WriteOptions> {
 }
 
 /// `concat`, or with `plan = Some(json)` the plan only.
-fn concat_cmd(args: ConcatArgs, plan: Option<bool>, quiet: bool, verbose: bool) -> Result<()> {
+fn concat_cmd(args: ConcatArgs, plan: Option<bool>, quiet: bool, verbose: bool, follow: bool) -> Result<()> {
     let ConcatArgs { inputs, inputs_from, output, axis, join, merge, uns_merge, label, keys, index_unique, fill_value, pairwise, write } = args;
     let specs = inputs::resolve(&inputs, inputs_from.as_deref())?;
     let keys = inputs::keys(&specs, keys)?;
@@ -269,7 +273,8 @@ fn concat_cmd(args: ConcatArgs, plan: Option<bool>, quiet: bool, verbose: bool) 
             bail!("--keys has {} names for {} inputs; give one name per input (comma-separated)", k.len(), inputs.len());
         }
     }
-    let stores: Vec<Box<dyn adcat_store::Store>> = inputs.iter().map(|p| open_input(p)).collect::<Result<_>>()?;
+    let iopts = stores::InputOptions { follow_external: follow, max_memory: copts.write.max_memory, budget_flag: true };
+    let stores: Vec<Box<dyn adcat_store::Store>> = inputs.iter().map(|p| open_input(p, iopts)).collect::<Result<_>>()?;
     let refs: Vec<&dyn adcat_store::Store> = stores.iter().map(|s| s.as_ref()).collect();
     let err = |e: adcat_concat::ConcatError| match e {
         adcat_concat::ConcatError::Output(inner) => anyhow!("{}: {inner}", output.display()),
@@ -314,7 +319,7 @@ fn run(cli: Cli) -> Result<()> {
             if opts.compression.as_ref().is_some_and(|c| matches!(c, Compression::Zstd(_) | Compression::Blosc { .. }) && format == stores::OutFormat::H5ad) {
                 bail!("{}: zstd and blosc need an HDF5 plugin to read; use gzip or lzf for .h5ad output", output.display());
             }
-            let src = open_input(&input)?;
+            let src = open_input(&input, stores::InputOptions { follow_external: cli.follow_external_links, max_memory: opts.max_memory, budget_flag: true })?;
             let out = Output::create(&output, format, write.force, std::slice::from_ref(&input))?;
             let bar = progress::Reporter::new(cli.quiet, cli.verbose);
             let r = adcat_format::convert(src.as_ref(), out.store(), &opts, &bar).map_err(|e| anyhow!("{}: {}", input.display(), e));
@@ -324,8 +329,8 @@ fn run(cli: Cli) -> Result<()> {
             out.commit(planned.n_obs.zip(planned.n_vars))?;
             Ok(())
         }
-        Command::Concat { args, dry_run, json } => concat_cmd(args, if dry_run { Some(json) } else { None }, cli.quiet, cli.verbose),
-        Command::Plan { args, json } => concat_cmd(args, Some(json), cli.quiet, cli.verbose),
+        Command::Concat { args, dry_run, json } => concat_cmd(args, if dry_run { Some(json) } else { None }, cli.quiet, cli.verbose, cli.follow_external_links),
+        Command::Plan { args, json } => concat_cmd(args, Some(json), cli.quiet, cli.verbose, cli.follow_external_links),
         Command::Generate { output, cells, genes, gene_offset, density, seed, shuffle_genes, dense, write } => {
             let opts = write_options(&write)?;
             if !(0.0..=1.0).contains(&density) {
@@ -338,7 +343,7 @@ fn run(cli: Cli) -> Result<()> {
             out.commit(Some((cells, genes)))
         }
         Command::Validate { path, quick } => {
-            let s = open_input(&path)?;
+            let s = open_input(&path, stores::InputOptions { follow_external: cli.follow_external_links, max_memory: WriteOptions::default().max_memory, budget_flag: false })?;
             let report = adcat_format::validate::validate(s.as_ref(), !quick);
             if report.is_valid() {
                 let dim = |d: Option<u64>| d.map_or("?".to_owned(), |v| v.to_string());
@@ -351,7 +356,7 @@ fn run(cli: Cli) -> Result<()> {
             bail!("{}: {} problem(s) found (listed above)", path.display(), report.problems.len())
         }
         Command::Inspect { path, json } => {
-            let s = open_input(&path)?;
+            let s = open_input(&path, stores::InputOptions { follow_external: cli.follow_external_links, max_memory: WriteOptions::default().max_memory, budget_flag: false })?;
             let tree = inspect::inspect(s.as_ref()).map_err(|e| anyhow!("{}: {}", path.display(), e))?;
             if json {
                 let doc = serde_json::json!({

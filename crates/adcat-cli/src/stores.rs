@@ -1,11 +1,12 @@
 //! Opening stores by path, and writing outputs atomically.
 
-use adcat_hdf5::Hdf5Store;
+use adcat_hdf5::{Hdf5Options, Hdf5Store};
 use adcat_store::Store;
 use adcat_zarr::{ZarrStore, ZarrVersion};
 use anyhow::{anyhow, bail, Context, Result};
 use crate::guard::{self, Guarded};
 use std::fs::{File, OpenOptions};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// The on-disk format of an output.
@@ -38,7 +39,20 @@ fn is_hdf5(path: &Path) -> bool {
 
 /// Open an input store read-only, detecting its format from its contents. Its
 /// operations fail once the job is interrupted (see [`guard`]).
-pub fn open_input(path: &Path) -> Result<Box<dyn Store>> {
+/// How inputs are opened.
+#[derive(Debug, Clone, Copy)]
+pub struct InputOptions {
+    /// Allow HDF5 links and datasets that read other files.
+    pub follow_external: bool,
+    /// The memory budget, also the most one chunk may decode to (chunks are decoded
+    /// whole, whatever part of them a read needs).
+    pub max_memory: u64,
+    /// Whether the budget comes from `--max-memory` (for the message).
+    pub budget_flag: bool,
+}
+
+/// Open an input with `opts`.
+pub fn open_input(path: &Path, opts: InputOptions) -> Result<Box<dyn Store>> {
     if !path.exists() {
         bail!("{}: no such file or directory (check the path; patterns like 'runs/*.h5ad' are expanded by adcat)", path.display());
     }
@@ -54,11 +68,17 @@ pub fn open_input(path: &Path) -> Result<Box<dyn Store>> {
     let store: Box<dyn Store> = if path.is_dir() {
         Box::new(ZarrStore::open(path).map_err(named)?)
     } else if is_hdf5(path) {
-        Box::new(Hdf5Store::open(path).map_err(named)?)
+        Box::new(Hdf5Store::open_with(path, Hdf5Options { follow_external_links: opts.follow_external }).map_err(named)?)
     } else {
         bail!("{}: not an AnnData store (neither an HDF5 file nor a zarr directory); `adcat inspect` shows what a store holds", path.display())
     };
-    Ok(Box::new(Guarded(store)))
+    let hint: adcat_store::bounded::LimitHint = if opts.budget_flag {
+        Box::new(|size| format!("that is the memory budget (--max-memory); pass --max-memory {} or more to read it", adcat_store::bounded::human_bytes(size)))
+    } else {
+        Box::new(|_| "that is adcat's default memory budget".to_owned())
+    };
+    let bounded = adcat_store::Bounded::new(store, opts.max_memory, hint);
+    Ok(Box::new(Guarded(Box::new(bounded))))
 }
 
 /// The output format implied by the path's extension.
@@ -107,6 +127,8 @@ fn lock_output(dest: &Path, lock_path: &Path) -> Result<File> {
                 continue;
             }
         }
+        // Who holds the lock, for the next run's messages.
+        let _ = f.set_len(0).and_then(|()| (&f).write_all(format!("{}\n", std::process::id()).as_bytes()));
         return Ok(f);
     }
     bail!("{}: cannot take the output lock {} (it keeps changing)", dest.display(), lock_path.display())
@@ -125,17 +147,16 @@ impl Output {
         let canon_parent = parent.canonicalize().with_context(|| format!("{}", parent.display()))?;
         let name = dest.file_name().ok_or_else(|| anyhow!("{}: not a file name", dest.display()))?;
         let dest_abs = canon_parent.join(name);
-        for input in inputs {
-            let same = input.canonicalize().map(|c| c == dest_abs || dest_abs.canonicalize().is_ok_and(|d| d == c)).unwrap_or(false);
-            if same {
-                bail!("{}: output is the same as an input; refusing to overwrite an input (choose another output path)", dest.display());
-            }
-        }
+        check_not_an_input(dest, &dest_abs, inputs)?;
         let lock_path = canon_parent.join(format!(".{}.adcat-lock", name.to_string_lossy()));
         let lock = lock_output(dest, &lock_path)?;
-        let mut out = Output { tmp: PathBuf::new(), dest: dest_abs, store: None, lock: Some((lock_path, lock)) };
-        if dest.exists() && !force {
-            bail!("{}: output exists; pass --force to overwrite it", dest.display());
+        remove_leftovers(&canon_parent, &name.to_string_lossy());
+        let mut out = Output { tmp: PathBuf::new(), dest: dest_abs.clone(), store: None, lock: Some((lock_path, lock)) };
+        if dest.symlink_metadata().is_ok() {
+            if !force {
+                bail!("{}: output exists; pass --force to overwrite it", dest.display());
+            }
+            check_replaceable(dest, &dest_abs, inputs)?;
         }
         let tmp = canon_parent.join(format!(".{}.adcat-tmp-{}", name.to_string_lossy(), std::process::id()));
         if tmp.exists() {
@@ -183,7 +204,9 @@ impl Output {
         }
         // A file is replaced atomically by rename. A directory cannot be renamed over a
         // non-empty one: move the old one aside first and put it back if the swap fails.
-        let backup = self.tmp.with_extension("old");
+        // Named after the temporary output, so a run killed mid-swap leaves something the
+        // next run recognises (see `remove_leftovers`).
+        let backup = PathBuf::from(format!("{}.old", self.tmp.display()));
         let replaced = self.dest.is_dir();
         if replaced {
             std::fs::rename(&self.dest, &backup).with_context(|| format!("{}: cannot move the existing output aside", self.dest.display()))?;
@@ -213,6 +236,79 @@ impl Drop for Output {
         if let Some((p, f)) = self.lock.take() {
             let _ = std::fs::remove_file(&p);
             drop(f);
+        }
+    }
+}
+
+/// Refuse an output that is an input, or lies inside an input store.
+fn check_not_an_input(dest: &Path, dest_abs: &Path, inputs: &[PathBuf]) -> Result<()> {
+    let dest_real = dest_abs.canonicalize().unwrap_or_else(|_| dest_abs.to_path_buf());
+    for input in inputs {
+        let Ok(c) = input.canonicalize() else { continue };
+        if c == dest_real || c == dest_abs {
+            bail!("{}: output is the same as an input; refusing to overwrite an input (choose another output path)", dest.display());
+        }
+        if c.is_dir() && dest_real.starts_with(&c) {
+            bail!("{}: output would be written inside the input store {}; inputs are never modified (choose a path outside it)", dest.display(), input.display());
+        }
+    }
+    Ok(())
+}
+
+/// `--force` replaces a file or an AnnData store, nothing else: never a directory that
+/// holds an input or the working directory, and never a directory that is not a store.
+fn check_replaceable(dest: &Path, dest_abs: &Path, inputs: &[PathBuf]) -> Result<()> {
+    let meta = std::fs::symlink_metadata(dest_abs).with_context(|| format!("{}", dest.display()))?;
+    if meta.file_type().is_symlink() || meta.is_file() {
+        return Ok(()); // the link or file itself is replaced by rename
+    }
+    if !meta.is_dir() {
+        bail!("{}: exists and is not a regular file or directory; --force replaces only files and AnnData stores", dest.display());
+    }
+    let real = dest_abs.canonicalize().with_context(|| format!("{}", dest.display()))?;
+    for input in inputs {
+        if input.canonicalize().is_ok_and(|c| c.starts_with(&real)) {
+            bail!("{}: contains the input {}; --force never replaces a directory holding an input (choose another output path)", dest.display(), input.display());
+        }
+    }
+    if std::env::current_dir().and_then(|d| d.canonicalize()).is_ok_and(|cwd| cwd.starts_with(&real)) {
+        bail!("{}: is the working directory or one of its parents; --force never replaces it", dest.display());
+    }
+    if !is_zarr_store(&real) {
+        bail!("{}: is a directory but not a zarr store; --force replaces only files and AnnData stores (remove it yourself if you mean to)", dest.display());
+    }
+    Ok(())
+}
+
+/// A zarr v2 or v3 hierarchy: its root holds group metadata.
+fn is_zarr_store(dir: &Path) -> bool {
+    ["zarr.json", ".zgroup"].iter().any(|m| dir.join(m).is_file())
+}
+
+/// Remove partial outputs of earlier runs on the same output that were killed
+/// (SIGKILL, OOM killer, lost node) before they could clean up. Called with the output's
+/// lock held, so no live adcat owns them.
+fn remove_leftovers(parent: &Path, name: &str) {
+    let prefix = format!(".{name}.adcat-tmp-");
+    let Ok(entries) = std::fs::read_dir(parent) else { return };
+    for e in entries.flatten() {
+        let file_name = e.file_name();
+        let Some(n) = file_name.to_str() else { continue };
+        let Some(rest) = n.strip_prefix(&prefix) else { continue };
+        let pid = rest.split('.').next().unwrap_or(rest);
+        let p = e.path();
+        let dest = parent.join(name);
+        if n.ends_with(".old") && dest.symlink_metadata().is_err() {
+            // Killed between moving the old output aside and moving the new one in.
+            match std::fs::rename(&p, &dest) {
+                Ok(()) => eprintln!("adcat: restored {} from {}, left by an earlier run (process {pid}) that was stopped while replacing it", dest.display(), p.display()),
+                Err(err) => eprintln!("adcat: warning: cannot restore {} from {}: {err}", dest.display(), p.display()),
+            }
+            continue;
+        }
+        match remove_path(&p) {
+            Ok(()) => eprintln!("adcat: removed {}, the partial output of an earlier run (process {pid}) that was stopped before it could clean up", p.display()),
+            Err(err) => eprintln!("adcat: warning: cannot remove {}, the partial output of an earlier run (process {pid}): {err}", p.display()),
         }
     }
 }

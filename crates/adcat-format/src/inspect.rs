@@ -108,21 +108,7 @@ fn dims(v: &[u64]) -> String {
     format!("({})", v.iter().map(u64::to_string).collect::<Vec<_>>().join(", "))
 }
 
-/// Bytes in a short human form (`1.5 MiB`).
-pub fn human_bytes(b: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = b as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u + 1 < UNITS.len() {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{b} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
-}
+pub use adcat_store::bounded::human_bytes;
 
 /// The tree as JSON: every node with its path, kind, encoding, shape, dtype, nnz,
 /// chunks, shards, codecs, `bytes` (uncompressed), `stored` (on disk, when known) and

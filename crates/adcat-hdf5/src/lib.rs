@@ -6,14 +6,15 @@
 //! files plain h5py opens without plugins.
 
 mod direct;
+mod links;
 mod record;
 
 use adcat_store::{
-    check_box, norm_path, numeric_for_dtype, with_numeric, ArrayData, ArrayMeta, ArraySpec, AttrValue, Attrs,
+    check_box, check_names, checked_path, numeric_for_dtype, with_numeric, ArrayData, ArrayMeta, ArraySpec, AttrValue, Attrs,
     Compression, DType, Element, NodeKind, Result, Store, StoreError, StoreKind,
 };
 use hdf5::types::{FloatSize, IntSize, TypeDescriptor, VarLenAscii, VarLenUnicode};
-use hdf5::{Extent, Extents, Hyperslab, Location, LocationType, SimpleExtents, SliceOrIndex};
+use hdf5::{Extent, Extents, Hyperslab, Location, SimpleExtents, SliceOrIndex};
 use ndarray::{ArrayD, IxDyn};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -27,6 +28,15 @@ pub struct Hdf5Store {
     path: PathBuf,
     location: String,
     writable: bool,
+    follow_external: bool,
+}
+
+/// How to open an existing file.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Hdf5Options {
+    /// Follow external links and read virtual or externally stored datasets, whose data
+    /// lives in other files. Off by default: such elements are refused with their target.
+    pub follow_external_links: bool,
 }
 
 /// libhdf5 keeps about 1 MiB of caches per open file whatever the file's size; with
@@ -96,6 +106,11 @@ const NO_CHUNK_CACHE: (usize, usize, f64) = (1, 0, 1.0);
 impl Hdf5Store {
     /// Open an existing file read-only.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        Self::open_with(path, Hdf5Options::default())
+    }
+
+    /// Open an existing file read-only with options.
+    pub fn open_with(path: impl AsRef<Path>, opts: Hdf5Options) -> Result<Self> {
         let p = path.as_ref();
         let location = p.display().to_string();
         if !p.is_file() {
@@ -109,7 +124,7 @@ impl Hdf5Store {
             .with_fapl(|f| f.mdc_config(&small_mdc()).chunk_cache(NO_CHUNK_CACHE.0, NO_CHUNK_CACHE.1, NO_CHUNK_CACHE.2))
             .open(p)
             .map_err(|e| StoreError::Open { location: location.clone(), reason: format!("not a readable HDF5 file ({e})") })?;
-        let store = Hdf5Store { slot: Arc::new(Mutex::new(Some(file))), path: p.to_path_buf(), location, writable: false };
+        let store = Hdf5Store { slot: Arc::new(Mutex::new(Some(file))), path: p.to_path_buf(), location, writable: false, follow_external: opts.follow_external_links };
         pool::touch(&store.slot);
         Ok(store)
     }
@@ -123,7 +138,7 @@ impl Hdf5Store {
             .with_fapl(|f| f.chunk_cache(NO_CHUNK_CACHE.0, NO_CHUNK_CACHE.1, NO_CHUNK_CACHE.2))
             .create(p)
             .map_err(|e| StoreError::Open { location: location.clone(), reason: e.to_string() })?;
-        Ok(Hdf5Store { slot: Arc::new(Mutex::new(Some(file))), path: p.to_path_buf(), location, writable: true })
+        Ok(Hdf5Store { slot: Arc::new(Mutex::new(Some(file))), path: p.to_path_buf(), location, writable: true, follow_external: false })
     }
 
     /// Open an existing file for reading and writing.
@@ -132,7 +147,7 @@ impl Hdf5Store {
         let location = p.display().to_string();
         hdf5::silence_errors(true);
         let file = hdf5::File::open_rw(p).map_err(|e| StoreError::Open { location: location.clone(), reason: e.to_string() })?;
-        Ok(Hdf5Store { slot: Arc::new(Mutex::new(Some(file))), path: p.to_path_buf(), location, writable: true })
+        Ok(Hdf5Store { slot: Arc::new(Mutex::new(Some(file))), path: p.to_path_buf(), location, writable: true, follow_external: false })
     }
 
     /// The open file, reopened if the pool closed it while idle.
@@ -157,7 +172,7 @@ impl Hdf5Store {
     /// Write `data` (or only its rows `rows`) into the box at `start`, straight from the
     /// caller's buffer.
     fn write_part(&self, path: &str, start: &[u64], data: &ArrayData, rows: Option<std::ops::Range<usize>>) -> Result<()> {
-        let p = norm_path(path);
+        let p = checked_path(path)?;
         self.check_writable(&p)?;
         let ds = self.dataset(&p)?;
         let meta = self.array_meta(&p)?;
@@ -220,66 +235,44 @@ impl Hdf5Store {
         }
     }
 
+    /// The node at `path`, resolved link by link (see [`links`]).
+    fn resolve(&self, path: &str) -> Result<Option<links::Node>> {
+        let p = checked_path(path)?;
+        let root = self.file()?.as_group().map_err(|e| err("/", e))?;
+        links::resolve(root, &p, self.follow_external)
+    }
+
     fn kind_of(&self, path: &str) -> Result<Option<NodeKind>> {
-        let p = norm_path(path);
-        if p.is_empty() {
-            return Ok(Some(NodeKind::Group));
-        }
-        // H5Lexists needs every intermediate link to exist, so walk the prefixes.
-        let file = self.file()?;
-        let mut prefix = String::new();
-        for part in p.split('/') {
-            if !prefix.is_empty() {
-                prefix.push('/');
-            }
-            prefix.push_str(part);
-            if !file.link_exists(&prefix) {
-                return Ok(None);
-            }
-        }
-        match file.loc_type_by_name(&p) {
-            Ok(LocationType::Group) => Ok(Some(NodeKind::Group)),
-            Ok(LocationType::Dataset) => Ok(Some(NodeKind::Array)),
-            Ok(_) => Ok(None),
-            Err(e) => Err(err(&p, e)),
-        }
+        Ok(self.resolve(path)?.map(|n| n.kind()))
     }
 
     fn group(&self, path: &str) -> Result<hdf5::Group> {
-        let p = norm_path(path);
-        if p.is_empty() {
-            return self.file()?.as_group().map_err(|e| err("/", e));
-        }
-        match self.kind_of(&p)? {
-            Some(NodeKind::Group) => self.file()?.group(&p).map_err(|e| err(&p, e)),
-            Some(NodeKind::Array) => Err(StoreError::WrongKind { path: p, expected: "a group" }),
-            None => Err(StoreError::NotFound { path: p }),
+        match self.resolve(path)? {
+            Some(links::Node::Group(g)) => Ok(g),
+            Some(links::Node::Dataset(_)) => Err(StoreError::WrongKind { path: norm(path), expected: "a group" }),
+            None => Err(StoreError::NotFound { path: norm(path) }),
         }
     }
 
     fn dataset(&self, path: &str) -> Result<hdf5::Dataset> {
-        let p = norm_path(path);
-        match self.kind_of(&p)? {
-            Some(NodeKind::Array) => self.file()?.dataset(&p).map_err(|e| err(&p, e)),
-            Some(NodeKind::Group) => Err(StoreError::WrongKind { path: p, expected: "an array" }),
-            None => Err(StoreError::NotFound { path: p }),
+        match self.resolve(path)? {
+            Some(links::Node::Dataset(d)) => Ok(d),
+            Some(links::Node::Group(_)) => Err(StoreError::WrongKind { path: norm(path), expected: "an array" }),
+            None => Err(StoreError::NotFound { path: norm(path) }),
         }
     }
 
     fn with_location<R>(&self, path: &str, f: impl FnOnce(&Location) -> Result<R>) -> Result<R> {
-        let p = norm_path(path);
-        match self.kind_of(&p)? {
-            Some(NodeKind::Group) => {
-                let g = self.group(&p)?;
-                f(&g)
-            }
-            Some(NodeKind::Array) => {
-                let d = self.dataset(&p)?;
-                f(&d)
-            }
-            None => Err(StoreError::NotFound { path: p }),
+        match self.resolve(path)? {
+            Some(links::Node::Group(g)) => f(&g),
+            Some(links::Node::Dataset(d)) => f(&d),
+            None => Err(StoreError::NotFound { path: norm(path) }),
         }
     }
+}
+
+fn norm(path: &str) -> String {
+    adcat_store::norm_path(path)
 }
 
 pub(crate) fn dtype_of(path: &str, td: &TypeDescriptor) -> Result<DType> {
@@ -475,11 +468,12 @@ impl Store for Hdf5Store {
         let g = self.group(path)?;
         let mut names = g.member_names().map_err(|e| err(path, e))?;
         names.sort();
+        check_names(path, &names)?;
         Ok(names)
     }
 
     fn create_group(&self, path: &str) -> Result<()> {
-        let p = norm_path(path);
+        let p = checked_path(path)?;
         self.check_writable(&p)?;
         match self.kind_of(&p)? {
             Some(NodeKind::Group) => Ok(()),
@@ -489,7 +483,7 @@ impl Store for Hdf5Store {
     }
 
     fn delete(&self, path: &str) -> Result<()> {
-        let p = norm_path(path);
+        let p = checked_path(path)?;
         self.check_writable(&p)?;
         if self.kind_of(&p)?.is_none() {
             return Err(StoreError::NotFound { path: p });
@@ -498,7 +492,7 @@ impl Store for Hdf5Store {
     }
 
     fn attrs(&self, path: &str) -> Result<Attrs> {
-        let p = norm_path(path);
+        let p = checked_path(path)?;
         self.with_location(&p, |loc| {
             let mut out = Attrs::new();
             for name in loc.attr_names().map_err(|e| err(&p, e))? {
@@ -517,13 +511,13 @@ impl Store for Hdf5Store {
     }
 
     fn set_attrs(&self, path: &str, attrs: &Attrs) -> Result<()> {
-        let p = norm_path(path);
+        let p = checked_path(path)?;
         self.check_writable(&p)?;
         self.with_location(&p, |loc| attrs.iter().try_for_each(|(k, v)| write_attr(&p, loc, k, v)))
     }
 
     fn create_array(&self, path: &str, spec: &ArraySpec) -> Result<()> {
-        let p = norm_path(path);
+        let p = checked_path(path)?;
         self.check_writable(&p)?;
         if self.kind_of(&p)?.is_some() {
             return Err(StoreError::Exists { path: p });
@@ -574,7 +568,7 @@ impl Store for Hdf5Store {
     }
 
     fn array_meta(&self, path: &str) -> Result<ArrayMeta> {
-        let p = norm_path(path);
+        let p = checked_path(path)?;
         let ds = self.dataset(&p)?;
         let td = ds.dtype().and_then(|t| t.to_descriptor()).map_err(|e| err(&p, e))?;
         let dtype = dtype_of(&p, &td)?;
@@ -592,7 +586,7 @@ impl Store for Hdf5Store {
     }
 
     fn read(&self, path: &str, start: &[u64], shape: &[u64]) -> Result<ArrayData> {
-        let p = norm_path(path);
+        let p = checked_path(path)?;
         let ds = self.dataset(&p)?;
         let meta = self.array_meta(&p)?;
         if meta.null {
@@ -661,7 +655,7 @@ impl Store for Hdf5Store {
     }
 
     fn resize(&self, path: &str, shape: &[u64]) -> Result<()> {
-        let p = norm_path(path);
+        let p = checked_path(path)?;
         self.check_writable(&p)?;
         let ds = self.dataset(&p)?;
         let s: Vec<usize> = shape.iter().map(|&d| d as usize).collect();
@@ -673,14 +667,14 @@ impl Store for Hdf5Store {
     }
 
     fn is_record(&self, path: &str) -> Result<bool> {
-        let p = norm_path(path);
+        let p = checked_path(path)?;
         let ds = self.dataset(&p)?;
         let td = ds.dtype().and_then(|t| t.to_descriptor()).map_err(|e| err(&p, e))?;
         Ok(matches!(td, TypeDescriptor::Compound(_)) && dtype_of(&p, &td).is_err())
     }
 
     fn read_record(&self, path: &str) -> Result<Vec<(String, ArrayData)>> {
-        let p = norm_path(path);
+        let p = checked_path(path)?;
         let ds = self.dataset(&p)?;
         match ds.dtype().and_then(|t| t.to_descriptor()).map_err(|e| err(&p, e))? {
             TypeDescriptor::Compound(ct) => record::read(&ds, &p, &ct),
@@ -689,7 +683,7 @@ impl Store for Hdf5Store {
     }
 
     fn create_record(&self, path: &str, fields: &[(String, ArrayData)], _compression: &Compression) -> Result<()> {
-        let p = norm_path(path);
+        let p = checked_path(path)?;
         self.check_writable(&p)?;
         if self.kind_of(&p)?.is_some() {
             return Err(StoreError::Exists { path: p });

@@ -74,6 +74,42 @@ pub enum StoreError {
         /// Element path.
         path: String,
     },
+    /// An element name that cannot be stored safely (`..`, `.`, empty, or holding `/`,
+    /// `\\`, NUL or a control character): names are data, never paths.
+    #[error("{path}: element name {name:?} is not allowed ({reason}); rename it in the source, e.g. with anndata")]
+    InvalidName {
+        /// Path of the group holding the name.
+        path: String,
+        /// The offending name, as found.
+        name: String,
+        /// Why it is refused.
+        reason: &'static str,
+    },
+    /// An array whose chunks are too large to decode within the memory budget.
+    #[error("{path}: {reason}")]
+    ChunkTooLarge {
+        /// Element path.
+        path: String,
+        /// Sizes and the setting to raise.
+        reason: String,
+    },
+    /// An element nested deeper than [`crate::MAX_DEPTH`] levels (or a link cycle).
+    #[error("{path}: elements are nested more than {max} levels deep (or HDF5 links form a cycle); adcat refuses such trees (anndata itself cannot read beyond about 250 levels)")]
+    TooDeep {
+        /// The first components of the element path.
+        path: String,
+        /// The limit.
+        max: usize,
+    },
+    /// An element whose data lives outside the store (an HDF5 external link, virtual
+    /// dataset or external raw storage), refused unless the caller allowed it.
+    #[error("{path}: is {what}; data outside the file you named is not read unless you allow it (adcat: --follow-external-links)")]
+    ExternalData {
+        /// Element path.
+        path: String,
+        /// What the element is and where it points.
+        what: String,
+    },
     /// An error reported by the backend library (HDF5, zarrs) or the OS.
     #[error("{path}: {message}")]
     Backend {
@@ -102,6 +138,10 @@ impl StoreError {
             | StoreError::OutOfBounds { path, .. }
             | StoreError::InvalidMetadata { path, .. }
             | StoreError::ReadOnly { path }
+            | StoreError::InvalidName { path, .. }
+            | StoreError::ExternalData { path, .. }
+            | StoreError::TooDeep { path, .. }
+            | StoreError::ChunkTooLarge { path, .. }
             | StoreError::Backend { path, .. } => path,
         }
     }

@@ -11,6 +11,7 @@
 
 mod array;
 mod attr;
+pub mod bounded;
 mod dtype;
 mod error;
 #[cfg(feature = "testkit")]
@@ -18,6 +19,7 @@ pub mod testkit;
 
 pub use array::{ArrayData, Complex32, Complex64, Element, Numeric};
 pub use attr::{AttrValue, Attrs};
+pub use bounded::Bounded;
 pub use dtype::{DType, ALL_DTYPES};
 pub use error::{Result, StoreError};
 pub use ndarray;
@@ -182,6 +184,70 @@ impl ArrayMeta {
 /// Normalise a path: no leading/trailing `/`, no empty components.
 pub fn norm_path(path: &str) -> String {
     path.split('/').filter(|s| !s.is_empty()).collect::<Vec<_>>().join("/")
+}
+
+/// Why `name` cannot be an element name, or `None` when it can.
+///
+/// Element names become file and directory names in zarr stores and keys in consolidated
+/// metadata, so a name must stay one path component everywhere: `.` and `..` would
+/// address the store's own or its parent directory, `/` and `\` separate components
+/// (on some platforms), and NUL or control characters are cut or misread by file systems
+/// and terminals.
+pub fn invalid_name_reason(name: &str) -> Option<&'static str> {
+    if name.is_empty() {
+        Some("empty names cannot be stored")
+    } else if name == "." || name == ".." {
+        Some("'.' and '..' address directories, not elements")
+    } else if name.contains('/') || name.contains('\\') {
+        Some("'/' and '\\' separate path components")
+    } else if name.chars().any(char::is_control) {
+        Some("NUL and control characters cannot be stored in names")
+    } else {
+        None
+    }
+}
+
+/// The deepest element path a store accepts, in components below the root.
+///
+/// anndata 0.13.4 itself cannot read `uns` dicts nested more than about 250 levels
+/// (Python's recursion limit); refusing paths deeper than this keeps every tree walk's
+/// time linear in the number of nodes and its stack bounded, and stops link cycles.
+pub const MAX_DEPTH: usize = 512;
+
+/// Normalise `path` (as [`norm_path`]) and check that every component is a valid name
+/// and that it is at most [`MAX_DEPTH`] deep.
+///
+/// Backends call this on every path they are given, so no element name can make a store
+/// read or write outside itself.
+pub fn checked_path(path: &str) -> Result<String> {
+    let p = norm_path(path);
+    if p.is_empty() {
+        return Ok(p);
+    }
+    if p.split('/').nth(MAX_DEPTH).is_some() {
+        let shown: String = p.split('/').take(6).collect::<Vec<_>>().join("/");
+        return Err(StoreError::TooDeep { path: format!("{shown}/..."), max: MAX_DEPTH });
+    }
+    let mut offset = 0;
+    for c in p.split('/') {
+        if let Some(reason) = invalid_name_reason(c) {
+            let parent = if offset == 0 { "/".to_owned() } else { p[..offset - 1].to_owned() };
+            return Err(StoreError::InvalidName { path: parent, name: c.to_owned(), reason });
+        }
+        offset += c.len() + 1;
+    }
+    Ok(p)
+}
+
+/// Check the names a backend listed under `path` (see [`invalid_name_reason`]).
+pub fn check_names(path: &str, names: &[String]) -> Result<()> {
+    for n in names {
+        if let Some(reason) = invalid_name_reason(n) {
+            let parent = norm_path(path);
+            return Err(StoreError::InvalidName { path: if parent.is_empty() { "/".into() } else { parent }, name: n.clone(), reason });
+        }
+    }
+    Ok(())
 }
 
 /// Join a parent path and a child name.

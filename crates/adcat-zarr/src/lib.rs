@@ -13,7 +13,7 @@ mod meta;
 mod record;
 
 use adcat_store::{
-    Compression, check_box, norm_path, numeric_for_dtype, parent_path, with_numeric, ArrayData, ArrayMeta, ArraySpec, Attrs,
+    Compression, check_box, check_names, checked_path, norm_path, numeric_for_dtype, parent_path, with_numeric, ArrayData, ArrayMeta, ArraySpec, Attrs,
     Element, NodeKind, Result, Store, StoreError, StoreKind,
 };
 use meta::{attrs_from_json, attrs_to_json, NodeMeta};
@@ -117,7 +117,9 @@ impl ZarrStore {
                 }
                 nodes.insert(String::new(), NodeMeta::from_v3("", root)?);
                 for (k, doc) in consolidated.unwrap_or_default() {
-                    let p = norm_path(&k);
+                    // Keys are element paths: a `..` in one must not address files
+                    // outside the store.
+                    let p = checked_path(&k)?;
                     nodes.insert(p.clone(), NodeMeta::from_v3(&p, doc)?);
                 }
             }
@@ -129,7 +131,7 @@ impl ZarrStore {
                             Some(i) => (k[..i].to_owned(), &k[i + 1..]),
                             None => (String::new(), k.as_str()),
                         };
-                        let e = docs.entry(norm_path(&dir)).or_default();
+                        let e = docs.entry(checked_path(&dir)?).or_default();
                         match file {
                             ".zgroup" => e.0 = Some(doc),
                             ".zarray" => e.1 = Some(doc),
@@ -364,7 +366,7 @@ impl Store for ZarrStore {
     }
 
     fn node_kind(&self, path: &str) -> Result<Option<NodeKind>> {
-        let p = norm_path(path);
+        let p = checked_path(path)?;
         // A node only exists if its parent chain does; this also keeps the lookup from
         // reading metadata under arrays.
         if !p.is_empty() && self.node_kind(&parent_path(&p))? != Some(NodeKind::Group) {
@@ -374,14 +376,18 @@ impl Store for ZarrStore {
     }
 
     fn list(&self, path: &str) -> Result<Vec<String>> {
-        let p = norm_path(path);
+        let p = checked_path(path)?;
         self.require(&p, NodeKind::Group)?;
         if self.complete {
             let nodes = self.nodes_lock();
+            // Children sort right after their parent: scan only its descendants.
+            let prefix = if p.is_empty() { String::new() } else { format!("{p}/") };
             let mut out: Vec<String> = nodes
-                .keys()
-                .filter(|k| !k.is_empty() && parent_path(k) == p)
-                .map(|k| k.rsplit('/').next().unwrap_or(k).to_owned())
+                .range(prefix.clone()..)
+                .map(|(k, _)| k)
+                .take_while(|k| k.starts_with(&prefix))
+                .filter(|k| k.len() > prefix.len() && !k[prefix.len()..].contains('/'))
+                .map(|k| k[prefix.len()..].to_owned())
                 .collect();
             out.sort();
             return Ok(out);
@@ -391,6 +397,7 @@ impl Store for ZarrStore {
         let mut out = vec![];
         for sub in listing.prefixes() {
             let child = norm_path(sub.as_str());
+            check_names(&p, &[child.rsplit('/').next().unwrap_or(&child).to_owned()])?;
             if self.node(&child)?.is_some() {
                 out.push(child.rsplit('/').next().unwrap_or(&child).to_owned());
             }
@@ -400,7 +407,7 @@ impl Store for ZarrStore {
     }
 
     fn create_group(&self, path: &str) -> Result<()> {
-        let p = norm_path(path);
+        let p = checked_path(path)?;
         self.check_writable(&p)?;
         match self.node(&p)? {
             Some(n) if n.kind == NodeKind::Group => return Ok(()),
@@ -415,7 +422,7 @@ impl Store for ZarrStore {
     }
 
     fn delete(&self, path: &str) -> Result<()> {
-        let p = norm_path(path);
+        let p = checked_path(path)?;
         self.check_writable(&p)?;
         if p.is_empty() || self.node_kind(&p)?.is_none() {
             return Err(StoreError::NotFound { path: p });
@@ -429,7 +436,7 @@ impl Store for ZarrStore {
     }
 
     fn attrs(&self, path: &str) -> Result<Attrs> {
-        let p = norm_path(path);
+        let p = checked_path(path)?;
         match self.node(&p)? {
             Some(n) => Ok(attrs_from_json(&n.attrs)),
             None => Err(StoreError::NotFound { path: p }),
@@ -437,7 +444,7 @@ impl Store for ZarrStore {
     }
 
     fn set_attrs(&self, path: &str, attrs: &Attrs) -> Result<()> {
-        let p = norm_path(path);
+        let p = checked_path(path)?;
         self.check_writable(&p)?;
         let mut n = self.node(&p)?.ok_or_else(|| StoreError::NotFound { path: p.clone() })?;
         for (k, v) in attrs_to_json(attrs) {
@@ -449,7 +456,7 @@ impl Store for ZarrStore {
     }
 
     fn create_array(&self, path: &str, spec: &ArraySpec) -> Result<()> {
-        let p = norm_path(path);
+        let p = checked_path(path)?;
         self.check_writable(&p)?;
         self.check_parent(&p)?;
         let doc = match self.version {
@@ -470,13 +477,13 @@ impl Store for ZarrStore {
     }
 
     fn array_meta(&self, path: &str) -> Result<ArrayMeta> {
-        let p = norm_path(path);
+        let p = checked_path(path)?;
         let n = self.require(&p, NodeKind::Array)?;
         meta::parse_array_meta(self.version, &p, &n.doc)
     }
 
     fn read(&self, path: &str, start: &[u64], shape: &[u64]) -> Result<ArrayData> {
-        let p = norm_path(path);
+        let p = checked_path(path)?;
         let (a, meta) = self.array(&p)?;
         check_box(&p, &meta.shape, start, shape)?;
         if shape.contains(&0) {
@@ -494,7 +501,7 @@ impl Store for ZarrStore {
     }
 
     fn write(&self, path: &str, start: &[u64], data: &ArrayData) -> Result<()> {
-        let p = norm_path(path);
+        let p = checked_path(path)?;
         self.check_writable(&p)?;
         let (a, meta) = self.array(&p)?;
         if meta.dtype != data.dtype() {
@@ -509,7 +516,7 @@ impl Store for ZarrStore {
     }
 
     fn write_rows_range(&self, path: &str, start: u64, data: &ArrayData, rows: std::ops::Range<usize>) -> Result<()> {
-        let p = norm_path(path);
+        let p = checked_path(path)?;
         self.check_writable(&p)?;
         let (a, meta) = self.array(&p)?;
         if meta.dtype != data.dtype() {
@@ -532,7 +539,7 @@ impl Store for ZarrStore {
     }
 
     fn resize(&self, path: &str, shape: &[u64]) -> Result<()> {
-        let p = norm_path(path);
+        let p = checked_path(path)?;
         self.check_writable(&p)?;
         let mut n = self.require(&p, NodeKind::Array)?;
         let old = meta::parse_array_meta(self.version, &p, &n.doc)?;
@@ -547,7 +554,7 @@ impl Store for ZarrStore {
     }
 
     fn stored_bytes(&self, path: &str) -> Result<Option<u64>> {
-        let p = norm_path(path);
+        let p = checked_path(path)?;
         self.require(&p, NodeKind::Array)?;
         // Chunks, shards and the array's own metadata document, on any listable storage.
         let prefix = StorePrefix::new(format!("{p}/")).map_err(|e| err(&p, e))?;
@@ -555,13 +562,13 @@ impl Store for ZarrStore {
     }
 
     fn is_record(&self, path: &str) -> Result<bool> {
-        let p = norm_path(path);
+        let p = checked_path(path)?;
         let n = self.require(&p, NodeKind::Array)?;
         Ok(meta::record_fields(self.version, &p, &n.doc)?.is_some())
     }
 
     fn read_record(&self, path: &str) -> Result<Vec<(String, ArrayData)>> {
-        let p = norm_path(path);
+        let p = checked_path(path)?;
         let n = self.require(&p, NodeKind::Array)?;
         let fields = meta::record_fields(self.version, &p, &n.doc)?
             .ok_or_else(|| StoreError::UnsupportedDType { path: p.clone(), found: "not a record array".into() })?;
@@ -577,7 +584,7 @@ impl Store for ZarrStore {
     }
 
     fn create_record(&self, path: &str, fields: &[(String, ArrayData)], compression: &Compression) -> Result<()> {
-        let p = norm_path(path);
+        let p = checked_path(path)?;
         self.check_writable(&p)?;
         self.check_parent(&p)?;
         let (kinds, n, raw) = record::pack(&p, fields)?;
