@@ -58,3 +58,31 @@ def test_legacy_h5ad_converts(run_adcat, tmp_path, out):
     with warnings.catch_warnings():
         warnings.simplefilter("error", ad.OldFormatWarning)
         read(tmp_path / out)
+
+
+@pytest.mark.parametrize("join", ["inner", "outer"])
+def test_legacy_categoricals_concatenate_with_modern_ones(run_adcat, tmp_path, join):
+    """dataframe 0.1.0 categoricals (codes + `__categories`) unify with modern
+    `categorical` columns as anndata.concat unifies them."""
+    import pandas as pd
+
+    legacy = tmp_path / "legacy.h5ad"
+    write_legacy(legacy)
+    modern = ad.AnnData(np.ones((2, 2), dtype=np.float32))
+    modern.obs_names = ["m0", "m1"]
+    modern.var_names = ["g0", "g1"]
+    modern.obs["ct"] = pd.Categorical(["y", "z"])
+    modern.obs["n"] = [7, 8]
+    modern_path = tmp_path / "modern.zarr"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        modern.write_zarr(modern_path)
+    out = tmp_path / "out.h5ad"
+    run_adcat("concat", legacy, modern_path, "-o", out, "--join", join, "--label", "batch")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = ad.concat([ad.read_h5ad(legacy), ad.read_zarr(modern_path)], join=join, label="batch")
+        roundtrip_path = tmp_path / "expected.h5ad"
+        expected.write_h5ad(roundtrip_path)
+        assert_equal(ad.read_h5ad(roundtrip_path), read(out), exact=False)
+    assert list(read(out).obs["ct"].cat.categories) == ["x", "y", "z"]

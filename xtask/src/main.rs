@@ -77,6 +77,21 @@ fn ensure_hdf5() -> Result<()> {
     )
 }
 
+/// `/usr/bin/time` measures the peak RSS of adcat in the hostile-input tests (Debian: time).
+fn ensure_time() -> Result<()> {
+    if Path::new("/usr/bin/time").exists() {
+        return Ok(());
+    }
+    let is_root = Command::new("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0").unwrap_or(false);
+    if is_root && have("apt-get", &["--version"]) {
+        eprintln!("xtask: /usr/bin/time not found; installing the Debian package 'time'");
+        run(Command::new("apt-get").args(["update", "-qq"]).env("DEBIAN_FRONTEND", "noninteractive"))?;
+        run(Command::new("apt-get").args(["install", "-y", "-qq", "--no-install-recommends", "time"]).env("DEBIAN_FRONTEND", "noninteractive"))?;
+        return Ok(());
+    }
+    bail!("/usr/bin/time is missing (the tests measure peak memory with it). Install it with:\n    sudo apt-get install time")
+}
+
 fn python_ok(p: &str) -> bool {
     have(p, &["-c", "import sys; sys.exit(0 if sys.version_info >= (3, 12) else 1)"])
 }
@@ -153,6 +168,7 @@ fn conformance(vpy: &Path) -> Result<()> {
 
 fn test() -> Result<()> {
     ensure_hdf5()?;
+    ensure_time()?;
     let vpy = ensure_venv()?;
     run(cargo().args(["build", "--workspace", "--all-targets", "--locked"]))?;
     if have("cargo-nextest", &["--version"]) {

@@ -35,6 +35,22 @@ pub enum ColKind {
     NStr(String),
 }
 
+impl std::fmt::Display for ColKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ColKind::Num(d) => write!(f, "{d}"),
+            ColKind::Str => f.write_str("string"),
+            ColKind::Cat { categories, ordered } => {
+                let o = if *ordered { "ordered " } else { "" };
+                write!(f, "{o}categorical of {} {} categories", categories.len(), categories.dtype())
+            }
+            ColKind::NInt(d) => write!(f, "nullable {d}"),
+            ColKind::NBool => f.write_str("nullable bool"),
+            ColKind::NStr(_) => f.write_str("nullable string"),
+        }
+    }
+}
+
 /// Inspect the column element at `path`.
 pub fn col_kind(store: &dyn Store, path: &str) -> Result<ColKind> {
     let det = detect(store, path)?;
@@ -68,6 +84,9 @@ pub enum OutCol {
     NBool,
     /// `nullable-string-array` with this na-value.
     Str(String),
+    /// `string-array`: pandas' object column of strings (categoricals that cannot be
+    /// unified), as anndata writes it. Missing values cannot be stored in it.
+    Obj,
     /// `categorical` with the unified categories; per input: old code -> new code.
     Cat {
         /// Unified categories.
@@ -97,7 +116,10 @@ pub fn unify(name: &str, kinds: &[Option<ColKind>], inserts: &[bool]) -> Result<
     // a zero-row input lacking the column inserts none).
     let has_missing = present.len() < kinds.len();
     let has_holes = kinds.iter().zip(inserts).any(|(k, &ins)| k.is_none() && ins);
-    let bad = || ConcatError::unsupported(name, format!("cannot combine column types {present:?}"));
+    let bad = || {
+        let types: Vec<String> = present.iter().map(|k| k.to_string()).collect();
+        ConcatError::unsupported(name, format!("cannot combine columns of types {} (as anndata.concat cannot; convert them to one type first)", types.join(", ")))
+    };
     if present.iter().any(|k| matches!(k, ColKind::Cat { .. })) {
         if !present.iter().all(|k| matches!(k, ColKind::Cat { .. })) {
             // pandas falls back to object; adcat writes strings when every part is text.
@@ -148,8 +170,10 @@ pub fn unify(name: &str, kinds: &[Option<ColKind>], inserts: &[bool]) -> Result<
             let first = with.first().map(|(c, _)| cat_labels(c)).unwrap_or_default();
             let same = !with.is_empty() && with.iter().all(|(c, o)| *o && cat_labels(c) == first) && first.len() == union.len();
             if !same {
-                // pandas gives object: write the labels as strings.
-                return Ok(OutCol::Str("NaN".into()));
+                // pandas gives object, which anndata writes as a string-array; with
+                // missing rows (NaN in the object column) anndata cannot write it at all,
+                // so adcat keeps them as a nullable string column.
+                return Ok(if has_holes { OutCol::Str("NaN".into()) } else { OutCol::Obj });
             }
             (with[0].0.clone(), true)
         };
@@ -233,6 +257,11 @@ impl ColWriter {
                 store.set_attrs(path, &Encoding::Array.attrs())?;
                 ColWriter { out, values, mask: None }
             }
+            OutCol::Obj => {
+                let values = app(path, DType::String)?;
+                store.set_attrs(path, &Encoding::StringArray.attrs())?;
+                ColWriter { out, values, mask: None }
+            }
             OutCol::NInt(_) | OutCol::NBool | OutCol::Str(_) => {
                 let (enc, d) = match &out {
                     OutCol::NInt(d) => (Encoding::NullableInteger, *d),
@@ -270,7 +299,7 @@ impl ColWriter {
         match &self.out {
             OutCol::Num(d) | OutCol::NInt(d) => *d,
             OutCol::NBool => DType::Bool,
-            OutCol::Str(_) => DType::String,
+            OutCol::Str(_) | OutCol::Obj => DType::String,
             OutCol::Cat { categories, .. } => codes_dtype(categories.len()),
         }
     }
@@ -532,7 +561,7 @@ pub fn concat_frames(
             .map(|f| if f.columns.contains(name) { col_kind(f.store, &join_path(&f.path, name)).map(Some).map_err(|e| at_input(f.store, e)) } else { Ok(None) })
             .collect::<Result<_>>()?;
         let inserts: Vec<bool> = frames.iter().map(|f| f.n > 0 || !f.columns.is_empty()).collect();
-        let oc = unify(name, &kinds, &inserts)?;
+        let oc = unify(&join_path(out_path, name), &kinds, &inserts)?;
         let mut w = ColWriter::create(out, &join_path(out_path, name), oc, total, opts)?;
         if dry {
             continue;

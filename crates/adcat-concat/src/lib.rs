@@ -218,6 +218,10 @@ fn inputs_for<'a>(stores: &[&'a dyn Store], ax_df: &str, off_df: &str) -> Result
 
 /// Concatenate `inputs` into the empty store `out`.
 pub fn concat(inputs: &[&dyn Store], out: &dyn Store, opts: &ConcatOptions, progress: &dyn Progress) -> Result<Report> {
+    // Legacy layouts (anndata < 0.8) are read as anndata reads them.
+    let views: Vec<adcat_format::LegacyView<'_>> = inputs.iter().map(|s| adcat_format::LegacyView::new(*s)).collect();
+    let inputs: Vec<&dyn Store> = views.iter().map(|v| v as &dyn Store).collect();
+    let inputs = inputs.as_slice();
     if inputs.is_empty() {
         return Err(ConcatError::Options("no objects to concatenate".into()));
     }
@@ -710,7 +714,8 @@ fn concat_axis_mapping(
             continue;
         }
         if present.iter().any(|e| !matches!(e, Encoding::Array | Encoding::Csr | Encoding::Csc)) {
-            return Err(ConcatError::unsupported(&p, format!("cannot concatenate elements of encodings {present:?}")));
+            let names: Vec<String> = present.iter().map(|e| e.to_string()).collect();
+            return Err(ConcatError::unsupported(&p, format!("cannot concatenate elements of encodings {}", names.join(", "))));
         }
         let srcs: Vec<Option<MatSource<'_>>> = ins
             .iter()

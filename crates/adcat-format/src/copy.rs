@@ -35,6 +35,9 @@ struct Ctx<'a> {
 
 /// Convert the AnnData store `src` into the empty store `dst`, element by element.
 pub fn convert(src: &dyn Store, dst: &dyn Store, opts: &WriteOptions, progress: &dyn Progress) -> Result<()> {
+    // Legacy layouts are read as anndata reads them, and written in current encodings.
+    let view = crate::legacy::LegacyView::new(src);
+    let src: &dyn Store = &view;
     let root = detect(src, "")?;
     if root.encoding != Encoding::AnnData {
         return Err(FormatError::invalid("", format!("not an AnnData store (root encoding is {})", root.encoding)));
@@ -104,7 +107,6 @@ fn copy_element(ctx: &Ctx<'_>, sp: &str, dp: &str) -> Result<()> {
             write_null(ctx.dst, dp)?;
             copy_attrs(ctx, sp, dp, None)
         }
-        Encoding::DataFrameLegacy => convert_legacy_dataframe(ctx, sp, dp),
         Encoding::Csr | Encoding::Csc => copy_sparse(ctx, sp, dp, det.encoding, det.inferred),
         Encoding::RecArray => {
             // Record arrays are small (e.g. rank_genes_groups): moved whole.
@@ -175,41 +177,6 @@ fn copy_sparse(ctx: &Ctx<'_>, sp: &str, dp: &str, enc: Encoding, inferred: bool)
         let (s, d) = (join_path(sp, part), join_path(dp, part));
         copy_array(ctx, &s, &d, Purpose::SparsePart)?;
         copy_attrs(ctx, &s, &d, None)?;
-    }
-    Ok(())
-}
-
-/// dataframe 0.1.0 (anndata < 0.8): categorical columns are integer codes whose
-/// categories live in `__categories/<column>`. Written back as dataframe 0.2.0.
-fn convert_legacy_dataframe(ctx: &Ctx<'_>, sp: &str, dp: &str) -> Result<()> {
-    let src = ctx.src;
-    let mut attrs = src.attrs(sp)?;
-    attrs.extend(Encoding::DataFrame.attrs());
-    attrs.retain(|_, v| *v != AttrValue::Null);
-    ctx.dst.create_group(dp)?;
-    ctx.dst.set_attrs(dp, &attrs)?;
-    let cats = join_path(sp, "__categories");
-    for child in src.list(sp)? {
-        if child == "__categories" {
-            continue;
-        }
-        let (s, d) = (join_path(sp, &child), join_path(dp, &child));
-        let cat_path = join_path(&cats, &child);
-        if src.node_kind(&s)? == Some(NodeKind::Array) && src.node_kind(&cat_path)? == Some(NodeKind::Array) {
-            ctx.dst.create_group(&d)?;
-            let mut a = Encoding::Categorical.attrs();
-            let ordered = src.attr(&cat_path, "ordered")?.and_then(|v| v.as_bool()).unwrap_or(false);
-            a.insert("ordered".into(), AttrValue::Bool(ordered));
-            ctx.dst.set_attrs(&d, &a)?;
-            let (codes, categories) = (join_path(&d, "codes"), join_path(&d, "categories"));
-            copy_array(ctx, &s, &codes, Purpose::Dense)?;
-            ctx.dst.set_attrs(&codes, &Encoding::Array.attrs())?;
-            copy_array(ctx, &cat_path, &categories, Purpose::Dense)?;
-            let enc = if src.array_meta(&cat_path)?.dtype == DType::String { Encoding::StringArray } else { Encoding::Array };
-            ctx.dst.set_attrs(&categories, &enc.attrs())?;
-        } else {
-            copy_element(ctx, &s, &d)?;
-        }
     }
     Ok(())
 }

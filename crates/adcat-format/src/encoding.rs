@@ -144,6 +144,8 @@ pub fn detect(store: &dyn Store, path: &str) -> Result<Detected> {
                     Encoding::Dict
                 }
             }
+            // Compound arrays without attributes: rec-arrays of anndata < 0.8.
+            NodeKind::Array if store.is_record(path)? => Encoding::RecArray,
             NodeKind::Array => {
                 let meta = store.array_meta(path)?;
                 match (meta.dtype == adcat_store::DType::String, meta.shape.is_empty()) {

@@ -7,7 +7,8 @@
 //! * [`convert`]: stream a whole store into another backend, element by element;
 //! * [`frame`], [`sparse`]: typed dataframes, columns and sparse matrices;
 //! * [`inspect`]: the element tree with encodings, shapes, dtypes and storage layout;
-//! * [`layout`]: chunk/shard/codec choices and memory-bounded block sizes.
+//! * [`layout`]: chunk/shard/codec choices and memory-bounded block sizes;
+//! * [`legacy`]: files of anndata < 0.8 shown in the current encodings.
 
 pub mod copy;
 pub mod encoding;
@@ -15,6 +16,7 @@ mod error;
 pub mod frame;
 pub mod inspect;
 pub mod layout;
+pub mod legacy;
 pub mod sparse;
 pub mod stream;
 pub mod validate;
@@ -23,6 +25,7 @@ pub use copy::{convert, NoProgress, Progress};
 pub use encoding::{detect, Encoding};
 pub use error::{FormatError, Result};
 pub use layout::WriteOptions;
+pub use legacy::LegacyView;
 
 use adcat_store::Store;
 

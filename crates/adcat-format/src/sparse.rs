@@ -52,7 +52,7 @@ impl SparseMeta {
         {
             Some("csr_matrix") | Some("csr") => SparseFormat::Csr,
             Some("csc_matrix") | Some("csc") => SparseFormat::Csc,
-            other => return Err(FormatError::invalid(path, format!("not a sparse matrix (encoding {other:?})"))),
+            other => return Err(FormatError::invalid(path, format!("not a sparse matrix (encoding {})", other.unwrap_or("missing")))),
         };
         let shape = attrs
             .get("shape")

@@ -491,6 +491,18 @@ impl Store for ZarrStore {
         }
         let sub = ArraySubset::new_with_start_shape(start.to_vec(), shape.to_vec()).map_err(|e| err(&p, e))?;
         let e = |x: zarrs::array::ArrayError| err(&p, x);
+        let doc = self.require(&p, NodeKind::Array)?.doc;
+        if let Some(kind) = meta::fixed_string_kind(self.version, &doc) {
+            // Read as raw records of one string field and decoded here.
+            let raw_array = self.record_array(&p, &doc, kind.size())?;
+            let bytes: zarrs::array::ArrayBytes<'static> = raw_array.retrieve_array_subset(&sub).map_err(e)?;
+            let raw = bytes.into_fixed().map_err(|x| err(&p, x))?;
+            let n: u64 = shape.iter().product();
+            let fields = record::unpack(&raw, n as usize, &[(String::new(), kind)]);
+            let strings = fields.into_iter().next().and_then(|(_, a)| a.as_strings().map(|v| v.iter().cloned().collect::<Vec<_>>())).unwrap_or_default();
+            let dims: Vec<usize> = shape.iter().map(|&d| d as usize).collect();
+            return ArrayD::from_shape_vec(dims, strings).map(ArrayData::String).map_err(|x| err(&p, x));
+        }
         numeric_for_dtype!(meta.dtype, T => {
             let v: ArrayD<T> = a.retrieve_array_subset(&sub).map_err(e)?;
             Ok(T::wrap(v))

@@ -247,6 +247,33 @@ fn dtype_v3(path: &str, v: Option<&Value>) -> Result<DType> {
     })
 }
 
+/// The element kind of a plain (non-record) array of fixed-length strings: numpy `U<n>`
+/// (zarr v2 `<U<n>`, v3 `fixed_length_utf32`) or `S<n>` (v2 `|S<n>`). anndata < 0.8 and
+/// zarr-python wrote such arrays; they are read as strings.
+pub(crate) fn fixed_string_kind(version: ZarrVersion, doc: &Map<String, Value>) -> Option<FieldKind> {
+    match version {
+        ZarrVersion::V2 => {
+            let s = doc.get("dtype")?.as_str()?;
+            if s.starts_with('>') {
+                return None;
+            }
+            let code = s.trim_start_matches(['<', '|', '=']);
+            if let Some(n) = code.strip_prefix('U') {
+                n.parse().ok().map(FieldKind::Utf32)
+            } else {
+                code.strip_prefix('S')?.parse().ok().map(FieldKind::Bytes)
+            }
+        }
+        ZarrVersion::V3 => {
+            let dt = doc.get("data_type")?.as_object()?;
+            (dt.get("name")?.as_str()? == "fixed_length_utf32")
+                .then(|| dt.get("configuration").and_then(|c| c.get("length_bytes")).and_then(Value::as_u64))
+                .flatten()
+                .map(|b| FieldKind::Utf32(b as usize / 4))
+        }
+    }
+}
+
 fn dtype_v2(path: &str, doc: &Map<String, Value>) -> Result<DType> {
     let s = doc.get("dtype").and_then(Value::as_str).ok_or_else(|| StoreError::UnsupportedDType {
         path: path.to_owned(),
@@ -283,9 +310,10 @@ fn dtype_v2(path: &str, doc: &Map<String, Value>) -> Result<DType> {
 
 pub(crate) fn parse_array_meta(version: ZarrVersion, path: &str, doc: &Map<String, Value>) -> Result<ArrayMeta> {
     let shape = u64_list(path, doc.get("shape"), "shape")?;
+    let fixed_string = fixed_string_kind(version, doc).is_some();
     match version {
         ZarrVersion::V3 => {
-            let dtype = dtype_v3(path, doc.get("data_type"))?;
+            let dtype = if fixed_string { DType::String } else { dtype_v3(path, doc.get("data_type"))? };
             let grid = u64_list(path, doc.get("chunk_grid").and_then(|g| g.pointer("/configuration/chunk_shape")), "chunk_grid.configuration.chunk_shape")?;
             let codecs = doc.get("codecs").and_then(Value::as_array).cloned().unwrap_or_default();
             let sharding = codecs.iter().find(|c| c.get("name").and_then(Value::as_str) == Some("sharding_indexed"));
@@ -311,7 +339,7 @@ pub(crate) fn parse_array_meta(version: ZarrVersion, path: &str, doc: &Map<Strin
             Ok(ArrayMeta { dtype, shape, chunks: Some(chunks), shards, compression, filters, null: false })
         }
         ZarrVersion::V2 => {
-            let dtype = dtype_v2(path, doc)?;
+            let dtype = if fixed_string { DType::String } else { dtype_v2(path, doc)? };
             let chunks = u64_list(path, doc.get("chunks"), "chunks")?;
             let compression = doc.get("compressor").map(compression_v2).unwrap_or(Compression::None);
             let filters = doc
