@@ -21,6 +21,7 @@ import anndata as ad
 import pytest
 from anndata.tests.helpers import assert_equal
 
+import oracle
 from test_concat import read, write
 
 REPO = Path(__file__).resolve().parents[2]
@@ -61,11 +62,44 @@ def archives() -> Path:
     return archives_root()
 
 
-H5AD_VERSIONS = ["v0.7.0", "v0.7.8", "v0.11.4", "v0.13.3"]
+SCANPY = "scanpy==1.11.5"
+
+
+@pytest.fixture(scope="session")
+def pbmc68k_reduced() -> Path:
+    """scanpy's bundled `10x_pbmc68k_reduced.h5ad` (real scanpy output of the anndata 0.5/0.6
+    era: compound obs/var/obsm, raw.X at the root, rank_genes_groups as fixed-length byte
+    string records), from scanpy's wheel."""
+    dest = CACHE / "pbmc68k_reduced.h5ad"
+    if dest.exists():
+        return dest
+    CACHE.mkdir(parents=True, exist_ok=True)
+    wheels = CACHE / "wheels"
+    cmd = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary", ":all:", SCANPY, "-d", str(wheels)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    found = sorted(wheels.glob("scanpy-*.whl"))
+    if proc.returncode != 0 or not found:
+        pytest.fail(f"cannot download scanpy's wheel for its sample h5ad: `{' '.join(cmd)}` said:\n{proc.stderr}", pytrace=False)
+    with zipfile.ZipFile(found[0]) as zf:
+        data = zf.read("scanpy/datasets/10x_pbmc68k_reduced.h5ad")
+    tmp = dest.with_suffix(".partial")
+    tmp.write_bytes(data)
+    tmp.rename(dest)
+    return dest
+
+
+H5AD_VERSIONS = ["v0.5.0", "v0.7.0", "v0.7.8", "v0.11.4", "v0.13.3"]
 #: zarr stores of anndata 0.7 hold `__categories`, a name zarrs refuses (reserved prefix
 #: in zarr v3 node paths); reading them is open work in issue 11.
 ZARR_VERSIONS = ["v0.11.4", "v0.13.3"]
 OUTPUTS = {"h5ad": ("out.h5ad", []), "zarr3": ("out.zarr", []), "zarr2": ("out.zarr", ["--zarr-format", "2"])}
+
+
+def assert_same(expected: ad.AnnData, got: ad.AnnData) -> None:
+    """Equal values (NaN equal to NaN, which `exact=True` does not allow) and equal
+    dtypes of every element."""
+    assert_equal(expected, got, exact=False)
+    assert oracle.dtype_report(got) == oracle.dtype_report(expected)
 
 
 def read_archive(p: Path) -> ad.AnnData:
@@ -80,7 +114,7 @@ def test_h5ad_archive_converts(archives, run_adcat, tmp_path, version, out):
     src = archives / version / "adata.h5ad"
     name, extra = OUTPUTS[out]
     run_adcat("convert", src, tmp_path / name, *extra)
-    assert_equal(read_archive(src), read(tmp_path / name), exact=True)
+    assert_same(read_archive(src), read(tmp_path / name))
 
 
 @pytest.mark.parametrize("out", list(OUTPUTS))
@@ -89,7 +123,7 @@ def test_zarr_archive_converts(archives, run_adcat, tmp_path, version, out):
     src = archives / version / "adata.zarr"
     name, extra = OUTPUTS[out]
     run_adcat("convert", src, tmp_path / name, *extra)
-    assert_equal(read_archive(src), read(tmp_path / name), exact=True)
+    assert_same(read_archive(src), read(tmp_path / name))
 
 
 def check_archive_concat(run_adcat, tmp_path, paths, out_fmt, **kw):
@@ -118,3 +152,18 @@ def test_legacy_and_modern_archives_concatenate(archives, run_adcat, tmp_path):
     # joins of awkward arrays are open work in issue 11).
     paths = [archives / "v0.7.8" / "adata.h5ad", archives / "v0.13.3" / "adata.h5ad", archives / "v0.11.4" / "adata.h5ad", archives / "v0.13.3" / "adata.zarr"]
     check_archive_concat(run_adcat, tmp_path, paths, "h5ad", join="inner", label="batch")
+
+
+@pytest.mark.parametrize("out", list(OUTPUTS))
+def test_scanpy_pbmc68k_reduced_converts(pbmc68k_reduced, run_adcat, tmp_path, out):
+    name, extra = OUTPUTS[out]
+    run_adcat("convert", pbmc68k_reduced, tmp_path / name, *extra)
+    assert_same(read_archive(pbmc68k_reduced), read(tmp_path / name))
+
+
+@pytest.mark.parametrize("join", ["inner", "outer"])
+def test_scanpy_file_concatenates_with_itself_and_modern_files(pbmc68k_reduced, run_adcat, tmp_path, join):
+    """The 0.5-era layout next to its own conversion to current encodings (zarr v3)."""
+    modern = tmp_path / "modern.zarr"
+    run_adcat("convert", pbmc68k_reduced, modern)
+    check_archive_concat(run_adcat, tmp_path, [pbmc68k_reduced, modern, pbmc68k_reduced], "h5ad", join=join, label="batch", index_unique="-", merge="same")

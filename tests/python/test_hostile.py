@@ -178,7 +178,7 @@ def test_consolidated_keys_cannot_leave_the_store(box, v2):
         (src / "zarr.json").write_text(json.dumps(root))
     box.snapshot()
     r = run_measured(["convert", "in.zarr", "out.h5ad"], cwd=box.work)
-    assert_clean_refusal(r, "in.zarr", "'..' and '..'".replace("'..' and '..'", ".."), "not allowed")
+    assert_clean_refusal(r, "in.zarr", '".."', "not allowed")
     box.check_untouched()
 
 

@@ -172,6 +172,22 @@ impl Store for Guarded {
         check(path)?;
         self.0.read_record(path)
     }
+    fn record_fields(&self, path: &str) -> Result<Vec<adcat_store::RecordField>> {
+        check(path)?;
+        self.0.record_fields(path)
+    }
+    fn read_field(&self, path: &str, field: &str, start: u64, end: u64) -> Result<ArrayData> {
+        check(path)?;
+        self.0.read_field(path, field, start, end)
+    }
+    fn is_fixed_ascii(&self, path: &str) -> Result<bool> {
+        check(path)?;
+        self.0.is_fixed_ascii(path)
+    }
+    fn record_len(&self, path: &str) -> Result<u64> {
+        check(path)?;
+        self.0.record_len(path)
+    }
     fn create_record(&self, path: &str, fields: &[(String, ArrayData)], compression: &Compression) -> Result<()> {
         check(path)?;
         self.0.create_record(path, fields, compression)

@@ -325,7 +325,7 @@ fn run(cli: Cli) -> Result<()> {
             let r = adcat_format::convert(src.as_ref(), out.store(), &opts, &bar).map_err(|e| anyhow!("{}: {}", input.display(), e));
             bar.finish();
             r?;
-            let planned = adcat_format::validate::validate(src.as_ref(), false);
+            let planned = adcat_format::validate::validate(&adcat_format::LegacyView::new(src.as_ref()), false);
             out.commit(planned.n_obs.zip(planned.n_vars))?;
             Ok(())
         }
@@ -344,7 +344,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Validate { path, quick } => {
             let s = open_input(&path, stores::InputOptions { follow_external: cli.follow_external_links, max_memory: WriteOptions::default().max_memory, budget_flag: false })?;
-            let report = adcat_format::validate::validate(s.as_ref(), !quick);
+            let report = adcat_format::validate::validate(&adcat_format::LegacyView::new(s.as_ref()), !quick);
             if report.is_valid() {
                 let dim = |d: Option<u64>| d.map_or("?".to_owned(), |v| v.to_string());
                 println!("{}: valid AnnData ({} obs x {} var)", path.display(), dim(report.n_obs), dim(report.n_vars));
@@ -357,7 +357,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Inspect { path, json } => {
             let s = open_input(&path, stores::InputOptions { follow_external: cli.follow_external_links, max_memory: WriteOptions::default().max_memory, budget_flag: false })?;
-            let tree = inspect::inspect(s.as_ref()).map_err(|e| anyhow!("{}: {}", path.display(), e))?;
+            let tree = inspect::inspect(&adcat_format::LegacyView::new(s.as_ref())).map_err(|e| anyhow!("{}: {}", path.display(), e))?;
             if json {
                 let doc = serde_json::json!({
                     "location": path.display().to_string(),

@@ -6,6 +6,7 @@
 //! files plain h5py opens without plugins.
 
 mod direct;
+mod fields;
 mod links;
 mod record;
 
@@ -24,7 +25,7 @@ use std::str::FromStr;
 #[derive(Debug)]
 pub struct Hdf5Store {
     /// The open file; for read-only stores it may be closed while idle (see [`pool`]).
-    slot: Arc<Mutex<Option<hdf5::File>>>,
+    slot: Arc<Mutex<Option<OpenFile>>>,
     path: PathBuf,
     location: String,
     writable: bool,
@@ -39,6 +40,22 @@ pub struct Hdf5Options {
     pub follow_external_links: bool,
 }
 
+/// An open file and the groups on the path last resolved in it (see `Hdf5Store::resolve`).
+/// Kept together so that closing the file (the pool) also closes the cached groups: an
+/// open group would keep libhdf5's file open.
+#[derive(Debug)]
+struct OpenFile {
+    file: hdf5::File,
+    /// Groups of the last resolved path, each with its normalised path (ancestors first).
+    groups: Vec<(String, hdf5::Group)>,
+}
+
+impl OpenFile {
+    fn new(file: hdf5::File) -> Self {
+        OpenFile { file, groups: Vec::new() }
+    }
+}
+
 /// libhdf5 keeps about 1 MiB of caches per open file whatever the file's size; with
 /// hundreds of inputs that alone would exceed the memory budget. Read-only stores therefore
 /// share a pool of at most `MAX_OPEN` open files and reopen on demand (least recently used
@@ -47,7 +64,7 @@ mod pool {
     use std::sync::{Arc, Mutex, Weak};
 
     pub(crate) const MAX_OPEN: usize = 64;
-    type Slot = Mutex<Option<hdf5::File>>;
+    type Slot = Mutex<Option<super::OpenFile>>;
     static LRU: Mutex<Vec<Weak<Slot>>> = Mutex::new(Vec::new());
 
     /// Mark `slot` as just used and close the least recently used others beyond the limit.
@@ -124,7 +141,7 @@ impl Hdf5Store {
             .with_fapl(|f| f.mdc_config(&small_mdc()).chunk_cache(NO_CHUNK_CACHE.0, NO_CHUNK_CACHE.1, NO_CHUNK_CACHE.2))
             .open(p)
             .map_err(|e| StoreError::Open { location: location.clone(), reason: format!("not a readable HDF5 file ({e})") })?;
-        let store = Hdf5Store { slot: Arc::new(Mutex::new(Some(file))), path: p.to_path_buf(), location, writable: false, follow_external: opts.follow_external_links };
+        let store = Hdf5Store { slot: Arc::new(Mutex::new(Some(OpenFile::new(file)))), path: p.to_path_buf(), location, writable: false, follow_external: opts.follow_external_links };
         pool::touch(&store.slot);
         Ok(store)
     }
@@ -138,7 +155,7 @@ impl Hdf5Store {
             .with_fapl(|f| f.chunk_cache(NO_CHUNK_CACHE.0, NO_CHUNK_CACHE.1, NO_CHUNK_CACHE.2))
             .create(p)
             .map_err(|e| StoreError::Open { location: location.clone(), reason: e.to_string() })?;
-        Ok(Hdf5Store { slot: Arc::new(Mutex::new(Some(file))), path: p.to_path_buf(), location, writable: true, follow_external: false })
+        Ok(Hdf5Store { slot: Arc::new(Mutex::new(Some(OpenFile::new(file)))), path: p.to_path_buf(), location, writable: true, follow_external: false })
     }
 
     /// Open an existing file for reading and writing.
@@ -147,26 +164,34 @@ impl Hdf5Store {
         let location = p.display().to_string();
         hdf5::silence_errors(true);
         let file = hdf5::File::open_rw(p).map_err(|e| StoreError::Open { location: location.clone(), reason: e.to_string() })?;
-        Ok(Hdf5Store { slot: Arc::new(Mutex::new(Some(file))), path: p.to_path_buf(), location, writable: true, follow_external: false })
+        Ok(Hdf5Store { slot: Arc::new(Mutex::new(Some(OpenFile::new(file)))), path: p.to_path_buf(), location, writable: true, follow_external: false })
     }
 
     /// The open file, reopened if the pool closed it while idle.
     fn file(&self) -> Result<hdf5::File> {
-        let f = {
+        self.with_open(|o| Ok(o.file.clone()))
+    }
+
+    /// Run `f` on the open file state (reopening the file if the pool closed it).
+    fn with_open<R>(&self, f: impl FnOnce(&mut OpenFile) -> Result<R>) -> Result<R> {
+        let r = {
             let mut g = self.slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             if g.is_none() {
                 let file = hdf5::File::with_options()
                     .with_fapl(|f| f.mdc_config(&small_mdc()).chunk_cache(NO_CHUNK_CACHE.0, NO_CHUNK_CACHE.1, NO_CHUNK_CACHE.2))
                     .open(&self.path)
                     .map_err(|e| StoreError::Open { location: self.location.clone(), reason: format!("cannot reopen ({e})") })?;
-                *g = Some(file);
+                *g = Some(OpenFile::new(file));
             }
-            g.clone().ok_or_else(|| StoreError::Open { location: self.location.clone(), reason: "file closed".into() })?
+            match g.as_mut() {
+                Some(o) => f(o)?,
+                None => return Err(StoreError::Open { location: self.location.clone(), reason: "file closed".into() }),
+            }
         };
         if !self.writable {
             pool::touch(&self.slot);
         }
-        Ok(f)
+        Ok(r)
     }
 
     /// Write `data` (or only its rows `rows`) into the box at `start`, straight from the
@@ -235,11 +260,39 @@ impl Hdf5Store {
         }
     }
 
-    /// The node at `path`, resolved link by link (see [`links`]).
+    /// The node at `path`, resolved link by link (see [`links`]) from the deepest cached
+    /// group on its path: tree walks resolve a child of the group resolved just before,
+    /// so each lookup costs one link instead of the whole depth.
     fn resolve(&self, path: &str) -> Result<Option<links::Node>> {
         let p = checked_path(path)?;
-        let root = self.file()?.as_group().map_err(|e| err("/", e))?;
-        links::resolve(root, &p, self.follow_external)
+        let (base, start) = self.with_open(|o| {
+            let hit = o.groups.iter().rev().find(|(g, _)| g.is_empty() || p == *g || p.starts_with(&format!("{g}/")));
+            Ok(match hit {
+                Some((g, h)) => (g.clone(), h.clone()),
+                None => (String::new(), o.file.as_group().map_err(|e| err("/", e))?),
+            })
+        })?;
+        let rest = p[base.len()..].trim_start_matches('/');
+        let node = links::resolve(start, &base, rest, self.follow_external)?;
+        if let Some(links::Node::Group(g)) = &node {
+            // Keep the groups on this path only (a stack for depth-first walks).
+            self.with_open(|o| {
+                o.groups.retain(|(q, _)| q.is_empty() || p == *q || p.starts_with(&format!("{q}/")));
+                if !o.groups.iter().any(|(q, _)| *q == p) {
+                    o.groups.push((p.clone(), g.clone()));
+                }
+                Ok(())
+            })?;
+        }
+        Ok(node)
+    }
+
+    /// Forget cached groups (after a node is created or deleted).
+    fn forget_groups(&self) -> Result<()> {
+        self.with_open(|o| {
+            o.groups.clear();
+            Ok(())
+        })
     }
 
     fn kind_of(&self, path: &str) -> Result<Option<NodeKind>> {
@@ -267,6 +320,16 @@ impl Hdf5Store {
             Some(links::Node::Group(g)) => f(&g),
             Some(links::Node::Dataset(d)) => f(&d),
             None => Err(StoreError::NotFound { path: norm(path) }),
+        }
+    }
+}
+
+impl Hdf5Store {
+    /// Length of a 1-d record array.
+    fn records_in(&self, ds: &hdf5::Dataset, p: &str) -> Result<u64> {
+        match ds.shape().as_slice() {
+            [n] => Ok(*n as u64),
+            s => Err(StoreError::UnsupportedDType { path: p.to_owned(), found: format!("record array of rank {}", s.len()) }),
         }
     }
 }
@@ -488,6 +551,7 @@ impl Store for Hdf5Store {
         if self.kind_of(&p)?.is_none() {
             return Err(StoreError::NotFound { path: p });
         }
+        self.forget_groups()?;
         self.file()?.unlink(&p).map_err(|e| err(&p, e))
     }
 
@@ -676,10 +740,42 @@ impl Store for Hdf5Store {
     fn read_record(&self, path: &str) -> Result<Vec<(String, ArrayData)>> {
         let p = checked_path(path)?;
         let ds = self.dataset(&p)?;
+        let n = self.records_in(&ds, &p)?;
+        let infos = self.record_fields(&p)?;
+        infos.iter().enumerate().map(|(i, f)| Ok((f.name.clone(), fields::read_field(&ds, &p, f, i, 0, n)?))).collect()
+    }
+
+    fn is_fixed_ascii(&self, path: &str) -> Result<bool> {
+        let p = checked_path(path)?;
+        let ds = self.dataset(&p)?;
+        Ok(matches!(ds.dtype().and_then(|t| t.to_descriptor()), Ok(TypeDescriptor::FixedAscii(_))))
+    }
+
+    fn record_len(&self, path: &str) -> Result<u64> {
+        let p = checked_path(path)?;
+        let ds = self.dataset(&p)?;
+        self.records_in(&ds, &p)
+    }
+
+    fn record_fields(&self, path: &str) -> Result<Vec<adcat_store::RecordField>> {
+        let p = checked_path(path)?;
+        let ds = self.dataset(&p)?;
         match ds.dtype().and_then(|t| t.to_descriptor()).map_err(|e| err(&p, e))? {
-            TypeDescriptor::Compound(ct) => record::read(&ds, &p, &ct),
+            TypeDescriptor::Compound(ct) => fields::fields_of(&p, &ct),
             other => Err(StoreError::UnsupportedDType { path: p, found: format!("{other} is not a record type") }),
         }
+    }
+
+    fn read_field(&self, path: &str, field: &str, start: u64, end: u64) -> Result<ArrayData> {
+        let p = checked_path(path)?;
+        let ds = self.dataset(&p)?;
+        let n = self.records_in(&ds, &p)?;
+        if start > end || end > n {
+            return Err(StoreError::OutOfBounds { path: p, reason: format!("rows {start}..{end} of a record array of {n}") });
+        }
+        let infos = self.record_fields(&p)?;
+        let (i, f) = infos.iter().enumerate().find(|(_, f)| f.name == field).ok_or_else(|| StoreError::NotFound { path: format!("{p} (field {field})") })?;
+        fields::read_field(&ds, &p, f, i, start, end - start)
     }
 
     fn create_record(&self, path: &str, fields: &[(String, ArrayData)], _compression: &Compression) -> Result<()> {

@@ -94,13 +94,14 @@ fn virtual_source(dcpl: hdf5_sys::h5i::hid_t) -> Option<String> {
     Some(format!("{file}:{dset}"))
 }
 
-/// Resolve the normalised path `p` from the root group, one link at a time.
-pub(crate) fn resolve(root: hdf5::Group, p: &str, follow_external: bool) -> Result<Option<Node>> {
+/// Resolve the normalised relative path `p` from group `start` (at `base`), one link
+/// at a time.
+pub(crate) fn resolve(start: hdf5::Group, base: &str, p: &str, follow_external: bool) -> Result<Option<Node>> {
     if p.is_empty() {
-        return Ok(Some(Node::Group(root)));
+        return Ok(Some(Node::Group(start)));
     }
-    let mut g = root;
-    let mut here = String::new();
+    let mut g = start;
+    let mut here = base.to_owned();
     let mut parts = p.split('/').peekable();
     while let Some(part) = parts.next() {
         // Built by appending: joining normalised paths would cost O(depth) per step.

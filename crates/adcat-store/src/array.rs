@@ -323,6 +323,34 @@ impl ArrayData {
         }
     }
 
+    /// The same elements in row-major order with another shape; `None` if the element
+    /// counts differ.
+    pub fn reshape(self, shape: &[u64]) -> Option<ArrayData> {
+        let shape: Vec<usize> = shape.iter().map(|&d| d as usize).collect();
+        macro_rules! re {
+            ($a:ident, $v:ident) => {{
+                let flat: Vec<_> = $a.iter().cloned().collect();
+                ArrayD::from_shape_vec(IxDyn(&shape), flat).ok().map(ArrayData::$v)
+            }};
+        }
+        match self {
+            ArrayData::Bool(a) => re!(a, Bool),
+            ArrayData::I8(a) => re!(a, I8),
+            ArrayData::I16(a) => re!(a, I16),
+            ArrayData::I32(a) => re!(a, I32),
+            ArrayData::I64(a) => re!(a, I64),
+            ArrayData::U8(a) => re!(a, U8),
+            ArrayData::U16(a) => re!(a, U16),
+            ArrayData::U32(a) => re!(a, U32),
+            ArrayData::U64(a) => re!(a, U64),
+            ArrayData::F32(a) => re!(a, F32),
+            ArrayData::F64(a) => re!(a, F64),
+            ArrayData::C64(a) => re!(a, C64),
+            ArrayData::C128(a) => re!(a, C128),
+            ArrayData::String(a) => re!(a, String),
+        }
+    }
+
     /// Rows `start..end` along axis 0 (copied).
     pub fn slice_rows(&self, start: usize, end: usize) -> ArrayData {
         map_array!(self, a => a.slice_axis(Axis(0), Slice::from(start..end)).to_owned())

@@ -162,6 +162,18 @@ impl Store for Bounded {
         // whole by design (small tables such as rank_genes_groups).
         self.inner.read_record(path)
     }
+    fn record_fields(&self, path: &str) -> Result<Vec<crate::RecordField>> {
+        self.inner.record_fields(path)
+    }
+    fn read_field(&self, path: &str, field: &str, start: u64, end: u64) -> Result<ArrayData> {
+        self.inner.read_field(path, field, start, end)
+    }
+    fn is_fixed_ascii(&self, path: &str) -> Result<bool> {
+        self.inner.is_fixed_ascii(path)
+    }
+    fn record_len(&self, path: &str) -> Result<u64> {
+        self.inner.record_len(path)
+    }
     fn create_record(&self, path: &str, fields: &[(String, ArrayData)], compression: &Compression) -> Result<()> {
         self.inner.create_record(path, fields, compression)
     }

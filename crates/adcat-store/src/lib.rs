@@ -181,6 +181,18 @@ impl ArrayMeta {
     }
 }
 
+/// One field of a record (compound, structured) array.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordField {
+    /// Field name (any string; field names are data).
+    pub name: String,
+    /// Element type (fixed-length and variable-length strings are both `String`).
+    pub dtype: DType,
+    /// Sub-array shape of one record's value (`[]` for a scalar field, `[50]` for an
+    /// HDF5 array member such as a legacy `obsm` field `X_pca`).
+    pub shape: Vec<u64>,
+}
+
 /// Normalise a path: no leading/trailing `/`, no empty components.
 pub fn norm_path(path: &str) -> String {
     path.split('/').filter(|s| !s.is_empty()).collect::<Vec<_>>().join("/")
@@ -322,6 +334,12 @@ pub trait Store: Send + Sync + fmt::Debug {
         Ok(None)
     }
 
+    /// Whether the array at `path` holds fixed-length ASCII byte strings (numpy `S<n>` as
+    /// h5py stores them), which anndata reads differently from variable-length strings.
+    fn is_fixed_ascii(&self, _path: &str) -> Result<bool> {
+        Ok(false)
+    }
+
     /// Whether the array at `path` is a record (structured, compound) array.
     fn is_record(&self, _path: &str) -> Result<bool> {
         Ok(false)
@@ -331,6 +349,33 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// array). Record arrays are small by nature (e.g. scanpy's `rank_genes_groups`).
     fn read_record(&self, path: &str) -> Result<Vec<(String, ArrayData)>> {
         Err(StoreError::UnsupportedDType { path: path.to_owned(), found: "record array".into() })
+    }
+
+    /// The fields of a 1-d record array, in stored order.
+    fn record_fields(&self, path: &str) -> Result<Vec<RecordField>> {
+        Ok(self
+            .read_record(path)?
+            .into_iter()
+            .map(|(name, a)| RecordField { name, dtype: a.dtype(), shape: a.shape().iter().skip(1).copied().collect() })
+            .collect())
+    }
+
+    /// Number of records of a 1-d record array.
+    fn record_len(&self, path: &str) -> Result<u64> {
+        Ok(self.read_record(path)?.first().and_then(|(_, a)| a.shape().first().copied()).unwrap_or(0))
+    }
+
+    /// Rows `start..end` of one field of a 1-d record array, shaped
+    /// `[end - start, ..field.shape]`. Backends read only that field and those rows;
+    /// the default reads the whole record array.
+    fn read_field(&self, path: &str, field: &str, start: u64, end: u64) -> Result<ArrayData> {
+        let all = self.read_record(path)?;
+        let (_, a) = all.into_iter().find(|(n, _)| n == field).ok_or_else(|| StoreError::NotFound { path: format!("{}:{field}", norm_path(path)) })?;
+        let n = a.shape().first().copied().unwrap_or(0);
+        if start > end || end > n {
+            return Err(StoreError::OutOfBounds { path: path.to_owned(), reason: format!("rows {start}..{end} of {n}") });
+        }
+        Ok(a.slice_rows(start as usize, end as usize))
     }
 
     /// Create and write a 1-d record array from named columns of equal length.
