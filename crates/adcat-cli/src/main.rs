@@ -322,7 +322,8 @@ fn run(cli: Cli) -> Result<()> {
             let src = open_input(&input, stores::InputOptions { follow_external: cli.follow_external_links, max_memory: opts.max_memory, budget_flag: true })?;
             let out = Output::create(&output, format, write.force, std::slice::from_ref(&input))?;
             let bar = progress::Reporter::new(cli.quiet, cli.verbose);
-            let r = adcat_format::convert(src.as_ref(), out.store(), &opts, &bar).map_err(|e| anyhow!("{}: {}", input.display(), e));
+            let r = adcat_format::convert(src.as_ref(), out.store(), &opts, &bar)
+                .map_err(|e| anyhow!("{}: {}", if e.is_output() { output.display() } else { input.display() }, e));
             bar.finish();
             r?;
             let planned = adcat_format::validate::validate(&adcat_format::LegacyView::new(src.as_ref()), false);

@@ -221,7 +221,21 @@ pub fn concat(inputs: &[&dyn Store], out: &dyn Store, opts: &ConcatOptions, prog
     // Legacy layouts (anndata < 0.8) are read as anndata reads them.
     let views: Vec<adcat_format::LegacyView<'_>> = inputs.iter().map(|s| adcat_format::LegacyView::new(*s)).collect();
     let inputs: Vec<&dyn Store> = views.iter().map(|v| v as &dyn Store).collect();
-    let inputs = inputs.as_slice();
+    // Every error the output raises is marked, so a failed write (a full disk) is
+    // reported against the output whichever code path met it.
+    let tagged = adcat_store::tagged::OutputStore(out);
+    concat_tagged(&inputs, &tagged, opts, progress).map_err(attribute_output)
+}
+
+/// Errors of the output store become [`ConcatError::Output`].
+fn attribute_output(e: ConcatError) -> ConcatError {
+    match e {
+        ConcatError::Format(f) | ConcatError::Input { source: f, .. } if f.is_output() => ConcatError::Output(f),
+        e => e,
+    }
+}
+
+fn concat_tagged(inputs: &[&dyn Store], out: &dyn Store, opts: &ConcatOptions, progress: &dyn Progress) -> Result<Report> {
     if inputs.is_empty() {
         return Err(ConcatError::Options("no objects to concatenate".into()));
     }

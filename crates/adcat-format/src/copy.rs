@@ -38,6 +38,9 @@ pub fn convert(src: &dyn Store, dst: &dyn Store, opts: &WriteOptions, progress: 
     // Legacy layouts are read as anndata reads them, and written in current encodings.
     let view = crate::legacy::LegacyView::new(src);
     let src: &dyn Store = &view;
+    // Errors of the destination are marked, so callers name the right file.
+    let tagged = adcat_store::tagged::OutputStore(dst);
+    let dst: &dyn Store = &tagged;
     let root = detect(src, "")?;
     if root.encoding != Encoding::AnnData {
         return Err(FormatError::invalid("", format!("not an AnnData store (root encoding is {})", root.encoding)));

@@ -48,6 +48,12 @@ pub enum FormatError {
 }
 
 impl FormatError {
+    /// Whether the error comes from a job's output store (a write error, a full disk),
+    /// as marked by [`adcat_store::tagged::OutputStore`].
+    pub fn is_output(&self) -> bool {
+        matches!(self, FormatError::Store(e) if e.is_output())
+    }
+
     /// Shorthand for [`FormatError::Invalid`].
     pub fn invalid(path: &str, reason: impl Into<String>) -> Self {
         FormatError::Invalid { path: path.to_owned(), reason: reason.into() }

@@ -100,7 +100,19 @@ fn small_mdc() -> hdf5::plist::file_access::MetadataCacheConfig {
 }
 
 pub(crate) fn err(path: &str, e: impl std::fmt::Display) -> StoreError {
-    StoreError::backend(path, e)
+    StoreError::backend(path, tidy(&e.to_string()))
+}
+
+/// libhdf5's I/O errors carry the time, file descriptor, buffer address and byte counts;
+/// keep the failed operation and the system's reason ("... file write failed: No space
+/// left on device").
+fn tidy(m: &str) -> String {
+    let Some(i) = m.find(": time = ") else { return m.to_owned() };
+    let head = &m[..i];
+    match m.find("error message = '") {
+        Some(j) => format!("{head}: {}", m[j + 17..].split('\'').next().unwrap_or_default()),
+        None => head.to_owned(),
+    }
 }
 
 /// Default chunk length (elements along axis 0 x trailing size) when a chunked layout is
@@ -798,6 +810,13 @@ impl Store for Hdf5Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn io_errors_are_tidied() {
+        let m = "H5Dwrite(): can't write data: file write failed: time = Fri Dec  4 19:11:30 2026 , filename = '/tmp/x', file descriptor = 8, errno = 27, error message = 'File too large', buf = 0x5653, total write size = 43696";
+        assert_eq!(super::tidy(m), "H5Dwrite(): can't write data: file write failed: File too large");
+        assert_eq!(super::tidy("plain"), "plain");
+    }
 
     #[test]
     fn conformance_kit() {

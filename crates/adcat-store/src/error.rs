@@ -110,6 +110,10 @@ pub enum StoreError {
         /// What the element is and where it points.
         what: String,
     },
+    /// An error of a job's output store (see [`crate::tagged::OutputStore`]); the
+    /// message is the wrapped error's.
+    #[error("{0}")]
+    Output(Box<StoreError>),
     /// An error reported by the backend library (HDF5, zarrs) or the OS.
     #[error("{path}: {message}")]
     Backend {
@@ -126,9 +130,15 @@ impl StoreError {
         StoreError::Backend { path: path.to_owned(), message: message.to_string() }
     }
 
+    /// Whether the error comes from a job's output store.
+    pub fn is_output(&self) -> bool {
+        matches!(self, StoreError::Output(_))
+    }
+
     /// The element path this error is about.
     pub fn path(&self) -> &str {
         match self {
+            StoreError::Output(e) => e.path(),
             StoreError::Open { location, .. } => location,
             StoreError::NotFound { path }
             | StoreError::Exists { path }

@@ -12,6 +12,7 @@
 mod array;
 mod attr;
 pub mod bounded;
+pub mod tagged;
 mod dtype;
 mod error;
 #[cfg(feature = "testkit")]
