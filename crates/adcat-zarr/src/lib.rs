@@ -10,6 +10,7 @@
 //! inline `consolidated_metadata`) a single pass over an in-memory cache at [`Store::flush`].
 
 mod meta;
+mod rebased;
 mod record;
 
 use adcat_store::{
@@ -309,8 +310,7 @@ impl ZarrStore {
                 ArrayMetadata::V2(serde_json::from_value(Value::Object(doc)).map_err(|e| StoreError::InvalidMetadata { path: p.to_owned(), reason: e.to_string() })?)
             }
         };
-        let a = Array::new_with_metadata(self.storage.clone(), &format!("/{p}"), md)
-            .map_err(|e| StoreError::InvalidMetadata { path: p.to_owned(), reason: e.to_string() })?;
+        let a = self.open_array(p, md)?;
         let a = Arc::new(a);
         self.arrays_lock().insert(p.to_owned(), a.clone());
         Ok((a, meta))
@@ -632,7 +632,14 @@ impl ZarrStore {
             }
             ZarrVersion::V2 => ArrayMetadata::V2(serde_json::from_value(Value::Object(io)).map_err(|e| StoreError::InvalidMetadata { path: p.to_owned(), reason: e.to_string() })?),
         };
-        Array::new_with_metadata(self.storage.clone(), &format!("/{p}"), md).map_err(|e| StoreError::InvalidMetadata { path: p.to_owned(), reason: e.to_string() })
+        self.open_array(p, md)
+    }
+
+    /// A zarrs handle on the array at `p`; names zarrs reserves (`__categories` of
+    /// anndata 0.7) are opened through a view rooted at the array.
+    fn open_array(&self, p: &str, md: ArrayMetadata) -> Result<ZArray> {
+        let (storage, at) = rebased::array_root(&self.storage, p).map_err(|e| err(p, e))?;
+        Array::new_with_metadata(storage, &at, md).map_err(|e| StoreError::InvalidMetadata { path: p.to_owned(), reason: e.to_string() })
     }
 }
 
