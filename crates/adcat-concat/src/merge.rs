@@ -144,17 +144,37 @@ impl Tree {
         attrs.get("encoding-type").and_then(AttrValue::as_str)
     }
 
+    /// The encoding anndata reads this element as: elements written without encoding
+    /// attributes (anndata < 0.8, R tools) read as what their contents are.
+    fn read_as(&self) -> Option<&str> {
+        if let Some(e) = self.encoding() {
+            return Some(e);
+        }
+        match self {
+            Tree::Group { attrs, .. } => match attrs.get("h5sparse_format").and_then(AttrValue::as_str) {
+                Some("csc") => Some("csc_matrix"),
+                Some(_) => Some("csr_matrix"),
+                None => Some("dict"),
+            },
+            Tree::Array { data, .. } => Some(match (data.shape().is_empty(), data.as_strings().is_some()) {
+                (true, true) => "string",
+                (true, false) => "numeric-scalar",
+                (false, true) => "string-array",
+                (false, false) => "array",
+            }),
+            Tree::Record { .. } => Some("rec-array"),
+        }
+    }
+
     /// anndata's `equal`: same kind and values, NaN equal to NaN, numeric dtypes ignored.
     pub fn equal(&self, other: &Tree) -> bool {
         match (self, other) {
-            (Tree::Array { data: a, .. }, Tree::Array { data: b, .. }) => {
-                self.encoding() == other.encoding() && crate::frames::arrays_equal(a, b)
-            }
+            (Tree::Array { data: a, .. }, Tree::Array { data: b, .. }) => self.read_as() == other.read_as() && crate::frames::arrays_equal(a, b),
             (Tree::Record { fields: a, .. }, Tree::Record { fields: b, .. }) => {
                 a.len() == b.len() && a.iter().zip(b).all(|((k1, v1), (k2, v2))| k1 == k2 && crate::frames::arrays_equal(v1, v2))
             }
             (Tree::Group { children: a, .. }, Tree::Group { children: b, .. }) => {
-                self.encoding() == other.encoding()
+                self.read_as() == other.read_as()
                     && a.len() == b.len()
                     && a.iter().all(|(k, v)| b.iter().any(|(k2, v2)| k == k2 && v.equal(v2)))
             }
