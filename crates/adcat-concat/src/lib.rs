@@ -430,6 +430,9 @@ fn concat_part(
     let n_total: u64 = ins.iter().map(|i| i.n_ax).sum();
     for (out_path, per) in &mats {
         progress.element(out_path);
+        if concat_awkward_layer(ins, per, &reindexers, new_off.len() as u64, out, out_path, opts, report)? {
+            continue;
+        }
         let srcs: Vec<Option<MatSource<'_>>> = ins
             .iter()
             .zip(per)
@@ -672,6 +675,62 @@ fn concat_matrix(
     Ok(())
 }
 
+/// Rows per block of an awkward buffer (1/256 of the budget in 8-byte values).
+fn awkward_block(opts: &ConcatOptions) -> u64 {
+    ((opts.write.max_memory / 16) / 16).max(1)
+}
+
+/// An awkward layer (anndata requires it regular along var): concatenated along obs
+/// when every input has the same vars; a missing layer becomes rows of NaN, as in
+/// anndata. Returns whether the layer was awkward.
+#[allow(clippy::too_many_arguments)]
+fn concat_awkward_layer(
+    ins: &[Input<'_>],
+    per: &[Option<String>],
+    reindexers: &[Reindexer],
+    width: u64,
+    out: &dyn Store,
+    out_path: &str,
+    opts: &ConcatOptions,
+    report: &mut Report,
+) -> Result<bool> {
+    let mut encs = vec![];
+    for (i, p) in ins.iter().zip(per) {
+        encs.push(match p {
+            Some(p) => Some(detect(i.store, p).at(i.store)?.encoding),
+            None => None,
+        });
+    }
+    if !encs.iter().flatten().any(|e| *e == Encoding::Awkward) {
+        return Ok(false);
+    }
+    if !encs.iter().flatten().all(|e| *e == Encoding::Awkward) {
+        return Err(ConcatError::unsupported(out_path, "cannot concatenate an awkward array with other array types (anndata refuses too)"));
+    }
+    if opts.axis == Axis::Var || reindexers.iter().any(|r| !r.identity) {
+        return Err(ConcatError::unsupported(
+            out_path,
+            "awkward layers concatenate only along obs and when every input has the same var names (anndata cannot reindex them either)",
+        ));
+    }
+    let inputs: Vec<awkward::AwkInput<'_>> = ins
+        .iter()
+        .zip(per)
+        .map(|(i, p)| {
+            Ok(match p {
+                Some(p) => awkward::AwkInput::Stored(awkward::AwkSource::open_rows(i.store, p, i.n_ax)?),
+                None => awkward::AwkInput::Fill { n: i.n_ax, width },
+            })
+        })
+        .collect::<Result<_>>()?;
+    if opts.dry_run {
+        report.note(out_path, "awkward array: concatenated along obs");
+        return Ok(true);
+    }
+    awkward::concat(&inputs, opts.join, out, out_path, &opts.write, awkward_block(opts))?;
+    Ok(true)
+}
+
 /// obsm (varm for axis=var): arrays get min (inner) / max (outer) width, dataframes a
 /// column join; keys are intersected (inner) or united (outer).
 fn concat_axis_mapping(
@@ -716,15 +775,19 @@ fn concat_axis_mapping(
             continue;
         }
         if present.contains(&Encoding::Awkward) {
-            if !present.iter().all(|e| *e == Encoding::Awkward) || present.len() != ins.len() {
-                return Err(ConcatError::unsupported(&p, "awkward arrays concatenate only with awkward arrays present in every input"));
+            if !present.iter().all(|e| *e == Encoding::Awkward) {
+                return Err(ConcatError::unsupported(&p, "cannot concatenate an awkward array with other array types (anndata refuses too)"));
             }
-            let srcs: Vec<awkward::AwkSource<'_>> = ins.iter().map(|i| awkward::AwkSource::open(i.store, &p)).collect::<Result<_>>()?;
+            let srcs: Vec<awkward::AwkInput<'_>> = ins
+                .iter()
+                .zip(&encs)
+                .map(|(i, e)| Ok(if e.is_some() { awkward::AwkInput::Stored(awkward::AwkSource::open_rows(i.store, &p, i.n_ax)?) } else { awkward::AwkInput::Missing(i.n_ax) }))
+                .collect::<Result<_>>()?;
             if opts.dry_run {
                 report.note(&p, "awkward array: concatenated along its outer dimension");
                 continue;
             }
-            awkward::concat(&srcs, opts.join, out, &p, &opts.write, ((opts.write.max_memory / 16) / 16).max(1))?;
+            awkward::concat(&srcs, opts.join, out, &p, &opts.write, awkward_block(opts))?;
             continue;
         }
         if present.iter().any(|e| !matches!(e, Encoding::Array | Encoding::Csr | Encoding::Csc)) {

@@ -5,6 +5,7 @@ use crate::frames::{arrays_equal, columns_equal, reindex_column};
 use crate::index::Reindexer;
 use crate::matrix::{fill_dtype, Block, MatSource, MatWriter, OutPlan};
 use crate::merge::merge_values;
+use crate::awkward::mem::AwkMem;
 use crate::{At, ConcatError, ConcatOptions, Result};
 use adcat_format::frame::{write_dict, DataFrame};
 use adcat_format::sparse::{CsMatrix, SparseFormat, SparseMeta};
@@ -23,6 +24,7 @@ enum Mem {
     /// Coordinates and values; `shape` of the element; written back as `format`.
     Sparse { rows: Vec<i64>, cols: Vec<i64>, vals: ArrayData, shape: [u64; 2], format: SparseFormat },
     Frame(DataFrame),
+    Awkward(AwkMem),
 }
 
 fn read_mem(store: &dyn Store, path: &str) -> Result<Mem> {
@@ -46,6 +48,7 @@ fn read_mem(store: &dyn Store, path: &str) -> Result<Mem> {
             Mem::Sparse { rows, cols, vals: b.data, shape: m.shape, format: m.format }
         }
         Encoding::DataFrame => Mem::Frame(DataFrame::read(store, path).at(store)?),
+        Encoding::Awkward => Mem::Awkward(AwkMem::read(store, path)?),
         other => return Err(ConcatError::unsupported(path, format!("cannot merge a {other} element"))),
     })
 }
@@ -56,6 +59,7 @@ fn reindex(m: Mem, re: &Reindexer, both: bool, new_names: &[String]) -> Mem {
         return m;
     }
     match m {
+        Mem::Awkward(a) => Mem::Awkward(a.reindex(re)),
         Mem::Frame(df) => {
             let mut out = DataFrame::with_index(vec![]);
             out.index_key = df.index_key.clone();
@@ -142,6 +146,11 @@ fn check_dims(m: &Mem, n: usize, both: bool) -> std::result::Result<(), String> 
                 return bad(format!("{} rows", df.len()));
             }
         }
+        Mem::Awkward(a) => {
+            if a.length != n || both {
+                return bad(format!("awkward length {}", a.length));
+            }
+        }
     }
     Ok(())
 }
@@ -149,6 +158,7 @@ fn check_dims(m: &Mem, n: usize, both: bool) -> std::result::Result<(), String> 
 fn mem_equal(a: &Mem, b: &Mem) -> bool {
     match (a, b) {
         (Mem::Dense(x), Mem::Dense(y)) => arrays_equal(x, y),
+        (Mem::Awkward(x), Mem::Awkward(y)) => x.equal(y),
         (Mem::Frame(x), Mem::Frame(y)) => {
             x.columns.len() == y.columns.len()
                 && x.columns.iter().zip(&y.columns).all(|((n1, c1), (n2, c2))| n1 == n2 && columns_equal(c1, c2))
@@ -175,6 +185,7 @@ fn write_mem(m: &Mem, out: &dyn Store, path: &str, opts: &ConcatOptions) -> Resu
     let res = match m {
         Mem::Dense(a) => adcat_format::frame::write_array(out, path, a, o),
         Mem::Frame(df) => df.write(out, path, o),
+        Mem::Awkward(a) => a.write(out, path, o),
         Mem::Sparse { rows, cols, vals, shape, format } => {
             let (major, minor) = if *format == SparseFormat::Csr { (rows, cols) } else { (cols, rows) };
             let n_major = if *format == SparseFormat::Csr { shape[0] } else { shape[1] } as usize;

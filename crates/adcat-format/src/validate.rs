@@ -131,6 +131,9 @@ impl Checker<'_> {
         for k in children {
             let p = join_path(group, &k);
             if let Some(shape) = self.element(&p) {
+                // An awkward union or option type has no regular dimensions to check.
+                let awkward = detect(self.store, &p).is_ok_and(|d| d.encoding == Encoding::Awkward);
+                let dims = if awkward { &dims[..dims.len().min(shape.len())] } else { dims };
                 self.expect_shape(&p, &shape, dims);
             }
         }
@@ -224,7 +227,7 @@ impl Checker<'_> {
                 None
             }
             Encoding::Awkward => match self.store.attr(path, "length") {
-                Ok(Some(v)) => v.as_int().map(|n| vec![n.max(0) as u64]).or_else(|| {
+                Ok(Some(v)) => v.as_int().map(|n| awkward_shape(n.max(0) as u64, self.store.attr(path, "form").ok().flatten())).or_else(|| {
                     self.problem(path, "awkward array `length` attribute is not an integer");
                     None
                 }),
@@ -354,4 +357,26 @@ impl Checker<'_> {
             Some(format!("code {x} at row {} is outside -1..{n_categories}", s + i as u64))
         });
     }
+}
+
+/// An awkward array's shape as anndata sees it: its length, then the sizes of the
+/// regular dimensions at the top of its form (a layer is regular along var).
+fn awkward_shape(length: u64, form: Option<adcat_store::AttrValue>) -> Vec<u64> {
+    let mut shape = vec![length];
+    let form: Option<serde_json::Value> = form.and_then(|f| f.as_str().and_then(|s| serde_json::from_str(s).ok()));
+    let mut node = form.as_ref();
+    while let Some(n) = node {
+        match n.get("class").and_then(serde_json::Value::as_str) {
+            Some("RegularArray") => {
+                shape.push(n.get("size").and_then(serde_json::Value::as_u64).unwrap_or(0));
+                node = n.get("content");
+            }
+            Some("NumpyArray") => {
+                shape.extend(n.get("inner_shape").and_then(serde_json::Value::as_array).into_iter().flatten().filter_map(serde_json::Value::as_u64));
+                break;
+            }
+            _ => break,
+        }
+    }
+    shape
 }
