@@ -2,8 +2,9 @@
 
 * ``anndatar``: current encodings with every string fixed-length (rhdf5's default) —
   null-terminated strings in datasets and attributes, `column-order` as a fixed-length
-  string array, categories and the index fixed-length, string scalars as fixed-length
-  scalar datasets, `ordered` as an integer attribute.
+  string array (empty when there are no columns), categories and the index fixed-length,
+  string scalars as fixed-length scalar datasets, `ordered` as an integer attribute —
+  and R's NA as nullable string (variable-length ASCII), integer and boolean columns.
 * ``seuratdisk``: null-padded fixed-length strings, the dataframe 0.1.0 layout (`__categories`, legacy categorical codes),
   no root attributes, sparse X marked only by `h5sparse_format`/`h5sparse_shape`, and
   layers, obsm and uns elements without any encoding attributes.
@@ -83,6 +84,7 @@ def write_anndatar(path: Path) -> Path:
         X.create_dataset("indices", data=x.indices.astype(np.int32))
         X.create_dataset("indptr", data=x.indptr.astype(np.int64))
         write_frame(f, "obs", OBS, {"cell_type": (["T", "B", "T", "NK", "B", "T"], False), "stage": (["lo", "hi", "lo", "hi", "hi", "lo"], True)}, {"n_genes": np.array([3, 1, 4, 1, 5, 9], dtype=np.int32)})
+        add_nullable_columns(f["obs"])
         write_frame(f, "var", var, {}, {"mean": rng.random(4)})
         for name in ("obsm", "varm", "obsp", "varp", "layers"):
             encode(f.create_group(name), "dict", "0.1.0")
@@ -105,10 +107,8 @@ def write_frame(f: h5py.File, name: str, index: list[str], cats: dict, nums: dic
     encode(g, "dataframe", "0.2.0")
     fixed_attr(g, "_index", "_index")
     order = list(cats) + list(nums)
-    if order:
-        fixed_attr(g, "column-order", order)
-    else:
-        g.attrs["column-order"] = np.array([], dtype=np.float64)
+    # R writes an empty character vector, not h5py's empty float64 array.
+    fixed_attr(g, "column-order", order)
     fixed_dataset(g, "_index", index, **{"encoding-type": "string-array", "encoding-version": "0.2.0"})
     for col, (values, ordered) in cats.items():
         c = g.create_group(col)
@@ -120,6 +120,27 @@ def write_frame(f: h5py.File, name: str, index: list[str], cats: dict, nums: dic
         encode(codes, "array", "0.2.0")
     for col, values in nums.items():
         encode(g.create_dataset(col, data=values), "array", "0.2.0")
+
+
+def add_nullable_columns(g: h5py.Group) -> None:
+    """R's NA in strings, integers and logicals: nullable arrays with masks; the strings
+    variable-length ASCII (hdf5r's default character set)."""
+    ascii_vlen = h5py.string_dtype("ascii")
+    donor = g.create_group("donor")
+    encode(donor, "nullable-string-array", "0.1.0")
+    donor.create_dataset("values", data=np.array([b"d1", b"", b"d2", b"d1", b"", b"d3"], dtype=object), dtype=ascii_vlen)
+    donor.create_dataset("mask", data=np.array([0, 1, 0, 0, 1, 0], dtype=bool))
+    counts = g.create_group("n_counts")
+    encode(counts, "nullable-integer", "0.1.0")
+    counts.create_dataset("values", data=np.array([5, 0, 7, 8, 0, 2], dtype=np.int32))
+    counts.create_dataset("mask", data=np.array([0, 1, 0, 0, 0, 0], dtype=bool))
+    doublet = g.create_group("is_doublet")
+    encode(doublet, "nullable-boolean", "0.1.0")
+    doublet.create_dataset("values", data=np.array([0, 1, 0, 0, 1, 0], dtype=bool))
+    doublet.create_dataset("mask", data=np.array([0, 0, 1, 0, 0, 0], dtype=bool))
+    order = [o.decode() if isinstance(o, bytes) else o for o in g.attrs["column-order"]]
+    del g.attrs["column-order"]
+    fixed_attr(g, "column-order", order + ["donor", "n_counts", "is_doublet"])
 
 
 def write_seuratdisk(path: Path) -> Path:
