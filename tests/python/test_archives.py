@@ -190,7 +190,9 @@ def test_scanpy_file_concatenates_with_itself_and_modern_files(pbmc68k_reduced, 
 
 @pytest.mark.parametrize("join", ["inner", "outer"])
 def test_pre_07_archive_concatenates_with_07_archives(archives, run_adcat, tmp_path, join):
-    """The 0.5 layout (compound obs/var, h5sparse, uns categories) next to 0.7 h5ad and
-    zarr stores; disjoint var names, so the outer join fills both ways."""
-    paths = [archives / "v0.5.0" / "adata.h5ad", archives / "v0.7.8" / "adata.h5ad", archives / "v0.7.0" / "adata.zarr"]
+    """The 0.5 layout (compound obs/var, h5sparse, uns categories) with itself, 0.7 h5ad
+    and zarr stores and a current one (awkward obsm); disjoint var names, so the outer
+    join fills both ways."""
+    v05 = archives / "v0.5.0" / "adata.h5ad"
+    paths = [v05, archives / "v0.7.8" / "adata.h5ad", v05, archives / "v0.7.0" / "adata.zarr", archives / "v0.13.3" / "adata.zarr"]
     check_archive_concat(run_adcat, tmp_path, paths, "zarr2", join=join, label="batch", index_unique="-", merge="same")
