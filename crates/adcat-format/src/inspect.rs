@@ -61,7 +61,7 @@ fn node(store: &dyn Store, path: &str) -> Result<Node> {
         NodeKind::Array if det.encoding == Encoding::RecArray || store.is_record(path)? => {
             let fields = store.read_record(path)?;
             n.shape = Some(vec![fields.first().map_or(0, |(_, a)| a.len() as u64)]);
-            n.dtype = Some(format!("record{{{}}}", fields.iter().map(|(k, a)| format!("{k}: {}", a.dtype())).collect::<Vec<_>>().join(", ")));
+            n.dtype = Some(format!("record{{{}}}", fields.iter().map(|(k, a)| format!("{}: {}", adcat_store::field_display(k), a.dtype())).collect::<Vec<_>>().join(", ")));
         }
         NodeKind::Array => {
             let m = store.array_meta(path)?;

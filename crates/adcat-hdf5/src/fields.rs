@@ -8,32 +8,45 @@
 //! the rows asked for.
 
 use crate::{dtype_of, err, is_bool_enum};
-use adcat_store::{ArrayData, DType, RecordField, Result, StoreError};
+use adcat_store::{ArrayData, DType, RecordField, Result, StoreError, FIELD_PATH_SEP};
 use hdf5::types::{CompoundType, TypeDescriptor};
 use hdf5_sys::h5i::hid_t;
 use hdf5_sys::h5t;
 use std::ffi::{CStr, CString};
 
-/// The fields of a compound type, in stored order.
+/// The fields of a compound type, in stored order; members of nested compounds are
+/// listed leaf by leaf, their names joined with [`FIELD_PATH_SEP`].
 pub(crate) fn fields_of(path: &str, ct: &CompoundType) -> Result<Vec<RecordField>> {
+    let mut out = vec![];
+    collect(path, ct, "", 0, &mut out)?;
+    Ok(out)
+}
+
+fn collect(path: &str, ct: &CompoundType, prefix: &str, depth: usize, out: &mut Vec<RecordField>) -> Result<()> {
+    if depth > 32 {
+        return Err(StoreError::UnsupportedDType { path: path.to_owned(), found: "compound type nested deeper than 32 levels".into() });
+    }
     let mut f: Vec<_> = ct.fields.iter().collect();
     f.sort_by_key(|x| x.index);
-    f.iter()
-        .map(|x| {
-            let (dtype, shape) = match &x.ty {
-                TypeDescriptor::FixedArray(inner, n) => (scalar_dtype(path, inner)?, vec![*n as u64]),
-                t => (scalar_dtype(path, t)?, vec![]),
-            };
-            Ok(RecordField { name: x.name.clone(), dtype, shape })
-        })
-        .collect()
+    for x in f {
+        if x.name.contains(FIELD_PATH_SEP) {
+            return Err(StoreError::UnsupportedDType { path: path.to_owned(), found: "record field name with a NUL".into() });
+        }
+        let name = format!("{prefix}{}", x.name);
+        match &x.ty {
+            TypeDescriptor::Compound(inner) if dtype_of(path, &x.ty).is_err() => collect(path, inner, &format!("{name}{FIELD_PATH_SEP}"), depth + 1, out)?,
+            TypeDescriptor::FixedArray(inner, n) => out.push(RecordField { name, dtype: scalar_dtype(path, inner)?, shape: vec![*n as u64] }),
+            t => out.push(RecordField { name, dtype: scalar_dtype(path, t)?, shape: vec![] }),
+        }
+    }
+    Ok(())
 }
 
 fn scalar_dtype(path: &str, t: &TypeDescriptor) -> Result<DType> {
     match t {
         TypeDescriptor::Enum(e) if is_bool_enum(e) => Ok(DType::Bool),
         TypeDescriptor::Compound(_) if dtype_of(path, t).is_err() => {
-            Err(StoreError::UnsupportedDType { path: path.to_owned(), found: "nested compound field".into() })
+            Err(StoreError::UnsupportedDType { path: path.to_owned(), found: "compound type inside an array field".into() })
         }
         t => dtype_of(path, t),
     }
@@ -77,7 +90,18 @@ fn read_locked(ds: hid_t, ftype: hid_t, path: &str, info: &RecordField, idx: usi
 unsafe fn read_ids(ds: hid_t, ftype: hid_t, path: &str, info: &RecordField, idx: usize, start: u64, n: u64) -> Result<ArrayData> {
     unsafe {
     use hdf5_sys::{h5d, h5p, h5s};
-    let member = Id(check(h5t::H5Tget_member_type(ftype, idx as u32), path, "read a field type")?, h5t::H5Tclose);
+    let _ = idx;
+    // Walk the member names down to the leaf (members of nested compounds).
+    let names: Vec<&str> = info.name.split(FIELD_PATH_SEP).collect();
+    let mut member = Id(check(h5t::H5Tcopy(ftype), path, "copy a type")?, h5t::H5Tclose);
+    for part in &names {
+        let c = CString::new(*part).map_err(|_| err(path, "field name with a NUL"))?;
+        let i = h5t::H5Tget_member_index(member.0, c.as_ptr());
+        if i < 0 {
+            return Err(err(path, format!("no record field {}", adcat_store::field_display(&info.name))));
+        }
+        member = Id(check(h5t::H5Tget_member_type(member.0, i as u32), path, "read a field type")?, h5t::H5Tclose);
+    }
     let is_string = info.dtype == DType::String;
     let vlen = is_string && h5t::H5Tis_variable_str(member.0) > 0;
     // Strings keep the file's own type (pad and character set unchanged, so no byte is
@@ -96,22 +120,27 @@ unsafe fn read_ids(ds: hid_t, ftype: hid_t, path: &str, info: &RecordField, idx:
         }
     };
     let size = h5t::H5Tget_size(elem.0);
-    let name = CString::new(info.name.as_str()).map_err(|_| err(path, "field name with a NUL"))?;
-    let mem = Id(check(h5t::H5Tcreate(h5t::H5T_class_t::H5T_COMPOUND, size), path, "make a compound type")?, h5t::H5Tclose);
-    check(h5t::H5Tinsert(mem.0, name.as_ptr(), 0, elem.0) as hid_t, path, "make a compound type")?;
+    // A memory type holding only the leaf, wrapped in one compound per level.
+    let mut mem = elem;
+    for part in names.iter().rev() {
+        let name = CString::new(*part).map_err(|_| err(path, "field name with a NUL"))?;
+        let outer = Id(check(h5t::H5Tcreate(h5t::H5T_class_t::H5T_COMPOUND, size), path, "make a compound type")?, h5t::H5Tclose);
+        check(h5t::H5Tinsert(outer.0, name.as_ptr(), 0, mem.0) as hid_t, path, "make a compound type")?;
+        mem = outer;
+    }
     let fspace = Id(check(h5d::H5Dget_space(ds), path, "read the dataspace")?, h5s::H5Sclose);
     let (s, c) = ([start], [n]);
     check(h5s::H5Sselect_hyperslab(fspace.0, h5s::H5S_seloper_t::H5S_SELECT_SET, s.as_ptr(), std::ptr::null(), c.as_ptr(), std::ptr::null()) as hid_t, path, "select rows")?;
     let mspace = Id(check(h5s::H5Screate_simple(1, c.as_ptr(), std::ptr::null()), path, "make a dataspace")?, h5s::H5Sclose);
     let mut buf = vec![0u8; size * n as usize];
     if n > 0 && h5d::H5Dread(ds, mem.0, mspace.0, fspace.0, h5p::H5P_DEFAULT, buf.as_mut_ptr().cast()) < 0 {
-        return Err(err(path, format!("cannot read field {}", info.name)));
+        return Err(err(path, format!("cannot read field {}", adcat_store::field_display(&info.name))));
     }
     let out = decode(&buf, n as usize, size, info, vlen);
     if vlen && n > 0 {
         h5d::H5Dvlen_reclaim(mem.0, mspace.0, h5p::H5P_DEFAULT, buf.as_mut_ptr().cast());
     }
-    out.ok_or_else(|| err(path, format!("cannot decode field {}", info.name)))
+    out.ok_or_else(|| err(path, format!("cannot decode field {}", adcat_store::field_display(&info.name))))
     }
 }
 

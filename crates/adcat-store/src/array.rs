@@ -419,10 +419,17 @@ impl ArrayData {
     /// Write each value's native bytes into `buf` at `offset + i * stride` (record
     /// packing). Returns false for strings, which have no fixed-size native form.
     pub fn scatter_native(&self, buf: &mut [u8], stride: usize, offset: usize) -> bool {
+        self.scatter_native_records(buf, stride, offset, 1)
+    }
+
+    /// [`ArrayData::scatter_native`] for a field whose records hold `per` values each (a
+    /// sub-array field): value `k` goes to record `k / per`, slot `k % per`.
+    pub fn scatter_native_records(&self, buf: &mut [u8], stride: usize, offset: usize, per: usize) -> bool {
+        let per = per.max(1);
         with_numeric!(self, a => {
             for (i, v) in a.iter().enumerate() {
                 let w = std::mem::size_of_val(v);
-                let at = offset + i * stride;
+                let at = offset + (i / per) * stride + (i % per) * w;
                 // SAFETY: v is a plain numeric value (bool is one byte 0/1); its bytes are read.
                 let bytes = unsafe { std::slice::from_raw_parts(std::ptr::from_ref(v).cast::<u8>(), w) };
                 if let Some(dst) = buf.get_mut(at..at + w) {

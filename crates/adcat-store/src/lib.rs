@@ -194,6 +194,17 @@ pub struct RecordField {
     pub shape: Vec<u64>,
 }
 
+/// Separates the names of a nested record field in the flattened field list of
+/// [`Store::read_record`] and [`Store::create_record`]: field `u` of member `pt` is
+/// `"pt\0u"`. HDF5 member names cannot contain NUL, and backends refuse it in field
+/// names they read, so the encoding is unambiguous.
+pub const FIELD_PATH_SEP: char = '\0';
+
+/// A (possibly nested) record field name for people: `pt.u`.
+pub fn field_display(name: &str) -> String {
+    name.replace(FIELD_PATH_SEP, ".")
+}
+
 /// Normalise a path: no leading/trailing `/`, no empty components.
 pub fn norm_path(path: &str) -> String {
     path.split('/').filter(|s| !s.is_empty()).collect::<Vec<_>>().join("/")
@@ -347,7 +358,9 @@ pub trait Store: Send + Sync + fmt::Debug {
     }
 
     /// Read a whole 1-d record array as named columns (each a 1-d numeric or string
-    /// array). Record arrays are small by nature (e.g. scanpy's `rank_genes_groups`).
+    /// array, or `(n, k...)` for a sub-array field; fields of nested records are listed
+    /// leaf by leaf, named with [`FIELD_PATH_SEP`]). Record arrays are small by nature
+    /// (e.g. scanpy's `rank_genes_groups`).
     fn read_record(&self, path: &str) -> Result<Vec<(String, ArrayData)>> {
         Err(StoreError::UnsupportedDType { path: path.to_owned(), found: "record array".into() })
     }
@@ -379,7 +392,9 @@ pub trait Store: Send + Sync + fmt::Debug {
         Ok(a.slice_rows(start as usize, end as usize))
     }
 
-    /// Create and write a 1-d record array from named columns of equal length.
+    /// Create and write a 1-d record array from named columns of equal length (as
+    /// [`Store::read_record`] returns them: leaves of nested records consecutive, named
+    /// with [`FIELD_PATH_SEP`]).
     fn create_record(&self, path: &str, _fields: &[(String, ArrayData)], _compression: &Compression) -> Result<()> {
         Err(StoreError::UnsupportedDType { path: path.to_owned(), found: "record array".into() })
     }

@@ -291,6 +291,21 @@ pub fn records(make: Factory<'_>) {
     }
     s.create_array("plain", &ArraySpec::new(DType::F32, vec![2])).unwrap();
     assert!(!s.is_record("plain").unwrap());
+    // Nested records: leaves named with FIELD_PATH_SEP, read back in the same order.
+    let sep = crate::FIELD_PATH_SEP;
+    let nested = vec![
+        ("x".to_string(), ArrayData::from_vec(vec![1i32, 2])),
+        (format!("pt{sep}u"), ArrayData::from_vec(vec![0.5f32, 2.5])),
+        (format!("pt{sep}v{sep}deep"), ArrayData::from_vec(vec![7i64, 8])),
+        (format!("pt{sep}w"), ArrayData::from_vec(vec!["a".to_string(), "bc".into()])),
+        ("name".to_string(), ArrayData::from_vec(vec!["p".to_string(), "".into()])),
+    ];
+    s.create_record("nested", &nested, &Compression::None).unwrap();
+    let back = s.read_record("nested").unwrap();
+    assert_eq!(back.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>(), nested.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>());
+    for ((k, v1), (_, v2)) in nested.iter().zip(&back) {
+        assert!(same(v1, v2), "field {k}: {v1:?} != {v2:?}");
+    }
     s.flush().unwrap();
 }
 

@@ -1,7 +1,7 @@
 //! Zarr metadata documents: parsing what zarr-python writes and writing the same shapes.
 
 use crate::ZarrVersion;
-use adcat_store::{ArrayMeta, ArraySpec, AttrValue, Attrs, Compression, DType, NodeKind, Result, StoreError};
+use adcat_store::{ArrayMeta, ArraySpec, AttrValue, Attrs, Compression, DType, NodeKind, Result, StoreError, FIELD_PATH_SEP};
 use serde_json::{json, Map, Value};
 
 /// Cached metadata of one node.
@@ -389,44 +389,135 @@ fn v2_field(path: &str, t: &str) -> Result<FieldKind> {
     dtype_v2(path, &m).map(FieldKind::Num)
 }
 
-/// The fields of a record array, or None if the array is not one.
+/// The fields of a record array, or None if the array is not one. Fields of nested
+/// records are listed leaf by leaf, named with [`FIELD_PATH_SEP`] (their packed layout
+/// is the leaves in order).
 pub(crate) fn record_fields(version: ZarrVersion, path: &str, doc: &Map<String, Value>) -> Result<Option<Vec<(String, FieldKind)>>> {
+    let mut out = vec![];
     match version {
         ZarrVersion::V2 => {
             let Some(list) = doc.get("dtype").and_then(Value::as_array) else { return Ok(None) };
-            let mut out = vec![];
-            for f in list {
-                let parts = f.as_array().filter(|p| p.len() == 2).ok_or_else(|| invalid(path, "record fields with sub-array shapes are not supported"))?;
-                let name = parts[0].as_str().unwrap_or_default().to_owned();
-                let t = parts[1].as_str().ok_or_else(|| invalid(path, "nested record types are not supported"))?;
-                out.push((name, v2_field(path, t)?));
-            }
-            Ok(Some(out))
+            v2_fields(path, list, "", 0, &mut out)?;
         }
         ZarrVersion::V3 => {
             let dt = doc.get("data_type");
             if dt.and_then(|d| d.get("name")).and_then(Value::as_str) != Some("struct") {
                 return Ok(None);
             }
-            let fields = dt
-                .and_then(|d| d.pointer("/configuration/fields"))
-                .and_then(Value::as_array)
-                .ok_or_else(|| invalid(path, "struct without fields"))?;
-            let mut out = vec![];
-            for f in fields {
-                let name = f.get("name").and_then(Value::as_str).unwrap_or_default().to_owned();
-                let kind = match f.get("data_type") {
-                    Some(Value::Object(o)) if o.get("name").and_then(Value::as_str) == Some("fixed_length_utf32") => {
-                        let b = o.get("configuration").and_then(|c| c.get("length_bytes")).and_then(Value::as_u64).unwrap_or(0);
-                        FieldKind::Utf32(b as usize / 4)
-                    }
-                    other => FieldKind::Num(dtype_v3(path, other)?),
-                };
-                out.push((name, kind));
-            }
-            Ok(Some(out))
+            v3_fields(path, dt, "", 0, &mut out)?;
         }
     }
+    Ok(Some(out))
+}
+
+fn field_name(path: &str, v: Option<&Value>, prefix: &str) -> Result<String> {
+    let name = v.and_then(Value::as_str).unwrap_or_default();
+    if name.contains(FIELD_PATH_SEP) {
+        return Err(invalid(path, "record field name with a NUL"));
+    }
+    Ok(format!("{prefix}{name}"))
+}
+
+const MAX_RECORD_DEPTH: usize = 32;
+
+fn v2_fields(path: &str, list: &[Value], prefix: &str, depth: usize, out: &mut Vec<(String, FieldKind)>) -> Result<()> {
+    if depth > MAX_RECORD_DEPTH {
+        return Err(invalid(path, "record type nested too deeply"));
+    }
+    for f in list {
+        let parts = f.as_array().filter(|p| p.len() == 2).ok_or_else(|| invalid(path, "record fields with sub-array shapes are not supported"))?;
+        let name = field_name(path, parts.first(), prefix)?;
+        match &parts[1] {
+            Value::Array(inner) => v2_fields(path, inner, &format!("{name}{FIELD_PATH_SEP}"), depth + 1, out)?,
+            t => out.push((name, v2_field(path, t.as_str().unwrap_or_default())?)),
+        }
+    }
+    Ok(())
+}
+
+fn v3_fields(path: &str, dt: Option<&Value>, prefix: &str, depth: usize, out: &mut Vec<(String, FieldKind)>) -> Result<()> {
+    if depth > MAX_RECORD_DEPTH {
+        return Err(invalid(path, "record type nested too deeply"));
+    }
+    let fields = dt.and_then(|d| d.pointer("/configuration/fields")).and_then(Value::as_array).ok_or_else(|| invalid(path, "struct without fields"))?;
+    for f in fields {
+        let name = field_name(path, f.get("name"), prefix)?;
+        let t = f.get("data_type");
+        let kind_name = t.and_then(|o| o.get("name")).and_then(Value::as_str);
+        match kind_name {
+            Some("struct") => v3_fields(path, t, &format!("{name}{FIELD_PATH_SEP}"), depth + 1, out)?,
+            Some("fixed_length_utf32") => {
+                let b = t.and_then(|o| o.pointer("/configuration/length_bytes")).and_then(Value::as_u64).unwrap_or(0);
+                out.push((name, FieldKind::Utf32(b as usize / 4)));
+            }
+            _ => out.push((name, FieldKind::Num(dtype_v3(path, t)?))),
+        }
+    }
+    Ok(())
+}
+
+/// Leaves grouped back into nested records: consecutive leaves sharing a first name
+/// form one member. Returns (name, leaf kind or nested members).
+enum Member<'a> {
+    Leaf(&'a str, FieldKind),
+    Nested(&'a str, Vec<Member<'a>>),
+}
+
+fn nest<'a>(leaves: &[(Vec<&'a str>, FieldKind)], depth: usize) -> Vec<Member<'a>> {
+    let mut out = vec![];
+    let mut i = 0;
+    while i < leaves.len() {
+        let head = leaves[i].0[depth];
+        if leaves[i].0.len() == depth + 1 {
+            out.push(Member::Leaf(head, leaves[i].1));
+            i += 1;
+        } else {
+            let j = (i..leaves.len()).find(|&j| leaves[j].0.len() == depth + 1 || leaves[j].0[depth] != head).unwrap_or(leaves.len());
+            out.push(Member::Nested(head, nest(&leaves[i..j], depth + 1)));
+            i = j;
+        }
+    }
+    out
+}
+
+fn members<'a>(fields: &'a [(String, FieldKind)]) -> Vec<Member<'a>> {
+    let leaves: Vec<(Vec<&str>, FieldKind)> = fields.iter().map(|(n, k)| (n.split(FIELD_PATH_SEP).collect(), *k)).collect();
+    nest(&leaves, 0)
+}
+
+fn v2_dtype_list(ms: &[Member<'_>]) -> Value {
+    Value::Array(
+        ms.iter()
+            .map(|m| match m {
+                Member::Leaf(name, k) => json!([name, match k {
+                    FieldKind::Num(d) => v2_dtype(*d).to_owned(),
+                    FieldKind::Utf32(c) => format!("<U{c}"),
+                    FieldKind::Bytes(c) => format!("|S{c}"),
+                }]),
+                Member::Nested(name, inner) => json!([name, v2_dtype_list(inner)]),
+            })
+            .collect(),
+    )
+}
+
+/// zarr v3 `struct` fields and fill value (a map of field fills, nested as the type).
+fn v3_struct(ms: &[Member<'_>]) -> (Value, Value) {
+    let mut fields = vec![];
+    let mut fill = Map::new();
+    for m in ms {
+        let (name, t, f) = match m {
+            Member::Leaf(name, FieldKind::Num(t)) => (*name, json!(t.name()), fill_value(*t)),
+            Member::Leaf(name, FieldKind::Utf32(c)) => (*name, json!({"name": "fixed_length_utf32", "configuration": {"length_bytes": 4 * c}}), json!("")),
+            Member::Leaf(name, FieldKind::Bytes(c)) => (*name, json!({"name": "fixed_length_bytes", "configuration": {"length_bytes": c}}), json!("")),
+            Member::Nested(name, inner) => {
+                let (t, f) = v3_struct(inner);
+                (*name, t, f)
+            }
+        };
+        fields.push(json!({"name": name, "data_type": t}));
+        fill.insert(name.to_owned(), f);
+    }
+    (json!({"name": "struct", "configuration": {"fields": fields}}), Value::Object(fill))
 }
 
 fn zero_base64(n: usize) -> String {
@@ -445,43 +536,19 @@ fn zero_base64(n: usize) -> String {
 pub(crate) fn record_doc(version: ZarrVersion, path: &str, n: u64, fields: &[(String, FieldKind)], compression: &Compression) -> Result<Map<String, Value>> {
     let itemsize: usize = fields.iter().map(|(_, k)| k.size()).sum();
     let spec = ArraySpec::new(DType::U8, vec![n]).compression(compression.clone());
+    let ms = members(fields);
     let doc = match version {
         ZarrVersion::V2 => {
-            let dtype: Vec<Value> = fields
-                .iter()
-                .map(|(name, k)| {
-                    let t = match k {
-                        FieldKind::Num(d) => v2_dtype(*d).to_owned(),
-                        FieldKind::Utf32(c) => format!("<U{c}"),
-                        FieldKind::Bytes(c) => format!("|S{c}"),
-                    };
-                    json!([name, t])
-                })
-                .collect();
             let mut d = v2_array_doc(path, &spec)?;
-            d.insert("dtype".into(), Value::Array(dtype));
+            d.insert("dtype".into(), v2_dtype_list(&ms));
             d.insert("fill_value".into(), json!(zero_base64(itemsize)));
             d
         }
         ZarrVersion::V3 => {
             let mut d = v3_array_doc(path, &spec)?;
-            let fs: Vec<Value> = fields
-                .iter()
-                .map(|(name, k)| match k {
-                    FieldKind::Num(t) => json!({"name": name, "data_type": t.name()}),
-                    FieldKind::Utf32(c) => json!({"name": name, "data_type": {"name": "fixed_length_utf32", "configuration": {"length_bytes": 4 * c}}}),
-                    FieldKind::Bytes(c) => json!({"name": name, "data_type": {"name": "fixed_length_bytes", "configuration": {"length_bytes": c}}}),
-                })
-                .collect();
-            let fill: Map<String, Value> = fields
-                .iter()
-                .map(|(name, k)| (name.clone(), match k {
-                    FieldKind::Num(t) => fill_value(*t),
-                    _ => json!(""),
-                }))
-                .collect();
-            d.insert("data_type".into(), json!({"name": "struct", "configuration": {"fields": fs}}));
-            d.insert("fill_value".into(), Value::Object(fill));
+            let (data_type, fill) = v3_struct(&ms);
+            d.insert("data_type".into(), data_type);
+            d.insert("fill_value".into(), fill);
             d.insert("codecs".into(), {
                 let mut c = vec![json!({"name": "bytes", "configuration": {"endian": "little"}})];
                 c.extend(v3_compressor(path, &spec)?);

@@ -48,6 +48,10 @@ pub(crate) fn unpack(raw: &[u8], n: usize, fields: &[(String, FieldKind)]) -> Ve
 /// Field kinds (strings sized to the longest value), record count and packed bytes.
 pub(crate) fn pack(path: &str, fields: &[(String, ArrayData)]) -> Result<Packed> {
     let n = fields.first().map_or(0, |(_, a)| a.len());
+    if let Some((name, _)) = fields.iter().find(|(_, a)| a.shape().len() > 1) {
+        // zarr-python cannot store them either (anndata's zarr writer refuses them).
+        return Err(StoreError::UnsupportedDType { path: path.to_owned(), found: format!("sub-array record field {} (zarr stores only scalar fields; write h5ad)", adcat_store::field_display(name)) });
+    }
     if fields.iter().any(|(_, a)| a.len() != n || a.shape().len() != 1) {
         return Err(StoreError::backend(path, "record fields must be 1-d and of equal length"));
     }
