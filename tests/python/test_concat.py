@@ -506,3 +506,26 @@ def test_merge_same_key_order(run_adcat, tmp_path):
     b.varm["q"] = np.zeros((len(GENES), 2))
     b.varm["p"] = np.ones((len(GENES), 2))
     check_concat(run_adcat, tmp_path, [a, b], "h5ad", merge="same")
+
+
+@pytest.mark.parametrize("out_fmt", ["h5ad", "zarr"])
+def test_ununifiable_categoricals_keep_missing_values(run_adcat, tmp_path, out_fmt):
+    """Ordered categoricals with different categories become object columns in
+    anndata.concat; their missing values stay missing in adcat's output (anndata itself
+    writes them as "nan" in zarr and cannot write them to h5ad)."""
+    from test_archives import keep_missing_strings
+
+    a, b = simple(3, GENES, prefix="a"), simple(2, GENES, prefix="b")
+    a.obs["stage"] = pd.Categorical(["lo", None, "hi"], categories=["lo", "hi"], ordered=True)
+    b.obs["stage"] = pd.Categorical(["mid", "hi"], categories=["mid", "hi"], ordered=True)
+    paths = [write(x, tmp_path / f"{i}.h5ad", "h5ad") for i, x in enumerate([a, b])]
+    out = tmp_path / f"out{FORMATS[out_fmt]}"
+    run_adcat("concat", *paths, "-o", out)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = ad.concat([read(p) for p in paths])
+    assert expected.obs["stage"].dtype == object and pd.isna(expected.obs["stage"].iloc[1])
+    keep_missing_strings(expected)
+    got = read(out)
+    assert_equal(expected.obs, got.obs, exact=False)
+    assert pd.isna(got.obs["stage"].iloc[1]) and list(got.obs["stage"].iloc[[0, 2, 3, 4]]) == ["lo", "hi", "mid", "hi"]

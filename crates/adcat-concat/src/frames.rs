@@ -84,9 +84,6 @@ pub enum OutCol {
     NBool,
     /// `nullable-string-array` with this na-value.
     Str(String),
-    /// `string-array`: pandas' object column of strings (categoricals that cannot be
-    /// unified), as anndata writes it. Missing values cannot be stored in it.
-    Obj,
     /// `categorical` with the unified categories; per input: old code -> new code.
     Cat {
         /// Unified categories.
@@ -170,10 +167,11 @@ pub fn unify(name: &str, kinds: &[Option<ColKind>], inserts: &[bool]) -> Result<
             let first = with.first().map(|(c, _)| cat_labels(c)).unwrap_or_default();
             let same = !with.is_empty() && with.iter().all(|(c, o)| *o && cat_labels(c) == first) && first.len() == union.len();
             if !same {
-                // pandas gives object, which anndata writes as a string-array; with
-                // missing rows (NaN in the object column) anndata cannot write it at all,
-                // so adcat keeps them as a nullable string column.
-                return Ok(if has_holes { OutCol::Str("NaN".into()) } else { OutCol::Obj });
+                // pandas gives object, which anndata writes as a string-array (read back
+                // as `str`); NaN in it (rows without the column, or missing codes) it
+                // writes as "nan" or not at all. A nullable string column reads back the
+                // same and keeps missing values missing.
+                return Ok(OutCol::Str("NaN".into()));
             }
             (with[0].0.clone(), true)
         };
@@ -257,11 +255,6 @@ impl ColWriter {
                 store.set_attrs(path, &Encoding::Array.attrs())?;
                 ColWriter { out, values, mask: None }
             }
-            OutCol::Obj => {
-                let values = app(path, DType::String)?;
-                store.set_attrs(path, &Encoding::StringArray.attrs())?;
-                ColWriter { out, values, mask: None }
-            }
             OutCol::NInt(_) | OutCol::NBool | OutCol::Str(_) => {
                 let (enc, d) = match &out {
                     OutCol::NInt(d) => (Encoding::NullableInteger, *d),
@@ -299,7 +292,7 @@ impl ColWriter {
         match &self.out {
             OutCol::Num(d) | OutCol::NInt(d) => *d,
             OutCol::NBool => DType::Bool,
-            OutCol::Str(_) | OutCol::Obj => DType::String,
+            OutCol::Str(_) => DType::String,
             OutCol::Cat { categories, .. } => codes_dtype(categories.len()),
         }
     }
