@@ -169,7 +169,8 @@ def test_legacy_archives_concatenate_with_themselves_and_each_other(archives, ru
 def test_legacy_and_modern_archives_concatenate(archives, run_adcat, tmp_path, join):
     # The 0.13.3 archive holds awkward arrays in obsm: the outer join fills them with
     # None for the inputs without them.
-    paths = [archives / "v0.7.8" / "adata.h5ad", archives / "v0.13.3" / "adata.h5ad", archives / "v0.11.4" / "adata.h5ad", archives / "v0.13.3" / "adata.zarr"]
+    paths = [archives / "v0.7.8" / "adata.h5ad", archives / "v0.13.3" / "adata.h5ad", archives / "v0.11.4" / "adata.h5ad"]
+    paths += [archives / "v0.13.3" / "adata.zarr", archives / "v0.11.4" / "adata.zarr", archives / "v0.11.4" / "adata.h5ad"]
     check_archive_concat(run_adcat, tmp_path, paths, "h5ad", join=join, label="batch", index_unique="-")
 
 

@@ -84,6 +84,9 @@ pub enum OutCol {
     NBool,
     /// `nullable-string-array` with this na-value.
     Str(String),
+    /// `string-array`: pandas' object column of strings (categoricals that cannot be
+    /// unified), as anndata writes it. Missing values cannot be stored in it.
+    Obj,
     /// `categorical` with the unified categories; per input: old code -> new code.
     Cat {
         /// Unified categories.
@@ -101,6 +104,30 @@ fn cat_labels(c: &ArrayData) -> Vec<String> {
         Some(s) => s.iter().cloned().collect(),
         None => c.to_f64_vec().unwrap_or_default().iter().map(|v| v.to_string()).collect(),
     }
+}
+
+/// An object column of categoricals becomes a nullable string column when any input
+/// has a missing code (one bounded scan of the codes, only for such columns).
+fn resolve_obj(oc: OutCol, frames: &[FrameSource<'_>], name: &str, block_rows: u64) -> Result<OutCol> {
+    if !matches!(oc, OutCol::Obj) {
+        return Ok(oc);
+    }
+    for f in frames.iter().filter(|f| f.columns.iter().any(|c| c == name)) {
+        let codes = join_path(&join_path(&f.path, name), "codes");
+        if !f.store.exists(&codes).map_err(|e| at_input(f.store, e.into()))? {
+            continue;
+        }
+        let mut s = 0;
+        while s < f.n {
+            let e = (s + block_rows.max(1)).min(f.n);
+            let block = f.store.read_rows(&codes, s, e).map_err(|e| at_input(f.store, e.into()))?;
+            if block.to_i64_vec().unwrap_or_default().iter().any(|&c| c < 0) {
+                return Ok(OutCol::Str("NaN".into()));
+            }
+            s = e;
+        }
+    }
+    Ok(OutCol::Obj)
 }
 
 /// anndata's `unify_dtypes` followed by pandas' concat rules, for one column.
@@ -168,10 +195,10 @@ pub fn unify(name: &str, kinds: &[Option<ColKind>], inserts: &[bool]) -> Result<
             let same = !with.is_empty() && with.iter().all(|(c, o)| *o && cat_labels(c) == first) && first.len() == union.len();
             if !same {
                 // pandas gives object, which anndata writes as a string-array (read back
-                // as `str`); NaN in it (rows without the column, or missing codes) it
-                // writes as "nan" or not at all. A nullable string column reads back the
-                // same and keeps missing values missing.
-                return Ok(OutCol::Str("NaN".into()));
+                // as object); with missing rows or codes (NaN in the object column)
+                // anndata writes "nan" or fails, so adcat keeps them as a nullable
+                // string column. Missing codes are found by the caller (`resolve_obj`).
+                return Ok(if has_holes { OutCol::Str("NaN".into()) } else { OutCol::Obj });
             }
             (with[0].0.clone(), true)
         };
@@ -255,6 +282,11 @@ impl ColWriter {
                 store.set_attrs(path, &Encoding::Array.attrs())?;
                 ColWriter { out, values, mask: None }
             }
+            OutCol::Obj => {
+                let values = app(path, DType::String)?;
+                store.set_attrs(path, &Encoding::StringArray.attrs())?;
+                ColWriter { out, values, mask: None }
+            }
             OutCol::NInt(_) | OutCol::NBool | OutCol::Str(_) => {
                 let (enc, d) = match &out {
                     OutCol::NInt(d) => (Encoding::NullableInteger, *d),
@@ -292,7 +324,7 @@ impl ColWriter {
         match &self.out {
             OutCol::Num(d) | OutCol::NInt(d) => *d,
             OutCol::NBool => DType::Bool,
-            OutCol::Str(_) => DType::String,
+            OutCol::Str(_) | OutCol::Obj => DType::String,
             OutCol::Cat { categories, .. } => codes_dtype(categories.len()),
         }
     }
@@ -554,7 +586,7 @@ pub fn concat_frames(
             .map(|f| if f.columns.contains(name) { col_kind(f.store, &join_path(&f.path, name)).map(Some).map_err(|e| at_input(f.store, e)) } else { Ok(None) })
             .collect::<Result<_>>()?;
         let inserts: Vec<bool> = frames.iter().map(|f| f.n > 0 || !f.columns.is_empty()).collect();
-        let oc = unify(&join_path(out_path, name), &kinds, &inserts)?;
+        let oc = resolve_obj(unify(&join_path(out_path, name), &kinds, &inserts)?, frames, name, block_rows)?;
         let mut w = ColWriter::create(out, &join_path(out_path, name), oc, total, opts)?;
         if dry {
             continue;
