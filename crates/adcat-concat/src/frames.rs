@@ -4,6 +4,7 @@
 
 use crate::index::Reindexer;
 use crate::merge::{merge_values, Strategy};
+use crate::equal::arrays_equal;
 use crate::natsort::natcmp;
 use crate::{ConcatError, Join, Result};
 use adcat_format::frame::{Column, DataFrame};
@@ -152,105 +153,119 @@ pub fn unify(name: &str, kinds: &[Option<ColKind>], inserts: &[bool]) -> Result<
             }
             return Err(bad());
         }
-        let cats: Vec<(&ArrayData, bool)> = present
-            .iter()
-            .filter_map(|k| match k {
-                ColKind::Cat { categories, ordered } => Some((categories, *ordered)),
-                _ => None,
-            })
-            .collect();
-        let numeric = cats.iter().all(|(c, _)| c.dtype() != DType::String);
-        // Union of categories (pandas Index.union: sorted when they differ).
-        let mut union: Vec<String> = vec![];
-        let mut seen = std::collections::HashSet::new();
-        for (c, _) in &cats {
-            for l in cat_labels(c) {
-                if seen.insert(l.clone()) {
-                    union.push(l);
-                }
-            }
-        }
-        let any_ordered = cats.iter().any(|(_, o)| *o);
-        let first_labels = cats.first().map(|(c, _)| cat_labels(c)).unwrap_or_default();
-        let (categories, ordered) = if !any_ordered && first_labels.len() == union.len() {
-            // Unordered dtypes with equal category sets compare equal in pandas: astype to
-            // the natsorted union is a no-op for such inputs, and concat keeps the first
-            // input's order.
-            (cats[0].0.clone(), false)
-        } else if !any_ordered {
-            if numeric {
-                let mut vals: Vec<f64> = cats.iter().flat_map(|(c, _)| c.to_f64_vec().unwrap_or_default()).collect();
-                vals.sort_by(|a, b| a.total_cmp(b));
-                vals.dedup();
-                let dt = cats.iter().map(|(c, _)| c.dtype()).reduce(|a, b| a.promote(b).unwrap_or(DType::F64)).unwrap_or(DType::F64);
-                let arr = ArrayData::from_vec(vals);
-                (arr.cast(dt).unwrap_or_else(|| ArrayData::from_vec(Vec::<f64>::new())), false)
-            } else {
-                union.sort_by(|a, b| natcmp(a, b));
-                (ArrayData::from_vec(union.clone()), false)
-            }
-        } else {
-            let with: Vec<&(&ArrayData, bool)> = cats.iter().filter(|(c, _)| !c.is_empty()).collect();
-            let first = with.first().map(|(c, _)| cat_labels(c)).unwrap_or_default();
-            let same = !with.is_empty() && with.iter().all(|(c, o)| *o && cat_labels(c) == first) && first.len() == union.len();
-            if !same {
-                // pandas gives object, which anndata writes as a string-array (read back
-                // as object); with missing rows or codes (NaN in the object column)
-                // anndata writes "nan" or fails, so adcat keeps them as a nullable
-                // string column. Missing codes are found by the caller (`resolve_obj`).
-                return Ok(if has_holes { OutCol::Str("NaN".into()) } else { OutCol::Obj });
-            }
-            (with[0].0.clone(), true)
-        };
-        let new_labels = cat_labels(&categories);
-        let pos: HashMap<&str, i64> = new_labels.iter().enumerate().map(|(i, s)| (s.as_str(), i as i64)).collect();
-        let maps = kinds
-            .iter()
-            .map(|k| match k {
-                Some(ColKind::Cat { categories, .. }) => Some(cat_labels(categories).iter().map(|l| pos.get(l.as_str()).copied().unwrap_or(-1)).collect()),
-                _ => None,
-            })
-            .collect();
-        return Ok(OutCol::Cat { categories, ordered, maps });
+        return Ok(unify_categoricals(kinds, has_holes));
     }
     if present.iter().all(|k| matches!(k, ColKind::Str | ColKind::NStr(_))) {
         // pandas: StringDtype(na_value=NA) + str -> StringDtype(na_value=NA).
         let any_na = present.iter().any(|k| matches!(k, ColKind::NStr(na) if na == "NA"));
         return Ok(OutCol::Str(if any_na { "NA" } else { "NaN" }.into()));
     }
-    let all_bool = present.iter().all(|k| matches!(k, ColKind::Num(DType::Bool) | ColKind::NBool));
-    if all_bool {
+    if present.iter().all(|k| matches!(k, ColKind::Num(DType::Bool) | ColKind::NBool)) {
         let nullable = has_missing || present.iter().any(|k| matches!(k, ColKind::NBool));
         return Ok(if nullable { OutCol::NBool } else { OutCol::Num(DType::Bool) });
     }
+    unify_numbers(&present, has_holes).ok_or_else(bad)
+}
+
+/// Numeric columns (bool, int, float, nullable int): numpy promotion; None when pandas
+/// would give an object column anndata cannot write.
+fn unify_numbers(present: &[&ColKind], has_holes: bool) -> Option<OutCol> {
     let mut dt: Option<DType> = None;
     let mut nullable_int = false;
     let any_float = present.iter().any(|k| matches!(k, ColKind::Num(d) if d.is_float()));
-    for k in &present {
+    for k in present {
         let d = match k {
             // bool + int -> int (pandas); bool + float -> object, which anndata cannot write.
             ColKind::Num(DType::Bool) if !any_float => DType::Bool,
-            ColKind::Num(DType::Bool) | ColKind::NBool => return Err(bad()),
+            ColKind::Num(DType::Bool) | ColKind::NBool => return None,
             ColKind::Num(d) => *d,
             ColKind::NInt(d) => {
                 nullable_int = true;
                 *d
             }
-            _ => return Err(bad()),
+            _ => return None,
         };
         dt = Some(match dt {
             None => d,
-            Some(p) => p.promote(d).ok_or_else(bad)?,
+            Some(p) => p.promote(d)?,
         });
     }
     let dt = dt.unwrap_or(DType::F64);
-    if nullable_int && !dt.is_float() {
-        return Ok(OutCol::NInt(dt));
+    Some(if nullable_int && !dt.is_float() {
+        OutCol::NInt(dt)
+    } else if has_holes && !dt.is_float() {
+        OutCol::Num(DType::F64)
+    } else {
+        OutCol::Num(dt)
+    })
+}
+
+/// Categorical columns: the unified categories (pandas' `union_categoricals` as anndata
+/// calls it) and each input's code map, or an object column when ordered categoricals
+/// differ.
+fn unify_categoricals(kinds: &[Option<ColKind>], has_holes: bool) -> OutCol {
+    let cats: Vec<(&ArrayData, bool)> = kinds
+        .iter()
+        .flatten()
+        .filter_map(|k| match k {
+            ColKind::Cat { categories, ordered } => Some((categories, *ordered)),
+            _ => None,
+        })
+        .collect();
+    let Some((categories, ordered)) = unified_categories(&cats) else {
+        // pandas gives object, which anndata writes as a string-array (read back as
+        // object); with missing rows or codes (NaN in the object column) anndata writes
+        // "nan" or fails, so adcat keeps them as a nullable string column. Missing codes
+        // are found by the caller (`resolve_obj`).
+        return if has_holes { OutCol::Str("NaN".into()) } else { OutCol::Obj };
+    };
+    let new_labels = cat_labels(&categories);
+    let pos: HashMap<&str, i64> = new_labels.iter().enumerate().map(|(i, s)| (s.as_str(), i as i64)).collect();
+    let maps = kinds
+        .iter()
+        .map(|k| match k {
+            Some(ColKind::Cat { categories, .. }) => Some(cat_labels(categories).iter().map(|l| pos.get(l.as_str()).copied().unwrap_or(-1)).collect()),
+            _ => None,
+        })
+        .collect();
+    OutCol::Cat { categories, ordered, maps }
+}
+
+/// The categories and ordered flag of the concatenation, or None for an object column.
+fn unified_categories(cats: &[(&ArrayData, bool)]) -> Option<(ArrayData, bool)> {
+    let numeric = cats.iter().all(|(c, _)| c.dtype() != DType::String);
+    // Union of categories (pandas Index.union: sorted when they differ).
+    let mut union: Vec<String> = vec![];
+    let mut seen = std::collections::HashSet::new();
+    for (c, _) in cats {
+        for l in cat_labels(c) {
+            if seen.insert(l.clone()) {
+                union.push(l);
+            }
+        }
     }
-    if has_holes && !dt.is_float() {
-        return Ok(OutCol::Num(DType::F64));
+    let first_labels = cats.first().map(|(c, _)| cat_labels(c)).unwrap_or_default();
+    if cats.iter().any(|(_, o)| *o) {
+        let with: Vec<&(&ArrayData, bool)> = cats.iter().filter(|(c, _)| !c.is_empty()).collect();
+        let first = with.first().map(|(c, _)| cat_labels(c)).unwrap_or_default();
+        let same = !with.is_empty() && with.iter().all(|(c, o)| *o && cat_labels(c) == first) && first.len() == union.len();
+        return same.then(|| (with[0].0.clone(), true));
     }
-    Ok(OutCol::Num(dt))
+    if first_labels.len() == union.len() {
+        // Unordered dtypes with equal category sets compare equal in pandas: astype to the
+        // natsorted union is a no-op for such inputs, and concat keeps the first order.
+        return Some((cats[0].0.clone(), false));
+    }
+    if numeric {
+        let mut vals: Vec<f64> = cats.iter().flat_map(|(c, _)| c.to_f64_vec().unwrap_or_default()).collect();
+        vals.sort_by(|a, b| a.total_cmp(b));
+        vals.dedup();
+        let dt = cats.iter().map(|(c, _)| c.dtype()).reduce(|a, b| a.promote(b).unwrap_or(DType::F64)).unwrap_or(DType::F64);
+        let arr = ArrayData::from_vec(vals);
+        return Some((arr.cast(dt).unwrap_or_else(|| ArrayData::from_vec(Vec::<f64>::new())), false));
+    }
+    union.sort_by(|a, b| natcmp(a, b));
+    Some((ArrayData::from_vec(union), false))
 }
 
 fn codes_dtype(n: usize) -> DType {
@@ -718,14 +733,4 @@ pub fn columns_equal(a: &Column, b: &Column) -> bool {
     }
 }
 
-/// Element-wise equality with NaN == NaN.
-pub fn arrays_equal(x: &ArrayData, y: &ArrayData) -> bool {
-    if x.shape() != y.shape() {
-        return false;
-    }
-    match (x.to_f64_vec(), y.to_f64_vec()) {
-        (Some(a), Some(b)) => a.iter().zip(&b).all(|(p, q)| p == q || (p.is_nan() && q.is_nan())),
-        (None, None) => x == y,
-        _ => false,
-    }
-}
+

@@ -169,9 +169,9 @@ impl Tree {
     /// anndata's `equal`: same kind and values, NaN equal to NaN, numeric dtypes ignored.
     pub fn equal(&self, other: &Tree) -> bool {
         match (self, other) {
-            (Tree::Array { data: a, .. }, Tree::Array { data: b, .. }) => self.read_as() == other.read_as() && crate::frames::arrays_equal(a, b),
+            (Tree::Array { data: a, .. }, Tree::Array { data: b, .. }) => self.read_as() == other.read_as() && crate::equal::arrays_equal(a, b),
             (Tree::Record { fields: a, .. }, Tree::Record { fields: b, .. }) => {
-                a.len() == b.len() && a.iter().zip(b).all(|((k1, v1), (k2, v2))| k1 == k2 && crate::frames::arrays_equal(v1, v2))
+                a.len() == b.len() && a.iter().zip(b).all(|((k1, v1), (k2, v2))| k1 == k2 && crate::equal::arrays_equal(v1, v2))
             }
             (Tree::Group { children: a, .. }, Tree::Group { children: b, .. }) => {
                 self.read_as() == other.read_as()

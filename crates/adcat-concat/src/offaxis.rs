@@ -1,7 +1,8 @@
 //! Off-axis mappings (varm, varp for axis=obs) merged with a strategy after reindexing,
 //! and block-diagonal pairwise concatenation (obsp with `pairwise`).
 
-use crate::frames::{arrays_equal, columns_equal, reindex_column};
+use crate::equal::arrays_equal;
+use crate::frames::{columns_equal, reindex_column};
 use crate::index::Reindexer;
 use crate::matrix::{fill_dtype, Block, MatSource, MatWriter, OutPlan};
 use crate::merge::merge_values;

@@ -124,7 +124,7 @@ fn close(a: &ArrayData, b: &ArrayData) -> bool {
         return false;
     }
     if !a.dtype().is_float() {
-        return crate::frames::arrays_equal(a, b);
+        return crate::equal::arrays_equal(a, b);
     }
     match (a.to_f64_vec(), b.to_f64_vec()) {
         (Some(x), Some(y)) => x.iter().zip(&y).all(|(p, q)| (p.is_nan() && q.is_nan()) || (p - q).abs() <= 1e-8 + 1e-5 * q.abs() || p == q),
