@@ -174,7 +174,9 @@ def test_matrix(run_adcat, tmp_path, axis, join, merge, array_type, fmt):
     # anndata's suite runs each case with max_loaded_elems 5 and 1e6; the zarr half here
     # runs with the smallest budget (multi-block streaming itself is exercised by
     # test_many_blocks_tiny_budget, whose inputs are large enough to need many blocks).
-    extra = ["--max-memory", "1MiB"] if fmt == "zarr" else []
+    # The zarr half also cuts every element into tasks of a few rows, so count tasks,
+    # sparse value shares and dense row ranges meet at many unit boundaries.
+    extra = ["--max-memory", "1MiB", "--task-size", "1KiB"] if fmt == "zarr" else []
     check_concat(run_adcat, tmp_path, adatas, fmt, out_fmt=fmt, extra=extra, axis=axis, join=join, merge=merge)
 
 
@@ -365,7 +367,8 @@ def test_many_blocks_tiny_budget(run_adcat, tmp_path, fmt):
     for a in adatas:
         a.obs["q"] = np.arange(a.n_obs, dtype=np.float32)
         a.obsm["pca"] = np.ones((a.n_obs, 30), dtype=np.float32)
-    check_concat(run_adcat, tmp_path, adatas, fmt, out_fmt=fmt, join="outer", extra=["--max-memory", "1MiB"])
+    extra = ["--max-memory", "1MiB", "--task-size", "64KiB"]
+    check_concat(run_adcat, tmp_path, adatas, fmt, out_fmt=fmt, join="outer", extra=extra)
 
 
 @pytest.mark.parametrize(
@@ -389,7 +392,7 @@ def test_compressed_outputs(run_adcat, tmp_path, out_fmt, compression, threads, 
         a.layers["counts"] = sparse.csr_matrix(a.X.astype(np.int32))
         a.obsm["pca"] = np.arange(a.n_obs * 3, dtype=np.float64).reshape(a.n_obs, 3)
         adatas.append(a)
-    extra = ["--compression", compression, "--threads", threads, "--max-memory", "2MiB"]
+    extra = ["--compression", compression, "--threads", threads, "--max-memory", "2MiB", "--task-size", "100KiB"]
     check_concat(run_adcat, tmp_path, adatas, "h5ad", out_fmt=out_fmt, join="outer", extra=extra)
     if h5py_filter is not None:
         import h5py

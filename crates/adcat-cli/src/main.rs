@@ -97,6 +97,9 @@ struct ConcatArgs {
     /// Concatenate obsp (varp for --axis var) block-diagonally.
     #[arg(long)]
     pairwise: bool,
+    /// Target uncompressed output size of one task of the job (see `adcat job`).
+    #[arg(long, default_value = "1GiB", value_name = "SIZE")]
+    task_size: String,
     #[command(flatten)]
     write: WriteArgs,
 }
@@ -189,6 +192,15 @@ enum Command {
 
 /// Parse sizes like `512MiB`, `2GiB`, `1G`, `1000000`.
 fn parse_size(s: &str) -> Result<u64> {
+    let v = parse_bytes(s)?;
+    if v < (1 << 20) {
+        bail!("invalid size {s:?}: the memory budget must be at least 1MiB");
+    }
+    Ok(v)
+}
+
+/// A size in bytes: a number with an optional unit (k, KiB, M, MiB, G, GiB, T, TiB).
+fn parse_bytes(s: &str) -> Result<u64> {
     let t = s.trim();
     let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
@@ -205,11 +217,7 @@ fn parse_size(s: &str) -> Result<u64> {
         "tib" => 1 << 40,
         _ => bail!("invalid size {s:?}: unknown unit {unit:?}"),
     };
-    let v = (n * mult as f64) as u64;
-    if v < (1 << 20) {
-        bail!("invalid size {s:?}: the memory budget must be at least 1MiB");
-    }
-    Ok(v)
+    Ok(((n * mult as f64) as u64).max(1))
 }
 
 fn parse_compression(s: &str) -> Result<Compression> {
@@ -248,7 +256,7 @@ fn write_options(w: &WriteArgs) -> Result<WriteOptions> {
 
 /// `concat`, or with `plan = Some(json)` the plan only.
 fn concat_cmd(args: ConcatArgs, plan: Option<bool>, quiet: bool, verbose: bool, follow: bool) -> Result<()> {
-    let ConcatArgs { inputs, inputs_from, output, axis, join, merge, uns_merge, label, keys, index_unique, fill_value, pairwise, write } = args;
+    let ConcatArgs { inputs, inputs_from, output, axis, join, merge, uns_merge, label, keys, index_unique, fill_value, pairwise, task_size, write } = args;
     let specs = inputs::resolve(&inputs, inputs_from.as_deref())?;
     let keys = inputs::keys(&specs, keys)?;
     let inputs: Vec<PathBuf> = specs.into_iter().map(|i| i.path).collect();
@@ -266,6 +274,7 @@ fn concat_cmd(args: ConcatArgs, plan: Option<bool>, quiet: bool, verbose: bool, 
         fill_value,
         pairwise,
         write: opts,
+        task_bytes: Some(parse_bytes(&task_size).map_err(|e| anyhow!("--task-size: {e}"))?),
         dry_run: false,
     };
     if let Some(k) = &copts.keys {

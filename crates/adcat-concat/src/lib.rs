@@ -13,6 +13,7 @@ pub mod equal;
 mod error;
 pub mod frames;
 pub mod index;
+pub mod job;
 pub mod matrix;
 pub mod merge;
 pub mod natsort;
@@ -76,11 +77,23 @@ pub struct ConcatOptions {
     pub pairwise: bool,
     /// Output layout and memory budget.
     pub write: WriteOptions,
+    /// Target uncompressed output bytes of one task (`None`: [`DEFAULT_TASK_BYTES`]).
+    pub task_bytes: Option<u64>,
     /// Plan only: create every output element with its final shape and type, read only
     /// metadata, indexes and off-axis tables, move no data (see [`plan::plan`]).
     pub dry_run: bool,
 }
 
+/// Default size of a task: large enough that per-task costs (opening inputs, reading
+/// their indexes) vanish, small enough to spread a job over many workers.
+pub const DEFAULT_TASK_BYTES: u64 = 1 << 30;
+
+impl ConcatOptions {
+    /// Target bytes per task.
+    pub fn task_bytes(&self) -> u64 {
+        self.task_bytes.unwrap_or(DEFAULT_TASK_BYTES).max(1)
+    }
+}
 
 /// What a concatenation did, for the caller to report.
 #[derive(Debug, Clone, Default)]
@@ -91,6 +104,8 @@ pub struct Report {
     pub warnings: Vec<String>,
     /// How each element is combined: `(element path, decision)`, in the order made.
     pub notes: Vec<(String, String)>,
+    /// The data-moving work left after planning: matrix elements and their tasks.
+    pub job: job::JobPlan,
 }
 
 impl Report {
@@ -122,6 +137,8 @@ struct Input<'a> {
     ax_index: String,
     /// Off-axis names (shared between inputs with the same names).
     off: std::sync::Arc<Vec<String>>,
+    /// The off-axis dataframe they come from.
+    off_df: String,
 }
 
 /// The element path of a dataframe's index.
@@ -146,7 +163,7 @@ fn inputs_for<'a>(stores: &[&'a dyn Store], ax_df: &str, off_df: &str) -> Result
             Some(prev) => prev.off.clone(),
             None => std::sync::Arc::new(names),
         };
-        out.push(Input { store: *s, n_ax, ax_index, off });
+        out.push(Input { store: *s, n_ax, ax_index, off, off_df: off_df.to_owned() });
     }
     Ok(out)
 }
@@ -198,8 +215,9 @@ fn concat_tagged(inputs: &[&dyn Store], out: &dyn Store, opts: &ConcatOptions, p
     progress.total_bytes(inputs.iter().map(|s| adcat_format::copy::data_bytes(*s, "").unwrap_or(0)).sum());
     adcat_format::write_root(out).map_err(ConcatError::Output)?;
     let main = Layout { prefix: "", raw: false };
-    let shape = part::concat_part(&ins, &main, &keys, opts, out, progress, &mut report)?;
+    let (shape, main_off) = part::concat_part(&ins, &main, &keys, opts, out, progress, &mut report)?;
     report.shape = shape;
+    let mut names = vec![part_names(&ins, main_off)];
     // raw: concatenated when every input has it (anndata warns and drops it otherwise).
     let has_raw: Vec<bool> = ins
         .iter()
@@ -213,16 +231,36 @@ fn concat_tagged(inputs: &[&dyn Store], out: &dyn Store, opts: &ConcatOptions, p
         out.set_attrs("raw", &Encoding::Raw.attrs())?;
         let raw_opts = ConcatOptions { merge: None, uns_merge: None, pairwise: false, ..opts.clone() };
         report.note("raw", "concatenated (every input has raw)");
-        part::concat_part(&raw_ins, &Layout { prefix: "raw", raw: true }, &keys, &raw_opts, out, progress, &mut report)?;
+        let (_, raw_off) = part::concat_part(&raw_ins, &Layout { prefix: "raw", raw: true }, &keys, &raw_opts, out, progress, &mut report)?;
+        names.push(part_names(&raw_ins, raw_off));
     } else if has_raw.iter().any(|&b| b) {
         report.note("raw", "dropped: not in every input");
         report.warnings.push("Only some AnnData objects have `.raw` attribute, not concatenating `.raw` attributes.".into());
+    }
+    if !opts.dry_run {
+        let exec = job::Executor::new(inputs, out, opts.write.max_memory, progress);
+        // Planning holds every index the tasks reindex with: hand them over.
+        for (frame, per_input, merged) in names {
+            for (i, n) in per_input.into_iter().enumerate() {
+                exec.preset_input_names(i, &frame, n);
+            }
+            exec.preset_names(&frame, merged);
+        }
+        job::run_in_process(&report.job, &exec)?;
     }
     out.flush()?;
     Ok(report)
 }
 
 
+
+/// The off-axis names of a part: its dataframe path, each input's names, the merged ones.
+type PartNames = (String, Vec<std::sync::Arc<Vec<String>>>, std::sync::Arc<Vec<String>>);
+
+fn part_names(ins: &[Input<'_>], merged: std::sync::Arc<Vec<String>>) -> PartNames {
+    let frame = ins.first().map(|i| i.off_df.clone()).unwrap_or_default();
+    (frame, ins.iter().map(|i| i.off.clone()).collect(), merged)
+}
 
 /// anndata's `intersect_keys` (OrderedSet `&`: the last input's order) and
 /// `union_keys` (order of first appearance).

@@ -179,6 +179,26 @@ impl<'a> MatSource<'a> {
         (m.format == SparseFormat::Csr) != self.transposed
     }
 
+    /// `indptr[start..=end]` of a sparse matrix stored along the concatenation axis
+    /// (None for other layouts): entries per row without reading the entries.
+    pub fn major_indptr(&self, start: u64, end: u64) -> Option<Result<Vec<i64>>> {
+        match &self.kind {
+            MatKind::Sparse(m) if self.aligned(m) => Some(
+                self.store
+                    .read_rows(&join_path(&self.path, "indptr"), start, end + 1)
+                    .map(|a| a.to_i64_vec().unwrap_or_default())
+                    .map_err(ConcatError::from),
+            ),
+            _ => None,
+        }
+    }
+
+    /// Whether reading oriented rows needs a pass over the whole matrix (a sparse matrix
+    /// stored along the other axis): such elements are not split between tasks.
+    pub fn needs_transpose(&self) -> bool {
+        matches!(&self.kind, MatKind::Sparse(m) if !self.aligned(m))
+    }
+
     /// Read oriented rows `start..end`. `budget` bounds the bytes of a transposition pass.
     pub fn read_block(&self, start: u64, end: u64, budget: u64) -> Result<Block> {
         match &self.kind {

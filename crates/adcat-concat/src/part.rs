@@ -8,7 +8,8 @@ use crate::frames::{self, concat_frames, FrameSource};
 use crate::index::{duplicates, merge_indices, Reindexer};
 use crate::matrix::MatSource;
 use crate::merge::{merge_nested, Tree};
-use crate::stack::concat_matrix;
+use crate::job::Columns;
+use crate::stack::{concat_matrix, Stack};
 use crate::{awkward, join_keys, offaxis, At, Axis, ConcatError, ConcatOptions, Input, Join, Layout, Report, Result};
 use adcat_format::frame::{write_dict, DataFrame};
 use adcat_format::{detect, Encoding, FormatError, Progress};
@@ -34,7 +35,10 @@ pub(crate) fn list_or_empty(store: &dyn Store, path: &str) -> Result<Vec<String>
     if store.node_kind(path).at(store)? == Some(NodeKind::Group) { store.list(path).at(store) } else { Ok(vec![]) }
 }
 
-/// Concatenate one part; returns its shape (obs, var).
+/// Off-axis names, shared.
+pub(crate) type Names = std::sync::Arc<Vec<String>>;
+
+/// Concatenate one part; returns its shape (obs, var) and its merged off-axis names.
 pub(crate) fn concat_part(
     ins: &[Input<'_>],
     lay: &Layout,
@@ -43,7 +47,7 @@ pub(crate) fn concat_part(
     out: &dyn Store,
     progress: &dyn Progress,
     report: &mut Report,
-) -> Result<(u64, u64)> {
+) -> Result<((u64, u64), Names)> {
     let p = PartCtx::new(ins, lay, keys, opts, out, progress, report)?;
     if !lay.raw || opts.axis == Axis::Var {
         p.axis_frame(report)?;
@@ -63,7 +67,8 @@ pub(crate) fn concat_part(
     }
     let n_total: u64 = ins.iter().map(|i| i.n_ax).sum();
     let n_off = p.new_off.len() as u64;
-    Ok(if opts.axis == Axis::Obs { (n_total, n_off) } else { (n_off, n_total) })
+    let shape = if opts.axis == Axis::Obs { (n_total, n_off) } else { (n_off, n_total) };
+    Ok((shape, std::sync::Arc::new(p.new_off)))
 }
 
 impl<'a> PartCtx<'a> {
@@ -189,7 +194,10 @@ impl<'a> PartCtx<'a> {
                 }
             }
             let rows: Vec<u64> = self.ins.iter().map(|i| i.n_ax).collect();
-            concat_matrix(&srcs, &rows, Some(&self.reindexers), self.new_off.len() as u64, self.out, out_path, self.opts, self.progress, report)?;
+            let st = Stack { srcs: &srcs, rows: &rows, reindexers: Some(&self.reindexers), n_cols: self.new_off.len() as u64 };
+            let frame = self.ins.first().map(|i| i.off_df.clone()).unwrap_or_default();
+            let columns = Columns::Name { input_frame: frame.clone(), output_frame: frame };
+            concat_matrix(&st, columns, self.out, out_path, self.opts, report)?;
         }
         Ok(())
     }
@@ -322,7 +330,8 @@ impl<'a> PartCtx<'a> {
             .collect();
         let rows: Vec<u64> = self.ins.iter().map(|i| i.n_ax).collect();
         let opts = ConcatOptions { axis: Axis::Obs, ..self.opts.clone() };
-        concat_matrix(&srcs, &rows, Some(&reindexers), width, self.out, p, &opts, self.progress, report)
+        let st = Stack { srcs: &srcs, rows: &rows, reindexers: Some(&reindexers), n_cols: width };
+        concat_matrix(&st, Columns::Position, self.out, p, &opts, report)
     }
 
     /// 5. Pairwise mapping (obsp): block-diagonal with `--pairwise`, else empty.

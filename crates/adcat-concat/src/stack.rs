@@ -1,11 +1,11 @@
-//! Stacking one matrix element (X, a layer, an obsm array) along the concatenation
-//! axis: the output dtype and size are planned from the inputs' metadata, then blocks
-//! are read, reindexed and written through a two-stage pipeline.
+//! Planning one matrix element (X, a layer, an obsm array) stacked along the
+//! concatenation axis: the output dtype and size from the inputs' metadata, the element
+//! created in the output, and its tasks (run by `crate::job`).
 
 use crate::index::Reindexer;
+use crate::job::{Columns, MatrixElement, MatrixSource};
 use crate::matrix::{self, fill_dtype, MatSource, MatWriter, OutPlan};
-use crate::{pipe, At, Axis, ConcatError, ConcatOptions, Report, Result};
-use adcat_format::Progress;
+use crate::{Axis, ConcatError, ConcatOptions, Report, Result};
 use adcat_store::{DType, Store};
 
 /// The inputs of one matrix element: a source per input (None: the input lacks it),
@@ -91,96 +91,56 @@ fn output(e: ConcatError) -> ConcatError {
     }
 }
 
-/// Concatenate one matrix element whose inputs may be missing (outer join).
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn concat_matrix(
-    srcs: &[Option<MatSource<'_>>],
-    rows: &[u64],
-    reindexers: Option<&[Reindexer]>,
-    n_cols: u64,
-    out: &dyn Store,
-    out_path: &str,
-    opts: &ConcatOptions,
-    progress: &dyn Progress,
-    report: &mut Report,
-) -> Result<()> {
-    let st = Stack { srcs, rows, reindexers, n_cols };
-    let sparse = srcs.iter().flatten().any(MatSource::is_sparse);
+/// Plan one matrix element whose inputs may be missing (outer join): create it in the
+/// output with its final shape, dtype and layout, and add it with its tasks to the job.
+pub(crate) fn concat_matrix(st: &Stack<'_>, columns: Columns, out: &dyn Store, out_path: &str, opts: &ConcatOptions, report: &mut Report) -> Result<()> {
+    let sparse = st.srcs.iter().flatten().any(MatSource::is_sparse);
     let fill = opts.fill_value.unwrap_or(if sparse { 0.0 } else { f64::NAN });
     let (dtype, max_nnz) = st.dtype_and_nnz(sparse, fill, out_path)?;
     let plan = OutPlan { sparse, dtype, fill };
     let transposed = opts.axis == Axis::Var;
-    let total: u64 = rows.iter().sum();
-    let w = MatWriter::create(out, out_path, plan, total, n_cols, max_nnz, transposed, &opts.write).map_err(output)?;
+    let total: u64 = st.rows.iter().sum();
+    MatWriter::create(out, out_path, plan, total, st.n_cols, max_nnz, transposed, &opts.write).map_err(output)?;
     report.note(out_path, st.describe(&plan, transposed, max_nnz));
-    if opts.dry_run {
-        return Ok(());
-    }
-    progress.element_total(srcs.iter().flatten().map(MatSource::data_bytes).sum());
-    st.stream(plan, w, opts.write.max_memory, progress)
-}
-
-/// One pipeline item: rows of a missing input, or a prepared block and its stored bytes.
-#[allow(clippy::large_enum_variant)] // one item in flight at a time
-enum Item {
-    Missing(u64),
-    Block(matrix::Block, u64),
+    let sources = (0..st.srcs.len()).map(|i| st.source(i, opts.write.max_memory)).collect();
+    let mut el = MatrixElement { path: out_path.to_owned(), sparse, transposed, dtype, fill, n_cols: st.n_cols, sources, columns, max_nnz, task_rows: total };
+    el.task_rows = st.task_rows(&el, out, opts.task_bytes()).map_err(output)?;
+    report.job.push(el);
+    Ok(())
 }
 
 impl Stack<'_> {
-    /// Blocks are read and reindexed on a helper thread while this one encodes and
-    /// writes the previous block.
-    fn stream(&self, plan: OutPlan, mut w: MatWriter<'_>, budget: u64, progress: &dyn Progress) -> Result<()> {
-        pipe::pipeline(
-            |send| {
-                for (i, s) in self.srcs.iter().enumerate() {
-                    let more = match s {
-                        None => send(Item::Missing(self.rows[i])),
-                        Some(s) => self.read_blocks(i, s, &plan, budget, &mut *send)?,
-                    };
-                    if !more {
-                        return Ok(());
-                    }
-                }
-                Ok(())
-            },
-            |item| {
-                match item {
-                    Item::Missing(n) => w.push_missing(n, plan.fill).map_err(output)?,
-                    Item::Block(b, bytes) => {
-                        w.push_prepared(b).map_err(output)?;
-                        progress.advance(bytes);
-                    }
-                }
-                Ok(())
-            },
-        )?;
-        w.finish().map_err(output)?;
-        Ok(())
+    /// Input `i` as a source of the plan. Blocks are 1/16 of the budget, 1/32 when
+    /// reindexed: reindexing expands a block about fourfold while it is prepared, a
+    /// prepared block waits in the pipeline and another is being written, and the writers
+    /// hold back less than a shard (1/16) per array.
+    fn source(&self, i: usize, budget: u64) -> MatrixSource {
+        let fraction = if self.reindexed(i) { 32 } else { 16 };
+        let s = self.srcs[i].as_ref();
+        let per_row = s.map_or(self.n_cols * 8, matrix::row_bytes);
+        MatrixSource { input: i, path: s.map(|s| s.path.clone()), rows: self.rows[i], block_rows: ((budget / fraction) / per_row.max(1)).max(1) }
     }
 
-    /// Send input `i`'s prepared blocks; false when the writer stopped.
-    ///
-    /// Blocks are 1/16 of the budget, 1/32 when reindexed: reindexing expands a block
-    /// about fourfold while it is prepared, a prepared block waits in the pipeline and
-    /// another is being written, and the writers hold back less than a shard (1/16) per
-    /// array. Larger blocks keep parallel compression busy (more chunks per write).
-    fn read_blocks(&self, i: usize, s: &MatSource<'_>, plan: &OutPlan, budget: u64, send: &mut dyn FnMut(Item) -> bool) -> Result<bool> {
-        let fraction = if self.reindexed(i) { 32 } else { 16 };
-        let per = ((budget / fraction) / matrix::row_bytes(s).max(1)).max(1);
-        let n = s.n_rows();
-        let mut start = 0;
-        while start < n {
-            let end = (start + per).min(n);
-            let b = s.read_block(start, end, budget / 16).at(s.store)?;
-            let b = plan.prepare(b, self.re_of(i), self.n_cols).at(s.store)?;
-            // Progress in stored bytes, the unit of the totals.
-            let bytes = s.data_bytes() * (end - start) / n.max(1);
-            if !send(Item::Block(b, bytes)) {
-                return Ok(false);
-            }
-            start = end;
+    /// Rows per task: about `task_bytes` of output, in whole write units. Elements read
+    /// across their storage axis (a sparse input stored along the other axis, a dense
+    /// element concatenated along var) are one task: each task would repeat a pass over
+    /// the whole input, or share the output's chunks.
+    fn task_rows(&self, el: &MatrixElement, out: &dyn Store, task_bytes: u64) -> Result<u64> {
+        let n = el.n_rows();
+        if self.srcs.iter().flatten().any(MatSource::needs_transpose) || (el.transposed && !el.sparse) {
+            return Ok(n.max(1));
         }
-        Ok(true)
+        let row_bytes = if el.sparse {
+            (el.max_nnz / n.max(1)) * (el.dtype.itemsize() as u64 + 4) + 8
+        } else {
+            el.n_cols.max(1) * el.dtype.itemsize() as u64
+        };
+        let rows = (task_bytes / row_bytes.max(1)).max(1);
+        if el.sparse {
+            return Ok(rows);
+        }
+        let m = out.array_meta(&el.path)?;
+        let unit = m.shards.as_ref().or(m.chunks.as_ref()).and_then(|c| c.first().copied()).unwrap_or(1).max(1);
+        Ok((rows / unit).max(1) * unit)
     }
 }

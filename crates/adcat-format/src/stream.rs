@@ -30,6 +30,35 @@ impl Appender {
         Ok(Appender { path: path.to_owned(), spec, unit, pending: vec![], buffered: 0, written: 0 })
     }
 
+    /// Continue writing the existing array at `path` from row `start`, which must be at
+    /// the start of a write unit: how a task of a job writes its own rows of an element
+    /// that other tasks write too.
+    pub fn open_at(store: &dyn Store, path: &str, start: u64) -> Result<Self> {
+        let m = store.array_meta(path)?;
+        let unit = m.shards.as_ref().or(m.chunks.as_ref()).and_then(|c| c.first().copied()).unwrap_or(1).max(1);
+        if !start.is_multiple_of(unit) && start != m.shape.first().copied().unwrap_or(0) {
+            return Err(FormatError::invalid(path, format!("a write starting at row {start} is not on a {unit}-row unit boundary")));
+        }
+        let mut spec = ArraySpec::new(m.dtype, m.shape.clone());
+        spec.chunks = m.chunks;
+        spec.shards = m.shards;
+        Ok(Appender { path: path.to_owned(), spec, unit, pending: vec![], buffered: 0, written: start })
+    }
+
+    /// Rows per write unit (shard, chunk, or 1 for contiguous arrays).
+    pub fn unit(&self) -> u64 {
+        self.unit
+    }
+
+    /// Write what is buffered and check the rows end at `end` (see [`Appender::open_at`]).
+    pub fn finish_to(mut self, store: &dyn Store, end: u64) -> Result<()> {
+        self.write_pending(store)?;
+        if self.written != end {
+            return Err(FormatError::invalid(&self.path, format!("wrote up to row {}, expected {end}", self.written)));
+        }
+        Ok(())
+    }
+
     /// Rows written or buffered so far.
     pub fn rows(&self) -> u64 {
         self.written + self.buffered
