@@ -2,6 +2,7 @@
 
 mod guard;
 mod inputs;
+mod job;
 mod planview;
 mod progress;
 mod stores;
@@ -58,15 +59,15 @@ struct WriteArgs {
 
 /// The arguments of `concat` and `plan`.
 #[derive(clap::Args, Debug, Clone)]
-struct ConcatArgs {
+pub(crate) struct ConcatArgs {
     /// Input stores, in order: paths, KEY=PATH (the key as with --keys), or glob
     /// patterns (matches in sorted order).
     #[arg(required_unless_present = "inputs_from", value_name = "INPUT")]
-    inputs: Vec<String>,
+    pub inputs: Vec<String>,
     /// Read more inputs from FILE (`-`: standard input): one path per line, or
     /// KEY<TAB>PATH; `#` starts a comment line. Relative paths are relative to FILE.
     #[arg(long, value_name = "FILE")]
-    inputs_from: Option<PathBuf>,
+    pub inputs_from: Option<PathBuf>,
     /// Output path; .h5ad -> HDF5, .zarr -> Zarr.
     #[arg(short, long)]
     output: PathBuf,
@@ -136,6 +137,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// A concatenation as a job of tasks for a scheduler: create, run, status, finish.
+    #[command(subcommand)]
+    Job(job::JobCommand),
     /// Write a synthetic AnnData store (sample and benchmark data).
     Generate {
         /// Output path; .h5ad -> HDF5, .zarr -> Zarr.
@@ -191,7 +195,7 @@ enum Command {
 }
 
 /// Parse sizes like `512MiB`, `2GiB`, `1G`, `1000000`.
-fn parse_size(s: &str) -> Result<u64> {
+pub(crate) fn parse_size(s: &str) -> Result<u64> {
     let v = parse_bytes(s)?;
     if v < (1 << 20) {
         bail!("invalid size {s:?}: the memory budget must be at least 1MiB");
@@ -254,8 +258,16 @@ fn write_options(w: &WriteArgs) -> Result<WriteOptions> {
     })
 }
 
-/// `concat`, or with `plan = Some(json)` the plan only.
-fn concat_cmd(args: ConcatArgs, plan: Option<bool>, quiet: bool, verbose: bool, follow: bool) -> Result<()> {
+/// A concatenation's arguments, checked: inputs, options, output and its format.
+pub(crate) struct Prepared {
+    pub inputs: Vec<PathBuf>,
+    pub copts: adcat_concat::ConcatOptions,
+    pub output: PathBuf,
+    pub format: stores::OutFormat,
+    pub force: bool,
+}
+
+pub(crate) fn prepare(args: ConcatArgs) -> Result<Prepared> {
     let ConcatArgs { inputs, inputs_from, output, axis, join, merge, uns_merge, label, keys, index_unique, fill_value, pairwise, task_size, write } = args;
     let specs = inputs::resolve(&inputs, inputs_from.as_deref())?;
     let keys = inputs::keys(&specs, keys)?;
@@ -282,26 +294,38 @@ fn concat_cmd(args: ConcatArgs, plan: Option<bool>, quiet: bool, verbose: bool, 
             bail!("--keys has {} names for {} inputs; give one name per input (comma-separated)", k.len(), inputs.len());
         }
     }
-    let iopts = stores::InputOptions { follow_external: follow, max_memory: copts.write.max_memory, budget_flag: true };
-    let stores: Vec<Box<dyn adcat_store::Store>> = inputs.iter().map(|p| open_input(p, iopts)).collect::<Result<_>>()?;
+    Ok(Prepared { inputs, copts, output, format, force: write.force })
+}
+
+impl Prepared {
+    pub fn open_inputs(&self, follow: bool) -> Result<Vec<Box<dyn adcat_store::Store>>> {
+        let iopts = stores::InputOptions { follow_external: follow, max_memory: self.copts.write.max_memory, budget_flag: true };
+        self.inputs.iter().map(|p| open_input(p, iopts)).collect()
+    }
+
+    /// Attribute an engine error: output errors name the output path.
+    pub fn err(&self, e: adcat_concat::ConcatError) -> anyhow::Error {
+        match e {
+            adcat_concat::ConcatError::Output(inner) => anyhow!("{}: {inner}", self.output.display()),
+            other => anyhow!("{other}"),
+        }
+    }
+}
+
+/// `concat`, or with `plan = Some(json)` the plan only.
+fn concat_cmd(args: ConcatArgs, plan: Option<bool>, quiet: bool, verbose: bool, follow: bool) -> Result<()> {
+    let p = prepare(args)?;
+    let stores = p.open_inputs(follow)?;
     let refs: Vec<&dyn adcat_store::Store> = stores.iter().map(|s| s.as_ref()).collect();
-    let err = |e: adcat_concat::ConcatError| match e {
-        adcat_concat::ConcatError::Output(inner) => anyhow!("{}: {inner}", output.display()),
-        other => anyhow!("{other}"),
-    };
     if let Some(json) = plan {
-        let kind = match format {
-            stores::OutFormat::H5ad => adcat_store::StoreKind::Hdf5,
-            stores::OutFormat::Zarr(adcat_zarr::ZarrVersion::V2) => adcat_store::StoreKind::ZarrV2,
-            stores::OutFormat::Zarr(adcat_zarr::ZarrVersion::V3) => adcat_store::StoreKind::ZarrV3,
-        };
-        let p = adcat_concat::plan::plan(&refs, kind, &copts).map_err(err)?;
-        print!("{}", planview::render(&p, &inputs, &output, kind, &copts, json)?);
+        let kind = p.format.kind();
+        let plan = adcat_concat::plan::plan(&refs, kind, &p.copts).map_err(|e| p.err(e))?;
+        print!("{}", planview::render(&plan, &p.inputs, &p.output, kind, &p.copts, json)?);
         return Ok(());
     }
-    let out = Output::create(&output, format, write.force, &inputs)?;
+    let out = Output::create(&p.output, p.format, p.force, &p.inputs)?;
     let bar = progress::Reporter::new(quiet, verbose);
-    let report = adcat_concat::concat(&refs, out.store(), &copts, &bar).map_err(err);
+    let report = adcat_concat::concat(&refs, out.store(), &p.copts, &bar).map_err(|e| p.err(e));
     bar.finish();
     let report = report?;
     out.commit(Some(report.shape))?;
@@ -340,6 +364,7 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Concat { args, dry_run, json } => concat_cmd(args, if dry_run { Some(json) } else { None }, cli.quiet, cli.verbose, cli.follow_external_links),
+        Command::Job(cmd) => job::run(cmd, cli.quiet, cli.verbose, cli.follow_external_links),
         Command::Plan { args, json } => concat_cmd(args, Some(json), cli.quiet, cli.verbose, cli.follow_external_links),
         Command::Generate { output, cells, genes, gene_offset, density, seed, shuffle_genes, dense, write } => {
             let opts = write_options(&write)?;

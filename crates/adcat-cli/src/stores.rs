@@ -81,6 +81,17 @@ pub fn open_input(path: &Path, opts: InputOptions) -> Result<Box<dyn Store>> {
     Ok(Box::new(Guarded(Box::new(bounded))))
 }
 
+impl OutFormat {
+    /// The store kind it writes.
+    pub fn kind(self) -> adcat_store::StoreKind {
+        match self {
+            OutFormat::H5ad => adcat_store::StoreKind::Hdf5,
+            OutFormat::Zarr(ZarrVersion::V2) => adcat_store::StoreKind::ZarrV2,
+            OutFormat::Zarr(ZarrVersion::V3) => adcat_store::StoreKind::ZarrV3,
+        }
+    }
+}
+
 /// The output format implied by the path's extension.
 pub fn output_format(path: &Path, zarr_format: u8) -> Result<OutFormat> {
     match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
@@ -101,6 +112,8 @@ pub struct Output {
     dest: PathBuf,
     store: Option<Box<dyn Store>>,
     lock: Option<(PathBuf, File)>,
+    /// Remove the temporary store unless committed (not a job's, which holds work).
+    discard: bool,
 }
 
 /// Take the lock for writing `dest` (`lock_path` beside it), or say who holds it.
@@ -137,6 +150,18 @@ fn lock_output(dest: &Path, lock_path: &Path) -> Result<File> {
 impl Output {
     /// Check the destination and create the temporary store.
     pub fn create(dest: &Path, format: OutFormat, force: bool, inputs: &[PathBuf]) -> Result<Output> {
+        Output::create_as(dest, format, force, inputs, false)
+    }
+
+    /// The hidden sibling of `dest` where a job builds it.
+    pub fn job_staging(dest: &Path) -> Result<PathBuf> {
+        let (parent, name) = split_dest(dest)?;
+        Ok(parent.join(format!(".{name}.adcat-job")))
+    }
+
+    /// As [`Output::create`]; for a job (`job`), the store is built at
+    /// [`Output::job_staging`] and survives this process ([`Output::keep`]).
+    pub fn create_as(dest: &Path, format: OutFormat, force: bool, inputs: &[PathBuf], job: bool) -> Result<Output> {
         let parent = match dest.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
@@ -151,14 +176,17 @@ impl Output {
         let lock_path = canon_parent.join(format!(".{}.adcat-lock", name.to_string_lossy()));
         let lock = lock_output(dest, &lock_path)?;
         remove_leftovers(&canon_parent, &name.to_string_lossy());
-        let mut out = Output { tmp: PathBuf::new(), dest: dest_abs.clone(), store: None, lock: Some((lock_path, lock)) };
+        let mut out = Output { tmp: PathBuf::new(), dest: dest_abs.clone(), store: None, lock: Some((lock_path, lock)), discard: true };
         if dest.symlink_metadata().is_ok() {
             if !force {
                 bail!("{}: output exists; pass --force to overwrite it", dest.display());
             }
             check_replaceable(dest, &dest_abs, inputs)?;
         }
-        let tmp = canon_parent.join(format!(".{}.adcat-tmp-{}", name.to_string_lossy(), std::process::id()));
+        let tmp = if job { Output::job_staging(dest)? } else { canon_parent.join(format!(".{}.adcat-tmp-{}", name.to_string_lossy(), std::process::id())) };
+        if job && tmp.exists() && !force {
+            bail!("{}: a job for this output already exists ({}); finish it, or pass --force to start over", dest.display(), tmp.display());
+        }
         if tmp.exists() {
             remove_path(&tmp)?;
         }
@@ -170,6 +198,29 @@ impl Output {
         };
         out.store = Some(Box::new(Guarded(store)));
         Ok(out)
+    }
+
+    /// Keep the store for the tasks of a job: flush and close it, release the lock, and
+    /// leave it in place.
+    pub fn keep(mut self) -> Result<PathBuf> {
+        if let Some(s) = self.store.take() {
+            s.flush().map_err(|e| anyhow!("{}: {}", self.dest.display(), e))?;
+        }
+        guard::unregister_temp(&self.tmp);
+        Ok(std::mem::take(&mut self.tmp))
+    }
+
+    /// Take up a job's store at `staging` to finish and publish it as `dest`.
+    pub fn reopen(dest: &Path, staging: &Path) -> Result<Output> {
+        let (parent, name) = split_dest(dest)?;
+        let lock_path = parent.join(format!(".{name}.adcat-lock"));
+        let lock = lock_output(dest, &lock_path)?;
+        let store: Box<dyn Store> = if staging.is_dir() {
+            Box::new(ZarrStore::open_rw(staging).map_err(|e| anyhow!("{}: {}", staging.display(), e))?)
+        } else {
+            bail!("{}: the job's output under construction is missing; create the job again", staging.display())
+        };
+        Ok(Output { tmp: staging.to_path_buf(), dest: parent.join(name), store: Some(Box::new(Guarded(store))), lock: Some((lock_path, lock)), discard: false })
     }
 
     /// The store to write into.
@@ -228,7 +279,7 @@ impl Output {
 impl Drop for Output {
     fn drop(&mut self) {
         self.store.take();
-        if !self.tmp.as_os_str().is_empty() && self.tmp.exists() {
+        if self.discard && !self.tmp.as_os_str().is_empty() && self.tmp.exists() {
             let _ = remove_path(&self.tmp);
         }
         guard::unregister_temp(&self.tmp);
@@ -238,6 +289,17 @@ impl Drop for Output {
             drop(f);
         }
     }
+}
+
+/// The canonical parent directory and the file name of an output path.
+fn split_dest(dest: &Path) -> Result<(PathBuf, String)> {
+    let parent = match dest.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let parent = parent.canonicalize().with_context(|| format!("{}: parent directory", dest.display()))?;
+    let name = dest.file_name().ok_or_else(|| anyhow!("{}: not a file name", dest.display()))?;
+    Ok((parent, name.to_string_lossy().into_owned()))
 }
 
 /// Refuse an output that is an input, or lies inside an input store.

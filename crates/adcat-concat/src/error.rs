@@ -28,6 +28,9 @@ pub enum ConcatError {
     /// The options are inconsistent with the inputs.
     #[error("{0}")]
     Options(String),
+    /// A job directory is missing, incomplete or inconsistent with its inputs.
+    #[error("{0}")]
+    Job(String),
     /// An error not attributed to a file yet (converted at the call sites).
     #[error(transparent)]
     Format(#[from] FormatError),

@@ -168,15 +168,32 @@ fn inputs_for<'a>(stores: &[&'a dyn Store], ax_df: &str, off_df: &str) -> Result
     Ok(out)
 }
 
-/// Concatenate `inputs` into the empty store `out`.
+/// Concatenate `inputs` into the empty store `out`: plan, then run every task here.
 pub fn concat(inputs: &[&dyn Store], out: &dyn Store, opts: &ConcatOptions, progress: &dyn Progress) -> Result<Report> {
-    // Legacy layouts (anndata < 0.8) are read as anndata reads them.
+    as_engine_sees(inputs, out, |inputs, out| concat_tagged(inputs, out, opts, progress, true))
+}
+
+/// Plan the concatenation of `inputs` into the empty store `out`: write every small
+/// element and create the matrix elements, whose tasks ([`Report::job`]) are left to
+/// run ([`run_tasks`], in this process or others).
+pub fn create(inputs: &[&dyn Store], out: &dyn Store, opts: &ConcatOptions, progress: &dyn Progress) -> Result<Report> {
+    as_engine_sees(inputs, out, |inputs, out| concat_tagged(inputs, out, opts, progress, false))
+}
+
+/// Run `f` with an [`job::Executor`] over `inputs` (as given to [`create`]) and `out`
+/// (the store `create` wrote).
+pub fn run_tasks<R>(inputs: &[&dyn Store], out: &dyn Store, budget: u64, progress: &dyn Progress, f: impl FnOnce(&job::Executor<'_>) -> Result<R>) -> Result<R> {
+    as_engine_sees(inputs, out, |inputs, out| f(&job::Executor::new(inputs, out, budget, progress)))
+}
+
+/// Inputs with legacy layouts (anndata < 0.8) read as anndata reads them, and an output
+/// whose every error is marked, so a failed write (a full disk) is reported against the
+/// output whichever code path met it.
+fn as_engine_sees<R>(inputs: &[&dyn Store], out: &dyn Store, f: impl FnOnce(&[&dyn Store], &dyn Store) -> Result<R>) -> Result<R> {
     let views: Vec<adcat_format::LegacyView<'_>> = inputs.iter().map(|s| adcat_format::LegacyView::new(*s)).collect();
     let inputs: Vec<&dyn Store> = views.iter().map(|v| v as &dyn Store).collect();
-    // Every error the output raises is marked, so a failed write (a full disk) is
-    // reported against the output whichever code path met it.
     let tagged = adcat_store::tagged::OutputStore(out);
-    concat_tagged(&inputs, &tagged, opts, progress).map_err(attribute_output)
+    f(&inputs, &tagged).map_err(attribute_output)
 }
 
 /// Errors of the output store become [`ConcatError::Output`].
@@ -187,7 +204,7 @@ fn attribute_output(e: ConcatError) -> ConcatError {
     }
 }
 
-fn concat_tagged(inputs: &[&dyn Store], out: &dyn Store, opts: &ConcatOptions, progress: &dyn Progress) -> Result<Report> {
+fn concat_tagged(inputs: &[&dyn Store], out: &dyn Store, opts: &ConcatOptions, progress: &dyn Progress, run: bool) -> Result<Report> {
     if inputs.is_empty() {
         return Err(ConcatError::Options("no objects to concatenate".into()));
     }
@@ -237,7 +254,7 @@ fn concat_tagged(inputs: &[&dyn Store], out: &dyn Store, opts: &ConcatOptions, p
         report.note("raw", "dropped: not in every input");
         report.warnings.push("Only some AnnData objects have `.raw` attribute, not concatenating `.raw` attributes.".into());
     }
-    if !opts.dry_run {
+    if run && !opts.dry_run {
         let exec = job::Executor::new(inputs, out, opts.write.max_memory, progress);
         // Planning holds every index the tasks reindex with: hand them over.
         for (frame, per_input, merged) in names {

@@ -14,10 +14,12 @@
 //! *sparse write* task owns a fixed fraction of the value and `indptr` write units.
 
 mod blocks;
+pub mod dir;
 mod exec;
 mod write;
 
 pub use blocks::Blk;
+pub use dir::{JobDir, JobFile, JobInput, Status};
 pub use exec::{run_in_process, Counts, Executor};
 
 use adcat_store::DType;

@@ -1,0 +1,332 @@
+//! `adcat job`: a concatenation as a directory of tasks that any scheduler can run
+//! (Slurm job arrays, Snakemake, Kubernetes indexed jobs), each task in any process,
+//! in any order, any number of times; `finish` publishes the output.
+
+use crate::guard::{self, Guarded};
+use crate::stores::{open_input, InputOptions, OutFormat, Output};
+use crate::{parse_size, prepare, progress, ConcatArgs};
+use adcat_concat::job::{Counts, JobDir, JobFile, JobInput, JobPlan};
+use adcat_store::Store;
+use adcat_zarr::ZarrStore;
+use anyhow::{anyhow, bail, Context, Result};
+use clap::Subcommand;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Subcommand, Debug)]
+#[allow(clippy::large_enum_variant)] // parsed once per process
+pub enum JobCommand {
+    /// Plan a concatenation as a job: write the output's skeleton (beside OUTPUT, hidden)
+    /// and JOBDIR/job.json. Takes the options of `adcat concat`; the last positional
+    /// argument is the job directory (new or empty).
+    Create {
+        #[command(flatten)]
+        args: ConcatArgs,
+    },
+    /// Run tasks of a job; finished tasks are skipped. Without a selection, every task.
+    Run {
+        /// The job directory.
+        jobdir: PathBuf,
+        /// Run task N (0-based).
+        #[arg(long, value_name = "N", conflicts_with_all = ["tasks", "worker"])]
+        task: Option<usize>,
+        /// Run tasks A to B, inclusive (e.g. 0-99).
+        #[arg(long, value_name = "A-B", conflicts_with = "worker")]
+        tasks: Option<String>,
+        /// Run every K-th task starting at I (e.g. $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT).
+        #[arg(long, value_name = "I/K")]
+        worker: Option<String>,
+        /// Wait for count tasks run by other workers instead of failing a writing task
+        /// whose counts are not there yet.
+        #[arg(long)]
+        wait: bool,
+        /// Memory budget of this process (default: the job's).
+        #[arg(long)]
+        max_memory: Option<String>,
+    },
+    /// Show done, pending and failed tasks.
+    Status {
+        /// The job directory.
+        jobdir: PathBuf,
+        /// `{"tasks": N, "done": [...], "pending": [...], "failed": [...]}`.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check every task finished, complete the metadata, validate the output and move it
+    /// into place.
+    Finish {
+        /// The job directory.
+        jobdir: PathBuf,
+    },
+}
+
+/// Run a `job` subcommand.
+pub fn run(cmd: JobCommand, quiet: bool, verbose: bool, follow: bool) -> Result<()> {
+    match cmd {
+        JobCommand::Create { args } => create(args, quiet, verbose, follow),
+        JobCommand::Run { jobdir, task, tasks, worker, wait, max_memory } => {
+            let budget = max_memory.map(|m| parse_size(&m).map_err(|e| anyhow!("--max-memory: {e}"))).transpose()?;
+            run_tasks(&jobdir, &Selection::parse(task, tasks, worker)?, wait, budget, follow)
+        }
+        JobCommand::Status { jobdir, json } => status(&jobdir, json),
+        JobCommand::Finish { jobdir } => finish(&jobdir, follow),
+    }
+}
+
+/// A cheap identity of an input: size and modification time of the file, or of a zarr
+/// store's directory and root metadata. Rewriting an input changes it; a chunk edited
+/// in place inside a zarr directory may not.
+pub fn fingerprint(path: &Path) -> Result<String> {
+    let stamp = |p: &Path| -> Result<String> {
+        let m = std::fs::metadata(p).with_context(|| format!("{}", p.display()))?;
+        let t = m.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos());
+        Ok(format!("{}@{t}", m.len()))
+    };
+    let mut parts = vec![stamp(path)?];
+    if path.is_dir() {
+        for f in ["zarr.json", ".zgroup", ".zattrs", ".zmetadata"] {
+            if path.join(f).exists() {
+                parts.push(format!("{f}:{}", stamp(&path.join(f))?));
+            }
+        }
+    }
+    Ok(parts.join(" "))
+}
+
+fn check_inputs(job: &JobFile) -> Result<()> {
+    for i in &job.inputs {
+        let now = fingerprint(Path::new(&i.path)).unwrap_or_else(|_| "missing".into());
+        if now != i.fingerprint {
+            bail!("{}: the input changed since the job was created (size or modification time); the job cannot go on: create it again", i.path);
+        }
+    }
+    Ok(())
+}
+
+fn create(mut args: ConcatArgs, quiet: bool, verbose: bool, follow: bool) -> Result<()> {
+    let jobdir = PathBuf::from(args.inputs.pop().ok_or_else(|| anyhow!("give the job directory after the inputs: adcat job create INPUT... -o OUTPUT JOBDIR"))?);
+    if args.inputs.is_empty() && args.inputs_from.is_none() {
+        bail!("no inputs: adcat job create INPUT... -o OUTPUT JOBDIR");
+    }
+    if jobdir.exists() && std::fs::read_dir(&jobdir).map(|mut d| d.next().is_some()).unwrap_or(true) {
+        bail!("{}: job directory exists and is not empty; choose a new one", jobdir.display());
+    }
+    let p = prepare(args)?;
+    if p.format == OutFormat::H5ad {
+        bail!("{}: a job writes zarr outputs only for now (libhdf5 takes one writing process); write a .zarr and `adcat convert` it, or run `adcat concat`", p.output.display());
+    }
+    let stores = p.open_inputs(follow)?;
+    let refs: Vec<&dyn Store> = stores.iter().map(|s| s.as_ref()).collect();
+    let inputs = p
+        .inputs
+        .iter()
+        .map(|i| {
+            let abs = i.canonicalize().with_context(|| format!("{}", i.display()))?;
+            Ok(JobInput { path: abs.to_string_lossy().into_owned(), fingerprint: fingerprint(&abs)? })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let out = Output::create_as(&p.output, p.format, p.force, &p.inputs, true)?;
+    let bar = progress::Reporter::new(quiet, verbose);
+    let report = adcat_concat::create(&refs, out.store(), &p.copts, &bar).map_err(|e| p.err(e));
+    bar.finish();
+    let report = report?;
+    let staging = out.keep()?;
+    let output = std::path::absolute(&p.output)?.to_string_lossy().into_owned();
+    let job = JobFile {
+        format: adcat_concat::job::dir::JOB_FORMAT.into(),
+        version: adcat_concat::job::dir::JOB_VERSION,
+        output,
+        staging: staging.to_string_lossy().into_owned(),
+        output_format: format!("{:?}", p.format.kind()).to_lowercase(),
+        inputs,
+        max_memory: p.copts.write.max_memory,
+        shape: [report.shape.0, report.shape.1],
+        plan: report.job,
+    };
+    if let Err(e) = JobDir::create(&jobdir, &job) {
+        let _ = std::fs::remove_dir_all(&staging);
+        bail!("{e}");
+    }
+    for w in &report.warnings {
+        eprintln!("adcat: warning: {w}");
+    }
+    let n = job.plan.tasks.len();
+    let counts = job.plan.tasks.iter().filter(|t| t.stage() == 0).count();
+    println!("job {}: {n} tasks ({counts} count, {} write) over {} elements", jobdir.display(), n - counts, job.plan.elements.len());
+    println!("run:    adcat job run {} --worker I/K   (or --task N; count tasks 0-{} first)", jobdir.display(), counts.saturating_sub(1));
+    println!("finish: adcat job finish {}", jobdir.display());
+    Ok(())
+}
+
+/// Which tasks a `run` takes.
+#[derive(Debug)]
+enum Selection {
+    All,
+    One(usize),
+    Range(usize, usize),
+    Worker(usize, usize),
+}
+
+impl Selection {
+    fn parse(task: Option<usize>, tasks: Option<String>, worker: Option<String>) -> Result<Selection> {
+        let pair = |s: &str, sep: char, what: &str| -> Result<(usize, usize)> {
+            let (a, b) = s.split_once(sep).ok_or_else(|| anyhow!("--{what} {s:?}: expected two numbers separated by {sep:?}"))?;
+            Ok((a.trim().parse().map_err(|_| anyhow!("--{what} {s:?}: not a number"))?, b.trim().parse().map_err(|_| anyhow!("--{what} {s:?}: not a number"))?))
+        };
+        Ok(match (task, tasks, worker) {
+            (Some(t), _, _) => Selection::One(t),
+            (_, Some(r), _) => {
+                let (a, b) = pair(&r, '-', "tasks")?;
+                Selection::Range(a, b)
+            }
+            (_, _, Some(w)) => {
+                let (i, k) = pair(&w, '/', "worker")?;
+                if k == 0 || i >= k {
+                    bail!("--worker {w:?}: I/K needs 0 <= I < K");
+                }
+                Selection::Worker(i, k)
+            }
+            _ => Selection::All,
+        })
+    }
+
+    fn tasks(&self, n: usize) -> Result<Vec<usize>> {
+        let check = |t: usize| if t < n { Ok(t) } else { Err(anyhow!("no task {t}: the job has tasks 0 to {}", n.saturating_sub(1))) };
+        Ok(match *self {
+            Selection::All => (0..n).collect(),
+            Selection::One(t) => vec![check(t)?],
+            Selection::Range(a, b) => (check(a)?..=check(b)?).collect(),
+            Selection::Worker(i, k) => (i..n).step_by(k).collect(),
+        })
+    }
+}
+
+/// A job's inputs and its output under construction.
+type JobStores = (Vec<Box<dyn Store>>, Box<dyn Store>);
+
+fn open_job_stores(job: &JobFile, budget: u64, follow: bool) -> Result<JobStores> {
+    let iopts = InputOptions { follow_external: follow, max_memory: budget, budget_flag: true };
+    let inputs = job.inputs.iter().map(|i| open_input(Path::new(&i.path), iopts)).collect::<Result<Vec<_>>>()?;
+    let staging = Path::new(&job.staging);
+    if !staging.is_dir() {
+        bail!("{}: the job's output under construction is missing (published already, or removed); create the job again", staging.display());
+    }
+    let out = ZarrStore::open_rw(staging).map_err(|e| anyhow!("{}: {e}", staging.display()))?;
+    Ok((inputs, Box::new(Guarded(Box::new(out)))))
+}
+
+/// The counts of `element`, waiting for other workers' count tasks when `wait`.
+fn counts_for(dir: &JobDir, plan: &JobPlan, element: usize, task: usize, wait: bool) -> adcat_concat::Result<Vec<Counts>> {
+    let mut said = false;
+    loop {
+        match dir.counts(plan, element) {
+            Ok(c) => return Ok(c),
+            Err(missing) => {
+                let failed: Vec<usize> = missing.iter().copied().filter(|&t| dir.failure(t).is_some()).collect();
+                if !wait || !failed.is_empty() || guard::interrupted().is_some() {
+                    let why = if failed.is_empty() { "have not run yet (run them first, or pass --wait)" } else { "failed" };
+                    return Err(adcat_concat::ConcatError::Job(format!("task {task} needs the counts of tasks {missing:?}, which {why}")));
+                }
+                if !said {
+                    eprintln!("adcat: task {task} waits for count tasks {missing:?}");
+                    said = true;
+                }
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        }
+    }
+}
+
+fn run_tasks(jobdir: &Path, sel: &Selection, wait: bool, budget: Option<u64>, follow: bool) -> Result<()> {
+    let (dir, job) = JobDir::open(jobdir).map_err(|e| anyhow!("{e}"))?;
+    check_inputs(&job)?;
+    let plan = &job.plan;
+    let mut chosen = sel.tasks(plan.tasks.len())?;
+    // Count tasks first: a worker's writing tasks may need its own counts.
+    chosen.sort_by_key(|&t| (plan.tasks[t].stage(), t));
+    let budget = budget.unwrap_or(job.max_memory);
+    let (inputs, out) = open_job_stores(&job, budget, follow)?;
+    let refs: Vec<&dyn Store> = inputs.iter().map(|s| s.as_ref()).collect();
+    let (mut failed, mut blocked) = (vec![], vec![]);
+    let name = |e: adcat_concat::ConcatError| match e {
+        adcat_concat::ConcatError::Output(inner) => format!("{}: {inner}", job.output),
+        other => other.to_string(),
+    };
+    adcat_concat::run_tasks(&refs, out.as_ref(), budget, &adcat_format::NoProgress, |exec| {
+        for &t in &chosen {
+            if dir.is_done(t) {
+                continue;
+            }
+            // Without --wait, a writing task whose counts are not all there is left
+            // pending (not failed): it runs once the count tasks have.
+            if !wait && plan.tasks[t].stage() == 1 && dir.counts(plan, plan.tasks[t].element).is_err() {
+                blocked.push(t);
+                continue;
+            }
+            let counts = |e: usize| counts_for(&dir, plan, e, t, wait);
+            match exec.run(plan, t, &counts) {
+                Ok(c) => dir.mark_done(t, c.as_ref())?,
+                Err(e) if guard::interrupted().is_some() => return Err(e),
+                Err(e) => {
+                    let msg = name(e);
+                    eprintln!("adcat: task {t} failed: {msg}");
+                    dir.mark_failed(t, &msg)?;
+                    failed.push(t);
+                }
+            }
+        }
+        Ok(())
+    })
+    .map_err(|e| anyhow!(name(e)))?;
+    out.flush().map_err(|e| anyhow!("{}: {e}", job.staging))?;
+    if !failed.is_empty() {
+        bail!("{} task(s) failed: {failed:?}; see `adcat job status {}`", failed.len(), jobdir.display());
+    }
+    if !blocked.is_empty() {
+        let n_count = plan.tasks.iter().filter(|t| t.stage() == 0).count();
+        bail!("{} writing task(s) not run, their count tasks are not all done: {blocked:?}; run the count tasks (0-{}) first, or pass --wait", blocked.len(), n_count.saturating_sub(1));
+    }
+    Ok(())
+}
+
+fn status(jobdir: &Path, json: bool) -> Result<()> {
+    let (dir, job) = JobDir::open(jobdir).map_err(|e| anyhow!("{e}"))?;
+    let s = dir.status(job.plan.tasks.len());
+    if json {
+        println!("{}", serde_json::to_string(&s)?);
+        return Ok(());
+    }
+    let pct = if s.tasks == 0 { 100.0 } else { 100.0 * s.done.len() as f64 / s.tasks as f64 };
+    println!("{}: {} tasks: {} done ({pct:.0}%), {} pending, {} failed", jobdir.display(), s.tasks, s.done.len(), s.pending.len(), s.failed.len());
+    for t in &s.failed {
+        println!("  task {t} failed: {}", dir.failure(*t).unwrap_or_default().trim());
+    }
+    if s.pending.is_empty() && s.failed.is_empty() {
+        println!("every task is done: adcat job finish {}", jobdir.display());
+    }
+    Ok(())
+}
+
+fn finish(jobdir: &Path, follow: bool) -> Result<()> {
+    let (dir, job) = JobDir::open(jobdir).map_err(|e| anyhow!("{e}"))?;
+    check_inputs(&job)?;
+    let s = dir.status(job.plan.tasks.len());
+    if !s.pending.is_empty() || !s.failed.is_empty() {
+        bail!("{}: not every task is done ({} pending, {} failed: {:?}); run them first (`adcat job status` lists them)", jobdir.display(), s.pending.len(), s.failed.len(), s.failed);
+    }
+    let (inputs, _) = open_job_stores(&job, job.max_memory, follow)?;
+    let refs: Vec<&dyn Store> = inputs.iter().map(|s| s.as_ref()).collect();
+    let out = Output::reopen(Path::new(&job.output), Path::new(&job.staging))?;
+    let plan = &job.plan;
+    adcat_concat::run_tasks(&refs, out.store(), job.max_memory, &adcat_format::NoProgress, |exec| {
+        for (e, el) in plan.elements.iter().enumerate() {
+            let counts = dir.counts(plan, e).map_err(|m| adcat_concat::ConcatError::Job(format!("the counts of tasks {m:?} are missing")))?;
+            exec.finish(el, &counts)?;
+        }
+        Ok(())
+    })
+    .map_err(|e| anyhow!("{}: {e}", job.output))?;
+    out.commit(Some((job.shape[0], job.shape[1])))?;
+    println!("{}: published", job.output);
+    Ok(())
+}
