@@ -23,6 +23,21 @@ static SIGNAL: AtomicI32 = AtomicI32::new(0);
 /// Temporary outputs to remove if the job must be stopped by force.
 static TEMPS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 
+/// What to tell the user after an interruption, when it is not "partial output removed"
+/// (a job keeps its finished tasks).
+static AFTER: Mutex<Option<String>> = Mutex::new(None);
+
+/// Say `text` instead of "partial output removed" if the run is interrupted.
+pub fn set_interrupt_note(text: String) {
+    *AFTER.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(text);
+}
+
+/// The message for an interruption by `sig`.
+pub fn interrupt_message(sig: i32) -> String {
+    let note = AFTER.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone().unwrap_or_else(|| "partial output removed".into());
+    format!("adcat: interrupted by {}; {note}", signal_name(sig))
+}
+
 /// Install the handlers. Call once, before any output is created.
 pub fn install() -> anyhow::Result<()> {
     // SAFETY: setting a signal's disposition to "ignore" has no handler code to race
@@ -84,7 +99,7 @@ fn force_exit(sig: i32) -> ! {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
-    eprintln!("adcat: interrupted by {}; partial output removed", signal_name(sig));
+    eprintln!("{}", interrupt_message(sig));
     // SAFETY: _exit ends the process at once; nothing of this process runs afterwards
     // (no atexit handlers that could flush the half-written file).
     unsafe { libc::_exit(128 + sig) }

@@ -108,10 +108,46 @@ fn create(mut args: ConcatArgs, quiet: bool, verbose: bool, follow: bool) -> Res
     if args.inputs.is_empty() && args.inputs_from.is_none() {
         bail!("no inputs: adcat job create INPUT... -o OUTPUT JOBDIR");
     }
-    if jobdir.exists() && std::fs::read_dir(&jobdir).map(|mut d| d.next().is_some()).unwrap_or(true) {
+    create_job(prepare(args)?, &jobdir, quiet, verbose, follow)?;
+    Ok(())
+}
+
+/// `adcat concat --job-dir DIR [--resume]`: the same job in this process, resumable
+/// from DIR after an interruption (finished tasks are not run again).
+pub fn concat_via_job(args: ConcatArgs, jobdir: &Path, resume: bool, quiet: bool, verbose: bool, follow: bool) -> Result<()> {
+    let p = prepare(args)?;
+    if jobdir.join("job.json").exists() {
+        if !resume {
+            bail!("{}: holds a job already; pass --resume to continue it, or choose a new --job-dir", jobdir.display());
+        }
+        let (_, job) = JobDir::open(jobdir).map_err(|e| anyhow!("{e}"))?;
+        let output = std::path::absolute(&p.output)?.to_string_lossy().into_owned();
+        if job.output != output {
+            bail!("{}: the job writes {}, not {output}; resume it with the same output", jobdir.display(), job.output);
+        }
+    } else {
+        create_job(p, jobdir, true, verbose, follow)?;
+    }
+    guard::set_interrupt_note(format!("finished tasks are kept: run the same command with --resume to continue (job {})", jobdir.display()));
+    let bar = progress::Reporter::new(quiet, verbose);
+    let r = run_tasks_with(jobdir, &Selection::All, false, None, follow, &bar);
+    bar.finish();
+    r?;
+    finish(jobdir, follow)?;
+    // The job is spent: its output is in place and its staging gone. Only what adcat
+    // wrote is removed (the directory was new or empty when the job began).
+    let _ = std::fs::remove_dir_all(jobdir.join("done"));
+    let _ = std::fs::remove_dir_all(jobdir.join("failed"));
+    let _ = std::fs::remove_file(jobdir.join("job.json"));
+    let _ = std::fs::remove_dir(jobdir);
+    Ok(())
+}
+
+/// Plan `p` as a job in `jobdir`; returns the job.
+fn create_job(p: crate::Prepared, jobdir: &Path, quiet: bool, verbose: bool, follow: bool) -> Result<JobFile> {
+    if jobdir.exists() && std::fs::read_dir(jobdir).map(|mut d| d.next().is_some()).unwrap_or(true) {
         bail!("{}: job directory exists and is not empty; choose a new one", jobdir.display());
     }
-    let p = prepare(args)?;
     if p.format == OutFormat::H5ad {
         bail!("{}: a job writes zarr outputs only for now (libhdf5 takes one writing process); write a .zarr and `adcat convert` it, or run `adcat concat`", p.output.display());
     }
@@ -143,7 +179,7 @@ fn create(mut args: ConcatArgs, quiet: bool, verbose: bool, follow: bool) -> Res
         shape: [report.shape.0, report.shape.1],
         plan: report.job,
     };
-    if let Err(e) = JobDir::create(&jobdir, &job) {
+    if let Err(e) = JobDir::create(jobdir, &job) {
         let _ = std::fs::remove_dir_all(&staging);
         bail!("{e}");
     }
@@ -152,10 +188,12 @@ fn create(mut args: ConcatArgs, quiet: bool, verbose: bool, follow: bool) -> Res
     }
     let n = job.plan.tasks.len();
     let counts = job.plan.tasks.iter().filter(|t| t.stage() == 0).count();
-    println!("job {}: {n} tasks ({counts} count, {} write) over {} elements", jobdir.display(), n - counts, job.plan.elements.len());
-    println!("run:    adcat job run {} --worker I/K   (or --task N; count tasks 0-{} first)", jobdir.display(), counts.saturating_sub(1));
-    println!("finish: adcat job finish {}", jobdir.display());
-    Ok(())
+    if !quiet {
+        println!("job {}: {n} tasks ({counts} count, {} write) over {} elements", jobdir.display(), n - counts, job.plan.elements.len());
+        println!("run:    adcat job run {} --worker I/K   (or --task N; count tasks 0-{} first)", jobdir.display(), counts.saturating_sub(1));
+        println!("finish: adcat job finish {}", jobdir.display());
+    }
+    Ok(job)
 }
 
 /// Which tasks a `run` takes.
@@ -238,6 +276,11 @@ fn counts_for(dir: &JobDir, plan: &JobPlan, element: usize, task: usize, wait: b
 }
 
 fn run_tasks(jobdir: &Path, sel: &Selection, wait: bool, budget: Option<u64>, follow: bool) -> Result<()> {
+    guard::set_interrupt_note("finished tasks are kept; run the tasks again to continue".into());
+    run_tasks_with(jobdir, sel, wait, budget, follow, &adcat_format::NoProgress)
+}
+
+fn run_tasks_with(jobdir: &Path, sel: &Selection, wait: bool, budget: Option<u64>, follow: bool, progress: &dyn adcat_format::Progress) -> Result<()> {
     let (dir, job) = JobDir::open(jobdir).map_err(|e| anyhow!("{e}"))?;
     check_inputs(&job)?;
     let plan = &job.plan;
@@ -252,7 +295,7 @@ fn run_tasks(jobdir: &Path, sel: &Selection, wait: bool, budget: Option<u64>, fo
         adcat_concat::ConcatError::Output(inner) => format!("{}: {inner}", job.output),
         other => other.to_string(),
     };
-    adcat_concat::run_tasks(&refs, out.as_ref(), budget, &adcat_format::NoProgress, |exec| {
+    adcat_concat::run_tasks(&refs, out.as_ref(), budget, progress, |exec| {
         for &t in &chosen {
             if dir.is_done(t) {
                 continue;

@@ -126,6 +126,13 @@ enum Command {
         /// With --dry-run: the plan as JSON.
         #[arg(long, requires = "dry_run")]
         json: bool,
+        /// Run as a job recorded in DIR (see `adcat job`), so that an interrupted run
+        /// can be resumed with --resume; zarr outputs.
+        #[arg(long, value_name = "DIR", conflicts_with = "dry_run")]
+        job_dir: Option<PathBuf>,
+        /// Continue the job in --job-dir: finished tasks are not run again.
+        #[arg(long, requires = "job_dir")]
+        resume: bool,
     },
     /// Show what `adcat concat` with the same arguments would do, reading only metadata,
     /// indexes and off-axis tables: output shape, every element and how it is combined,
@@ -363,7 +370,8 @@ fn run(cli: Cli) -> Result<()> {
             out.commit(planned.n_obs.zip(planned.n_vars))?;
             Ok(())
         }
-        Command::Concat { args, dry_run, json } => concat_cmd(args, if dry_run { Some(json) } else { None }, cli.quiet, cli.verbose, cli.follow_external_links),
+        Command::Concat { args, job_dir: Some(dir), resume, .. } => job::concat_via_job(args, &dir, resume, cli.quiet, cli.verbose, cli.follow_external_links),
+        Command::Concat { args, dry_run, json, .. } => concat_cmd(args, if dry_run { Some(json) } else { None }, cli.quiet, cli.verbose, cli.follow_external_links),
         Command::Job(cmd) => job::run(cmd, cli.quiet, cli.verbose, cli.follow_external_links),
         Command::Plan { args, json } => concat_cmd(args, Some(json), cli.quiet, cli.verbose, cli.follow_external_links),
         Command::Generate { output, cells, genes, gene_offset, density, seed, shuffle_genes, dense, write } => {
@@ -447,7 +455,7 @@ fn main() {
     // An interrupted job has unwound and removed its partial output by now. (A signal
     // that arrives after the output was complete and in place changes nothing.)
     if let (Some(sig), Err(_)) = (guard::interrupted(), &result) {
-        eprintln!("adcat: interrupted by {}; partial output removed", guard::signal_name(sig));
+        eprintln!("{}", guard::interrupt_message(sig));
         std::process::exit(128 + sig);
     }
     if let Err(e) = result {

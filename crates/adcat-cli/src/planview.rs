@@ -44,6 +44,7 @@ pub fn render(p: &Plan, inputs: &[PathBuf], output: &Path, kind: StoreKind, opts
             "resident_bytes": p.resident_bytes,
             "estimated_peak_memory_bytes": p.peak_bytes,
             "warnings": p.report.warnings,
+            "job": p.report.job.to_json(),
         });
         return Ok(format!("{}\n", serde_json::to_string_pretty(&doc)?));
     }

@@ -16,7 +16,7 @@ fn adcat(dir: &Path, args: &[&str]) -> String {
 fn help_texts() {
     let d = tempfile::tempdir().unwrap();
     insta::assert_snapshot!("help", adcat(d.path(), &["--help"]));
-    for cmd in ["concat", "plan", "convert", "validate", "inspect"] {
+    for cmd in ["concat", "plan", "convert", "validate", "inspect", "job"] {
         insta::assert_snapshot!(format!("help_{cmd}"), adcat(d.path(), &[cmd, "--help"]));
     }
 }

@@ -73,6 +73,7 @@ fn io(what: &str, p: &Path, e: std::io::Error) -> ConcatError {
 /// Write `bytes` to `p` through a temporary file renamed into place.
 fn write_atomic(p: &Path, bytes: &[u8]) -> Result<()> {
     let dir = p.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| io("create", dir, e))?;
     let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| io("write", p, e))?;
     std::io::Write::write_all(&mut tmp, bytes).map_err(|e| io("write", p, e))?;
     tmp.as_file().sync_all().map_err(|e| io("write", p, e))?;
@@ -86,9 +87,8 @@ impl JobDir {
         if root.exists() && std::fs::read_dir(root).map_err(|e| io("read", root, e))?.next().is_some() {
             return Err(ConcatError::Job(format!("{}: job directory exists and is not empty; choose a new one", root.display())));
         }
-        for d in [root.to_path_buf(), root.join("done"), root.join("failed")] {
-            std::fs::create_dir_all(&d).map_err(|e| io("create", &d, e))?;
-        }
+        // job.json comes last and alone: a directory without it holds no job.
+        std::fs::create_dir_all(root).map_err(|e| io("create", root, e))?;
         let dir = JobDir { root: root.to_path_buf() };
         let text = serde_json::to_vec_pretty(job).map_err(|e| ConcatError::Job(e.to_string()))?;
         write_atomic(&dir.root.join("job.json"), &text)?;
