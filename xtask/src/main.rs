@@ -4,6 +4,8 @@
 //! (installed with apt-get when possible, otherwise the exact command is printed) and, for
 //! the oracle tests, a pinned Python >= 3.12 venv with anndata 0.13.4 in `.venv-ref/`.
 
+mod bench_jobs;
+
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -17,6 +19,7 @@ cargo xtask <task>
   setup         install the HDF5 library and create the oracle venv, nothing else
   bench-memory  peak RSS of `adcat concat` at three input sizes under one --max-memory
   bench         adcat vs anndata concat_on_disk vs cp, side by side (ADCAT_BENCH_SCALE=0.25 for a quick run)
+  bench-jobs    cost of `adcat job` create/run/finish and of a task per process, for 10/100/1000 inputs
   man           write the adcat man page to target/man/adcat.1 (from the clap definitions)
   fuzz          the damaged-metadata fuzzer and random round trips, long (ADCAT_FUZZ_ITERS, default 3000;
                 `test` runs them briefly)
@@ -465,6 +468,13 @@ fn main() -> Result<()> {
         "demo" => demo(),
         "bench-memory" => bench_memory(),
         "bench" => bench(),
+        "bench-jobs" => {
+            ensure_hdf5()?;
+            ensure_time()?;
+            let vpy = ensure_venv()?;
+            run(cargo().args(["build", "--release", "--locked", "-p", "adcat-cli"]))?;
+            bench_jobs::bench_jobs(&root().join("target/release/adcat"), &vpy, &root())
+        }
         "man" => {
             run(cargo().args(["build", "--locked", "-p", "adcat-cli"]))?;
             let dir = root().join("target/man");

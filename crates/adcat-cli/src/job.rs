@@ -3,7 +3,7 @@
 //! in any order, any number of times; `finish` publishes the output.
 
 use crate::guard::{self, Guarded};
-use crate::stores::{open_input, InputOptions, OutFormat, Output};
+use crate::stores::{lazy_input, InputOptions, OutFormat, Output};
 use crate::{parse_size, prepare, progress, ConcatArgs};
 use adcat_concat::job::{Counts, JobDir, JobFile, JobInput, JobPlan};
 use adcat_store::Store;
@@ -244,7 +244,7 @@ type JobStores = (Vec<Box<dyn Store>>, Box<dyn Store>);
 
 fn open_job_stores(job: &JobFile, budget: u64, follow: bool) -> Result<JobStores> {
     let iopts = InputOptions { follow_external: follow, max_memory: budget, budget_flag: true };
-    let inputs = job.inputs.iter().map(|i| open_input(Path::new(&i.path), iopts)).collect::<Result<Vec<_>>>()?;
+    let inputs = job.inputs.iter().map(|i| lazy_input(Path::new(&i.path), iopts)).collect();
     let staging = Path::new(&job.staging);
     if !staging.is_dir() {
         bail!("{}: the job's output under construction is missing (published already, or removed); create the job again", staging.display());

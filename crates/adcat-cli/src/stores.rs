@@ -53,6 +53,17 @@ pub struct InputOptions {
 
 /// Open an input with `opts`.
 pub fn open_input(path: &Path, opts: InputOptions) -> Result<Box<dyn Store>> {
+    Ok(Box::new(Guarded(open_bounded(path, opts)?)))
+}
+
+/// An input opened on first use: a task of a job reads a few of the job's inputs, and
+/// opening all of them (a thousand HDF5 files) would be most of its cost.
+pub fn lazy_input(path: &Path, opts: InputOptions) -> Box<dyn Store> {
+    let location = path.display().to_string();
+    Box::new(Guarded(Box::new(Lazy { path: path.to_path_buf(), location, opts, store: std::sync::OnceLock::new() })))
+}
+
+fn open_bounded(path: &Path, opts: InputOptions) -> Result<Box<dyn Store>> {
     if !path.exists() {
         bail!("{}: no such file or directory (check the path; patterns like 'runs/*.h5ad' are expanded by adcat)", path.display());
     }
@@ -77,8 +88,125 @@ pub fn open_input(path: &Path, opts: InputOptions) -> Result<Box<dyn Store>> {
     } else {
         Box::new(|_| "that is adcat's default memory budget".to_owned())
     };
-    let bounded = adcat_store::Bounded::new(store, opts.max_memory, hint);
-    Ok(Box::new(Guarded(Box::new(bounded))))
+    Ok(Box::new(adcat_store::Bounded::new(store, opts.max_memory, hint)))
+}
+
+struct Lazy {
+    path: PathBuf,
+    location: String,
+    opts: InputOptions,
+    store: std::sync::OnceLock<std::result::Result<Box<dyn Store>, String>>,
+}
+
+impl std::fmt::Debug for Lazy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lazy").field("location", &self.location).field("open", &self.store.get().is_some()).finish()
+    }
+}
+
+impl Lazy {
+    fn get(&self) -> adcat_store::Result<&dyn Store> {
+        match self.store.get_or_init(|| open_bounded(&self.path, self.opts).map_err(|e| format!("{e:#}"))) {
+            Ok(s) => Ok(s.as_ref()),
+            Err(reason) => Err(adcat_store::StoreError::Open { location: self.location.clone(), reason: reason.clone() }),
+        }
+    }
+}
+
+/// Every operation opens the store first (once).
+impl Store for Lazy {
+    fn location(&self) -> &str {
+        &self.location
+    }
+    fn kind(&self) -> adcat_store::StoreKind {
+        match self.get() {
+            Ok(s) => s.kind(),
+            Err(_) if !self.path.is_dir() => adcat_store::StoreKind::Hdf5,
+            Err(_) if self.path.join("zarr.json").exists() => adcat_store::StoreKind::ZarrV3,
+            Err(_) => adcat_store::StoreKind::ZarrV2,
+        }
+    }
+    fn node_kind(&self, path: &str) -> adcat_store::Result<Option<adcat_store::NodeKind>> {
+        self.get()?.node_kind(path)
+    }
+    fn list(&self, path: &str) -> adcat_store::Result<Vec<String>> {
+        self.get()?.list(path)
+    }
+    fn create_group(&self, path: &str) -> adcat_store::Result<()> {
+        self.get()?.create_group(path)
+    }
+    fn delete(&self, path: &str) -> adcat_store::Result<()> {
+        self.get()?.delete(path)
+    }
+    fn attrs(&self, path: &str) -> adcat_store::Result<adcat_store::Attrs> {
+        self.get()?.attrs(path)
+    }
+    fn set_attrs(&self, path: &str, attrs: &adcat_store::Attrs) -> adcat_store::Result<()> {
+        self.get()?.set_attrs(path, attrs)
+    }
+    fn create_array(&self, path: &str, spec: &adcat_store::ArraySpec) -> adcat_store::Result<()> {
+        self.get()?.create_array(path, spec)
+    }
+    fn array_meta(&self, path: &str) -> adcat_store::Result<adcat_store::ArrayMeta> {
+        self.get()?.array_meta(path)
+    }
+    fn read(&self, path: &str, start: &[u64], shape: &[u64]) -> adcat_store::Result<adcat_store::ArrayData> {
+        self.get()?.read(path, start, shape)
+    }
+    fn write(&self, path: &str, start: &[u64], data: &adcat_store::ArrayData) -> adcat_store::Result<()> {
+        self.get()?.write(path, start, data)
+    }
+    fn resize(&self, path: &str, shape: &[u64]) -> adcat_store::Result<()> {
+        self.get()?.resize(path, shape)
+    }
+    fn flush(&self) -> adcat_store::Result<()> {
+        match self.store.get() {
+            Some(Ok(s)) => s.flush(),
+            _ => Ok(()),
+        }
+    }
+    fn stored_bytes(&self, path: &str) -> adcat_store::Result<Option<u64>> {
+        self.get()?.stored_bytes(path)
+    }
+    fn is_fixed_ascii(&self, path: &str) -> adcat_store::Result<bool> {
+        self.get()?.is_fixed_ascii(path)
+    }
+    fn is_record(&self, path: &str) -> adcat_store::Result<bool> {
+        self.get()?.is_record(path)
+    }
+    fn read_record(&self, path: &str) -> adcat_store::Result<Vec<(String, adcat_store::ArrayData)>> {
+        self.get()?.read_record(path)
+    }
+    fn record_fields(&self, path: &str) -> adcat_store::Result<Vec<adcat_store::RecordField>> {
+        self.get()?.record_fields(path)
+    }
+    fn record_len(&self, path: &str) -> adcat_store::Result<u64> {
+        self.get()?.record_len(path)
+    }
+    fn read_field(&self, path: &str, field: &str, start: u64, end: u64) -> adcat_store::Result<adcat_store::ArrayData> {
+        self.get()?.read_field(path, field, start, end)
+    }
+    fn create_record(&self, path: &str, fields: &[(String, adcat_store::ArrayData)], compression: &adcat_store::Compression) -> adcat_store::Result<()> {
+        self.get()?.create_record(path, fields, compression)
+    }
+    fn exists(&self, path: &str) -> adcat_store::Result<bool> {
+        self.get()?.exists(path)
+    }
+    fn attr(&self, path: &str, name: &str) -> adcat_store::Result<Option<adcat_store::AttrValue>> {
+        self.get()?.attr(path, name)
+    }
+    fn read_all(&self, path: &str) -> adcat_store::Result<adcat_store::ArrayData> {
+        self.get()?.read_all(path)
+    }
+    fn read_rows(&self, path: &str, start: u64, end: u64) -> adcat_store::Result<adcat_store::ArrayData> {
+        self.get()?.read_rows(path, start, end)
+    }
+    fn write_rows(&self, path: &str, start: u64, data: &adcat_store::ArrayData) -> adcat_store::Result<()> {
+        self.get()?.write_rows(path, start, data)
+    }
+    fn write_rows_range(&self, path: &str, start: u64, data: &adcat_store::ArrayData, rows: std::ops::Range<usize>) -> adcat_store::Result<()> {
+        self.get()?.write_rows_range(path, start, data, rows)
+    }
 }
 
 impl OutFormat {

@@ -183,14 +183,22 @@ impl<'a> MatSource<'a> {
     /// (None for other layouts): entries per row without reading the entries.
     pub fn major_indptr(&self, start: u64, end: u64) -> Option<Result<Vec<i64>>> {
         match &self.kind {
-            MatKind::Sparse(m) if self.aligned(m) => Some(
-                self.store
-                    .read_rows(&join_path(&self.path, "indptr"), start, end + 1)
-                    .map(|a| a.to_i64_vec().unwrap_or_default())
-                    .map_err(ConcatError::from),
-            ),
+            MatKind::Sparse(m) if self.aligned(m) => Some(self.checked_indptr(m, start, end)),
             _ => None,
         }
+    }
+
+    /// `indptr[start..=end]`, refused (as `CsMatrix::read_major` does) unless monotone
+    /// and within the stored entries.
+    fn checked_indptr(&self, m: &SparseMeta, start: u64, end: u64) -> Result<Vec<i64>> {
+        let p = join_path(&self.path, "indptr");
+        let ptr = self.store.read_rows(&p, start, end + 1)?.to_i64_vec().unwrap_or_default();
+        let (lo, hi) = (ptr.first().copied().unwrap_or(0), ptr.last().copied().unwrap_or(0));
+        if lo < 0 || hi < lo || hi as u64 > m.nnz || ptr.windows(2).any(|w| w[1] < w[0]) {
+            let why = format!("not monotone or out of range (rows {start}..{end}, nnz {})", m.nnz);
+            return Err(adcat_format::FormatError::invalid(&p, why).into());
+        }
+        Ok(ptr)
     }
 
     /// Whether reading oriented rows needs a pass over the whole matrix (a sparse matrix
