@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import anndata as ad
+import h5py
 import numpy as np
 import pandas as pd
 import pytest
@@ -64,7 +65,7 @@ def expected_of(paths, tmp_path, out_fmt, kw):
     return read(write(expected, tmp_path / f"expected{FORMATS[out_fmt]}", out_fmt)), expected
 
 
-@pytest.mark.parametrize("out_fmt", ["zarr", "zarr2"])
+@pytest.mark.parametrize("out_fmt", ["zarr", "zarr2", "h5ad"])
 @pytest.mark.parametrize("join", ["inner", "outer"])
 def test_tasks_in_separate_processes_shuffled(run_adcat, tmp_path, out_fmt, join):
     paths = job_paths(tmp_path, make_inputs(seed=len(join)))
@@ -72,7 +73,9 @@ def test_tasks_in_separate_processes_shuffled(run_adcat, tmp_path, out_fmt, join
     opts = [*cli_args(kw), "--task-size", "2KiB", "--max-memory", "1MiB"]
     if out_fmt == "zarr2":
         opts += ["--zarr-format", "2"]
-    out, jobdir = tmp_path / "out.zarr", tmp_path / "job"
+    if out_fmt == "h5ad":
+        opts += ["--compression", "gzip:3"]
+    out, jobdir = tmp_path / f"out{FORMATS[out_fmt]}", tmp_path / "job"
     run_adcat("job", "create", *paths, "-o", out, *opts, jobdir)
     assert not out.exists(), "create published an output"
     tasks = plan_of(jobdir)["tasks"]
@@ -103,10 +106,15 @@ def test_tasks_in_separate_processes_shuffled(run_adcat, tmp_path, out_fmt, join
     roundtrip, expected = expected_of(paths, tmp_path, out_fmt, kw)
     assert_equal(roundtrip, got, exact=False)
     assert_same_dtypes(expected, got)
-    single = tmp_path / "single.zarr"
+    single = tmp_path / f"single{FORMATS[out_fmt]}"
     run_adcat("concat", *paths, "-o", single, *opts)
     assert_equal(read(single), got, exact=False)
     assert not Path(json.loads((jobdir / "job.json").read_text())["staging"]).exists()
+    if out_fmt == "h5ad":
+        # The output's own compression, not the staging's.
+        with h5py.File(out) as f:
+            assert f["X/data"].compression == "gzip" and f["X/data"].compression_opts == 3
+        assert not list(tmp_path.glob(".out.h5ad.*")), "temporary files were left behind"
 
 
 def test_workers_in_parallel_with_wait(run_adcat, tmp_path):
@@ -170,10 +178,8 @@ def test_changed_input_is_refused(run_adcat, tmp_path):
     assert not out.exists()
 
 
-def test_h5ad_output_and_used_jobdir_refused(run_adcat, tmp_path):
+def test_used_jobdir_refused(run_adcat, tmp_path):
     paths = job_paths(tmp_path, make_inputs(seed=6)[:2])
-    p = run_adcat("job", "create", *paths, "-o", tmp_path / "out.h5ad", tmp_path / "j1", expect_success=False)
-    assert p.returncode == 1 and "zarr outputs only" in p.stderr, p.stderr
     used = tmp_path / "j2"
     used.mkdir()
     (used / "x").write_text("")
@@ -189,13 +195,18 @@ def test_plan_json_round_trips(run_adcat, tmp_path):
     plan = json.loads(run_adcat("plan", *paths, "-o", tmp_path / "o.zarr", *opts, "--json").stdout)["job"]
     run_adcat("job", "create", *paths, "-o", tmp_path / "o.zarr", *opts, tmp_path / "job")
     assert plan_of(tmp_path / "job") == plan
-    assert plan["version"] == 1
-    assert {e["path"] for e in plan["elements"]} == {"X", "layers/counts", "layers/dense", "obsm/X_pca", "raw/X"}
+    assert plan["version"] == 2
+    kinds = {e["path"]: e["kind"] for e in plan["elements"]}
+    matrices = {"X", "layers/counts", "layers/dense", "obsm/X_pca", "raw/X"}
+    assert kinds == {**{m: "matrix" for m in matrices}, "obs/_index": "column", "obs/batch": "column", "obs/q": "column"}, kinds
+    batch = next(e for e in plan["elements"] if e["path"] == "obs/batch")
+    assert batch["out"]["type"] == "categorical" and len(batch["sources"]) == 3, batch
 
 
-def test_concat_killed_and_resumed(run_adcat, tmp_path):
+@pytest.mark.parametrize("out_fmt", ["zarr", "h5ad"])
+def test_concat_killed_and_resumed(run_adcat, tmp_path, out_fmt):
     paths = job_paths(tmp_path, make_inputs(n_obs=(3000, 2500, 2800), seed=9), in_fmt="h5ad")
-    out, jobdir = tmp_path / "out.zarr", tmp_path / "job"
+    out, jobdir = tmp_path / f"out{FORMATS[out_fmt]}", tmp_path / "job"
     opts = ["--join", "outer", "--task-size", "16KiB", "--max-memory", "1MiB", "-q"]
     argv = [str(require_adcat()), "concat", *map(str, paths), "-o", str(out), *opts, "--job-dir", str(jobdir)]
     kills = 0
@@ -222,10 +233,10 @@ def test_concat_killed_and_resumed(run_adcat, tmp_path):
     assert p.returncode == 1 and "--resume" in p.stderr, p.stderr
     run_adcat("concat", *paths, "-o", out, *opts, "--job-dir", jobdir, "--resume")
     assert not jobdir.exists(), "the spent job directory was left behind"
-    single = tmp_path / "single.zarr"
+    single = tmp_path / f"single{FORMATS[out_fmt]}"
     run_adcat("concat", *paths, "-o", single, *opts)
     assert_equal(read(single), read(out), exact=False)
-    roundtrip, _ = expected_of(paths, tmp_path, "zarr", {"join": "outer"})
+    roundtrip, _ = expected_of(paths, tmp_path, out_fmt, {"join": "outer"})
     assert_equal(roundtrip, read(out), exact=False)
 
 

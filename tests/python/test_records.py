@@ -99,6 +99,10 @@ def test_subarray_fields_in_h5ad_and_refused_for_zarr(run_adcat, tmp_path):
     assert proc.returncode != 0
     assert "uns/r" in proc.stderr and "sub-array record field v" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "out.zarr").exists()
+    # A job stages an h5ad output as zarr: refused the same way, nothing left behind.
+    proc = run_adcat("job", "create", p, "-o", tmp_path / "job.h5ad", "--uns-merge", "first", tmp_path / "job", expect_success=False)
+    assert proc.returncode != 0 and "sub-array record field v" in proc.stderr, proc.stderr
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["in.h5ad", "out.h5ad"]
 
 
 @pytest.mark.parametrize("out", list(OUTPUTS))

@@ -167,7 +167,9 @@ def test_verbose_timings(tmp_path, run_adcat, inputs):
     proc = run_adcat("-v", "concat", *inputs, "-o", tmp_path / "out.h5ad")
     lines = [line for line in proc.stderr.splitlines() if line.startswith("adcat: /")]
     paths = [line.split(":")[1].strip() for line in lines]
-    assert "/X" in paths and "/obs" in paths, proc.stderr
+    # Each element once, when its tasks run: X, layers, obsm, and every obs column.
+    assert "/X" in paths and "/obs/_index" in paths and "/obs/q" in paths, proc.stderr
+    assert len(paths) == len(set(paths)), proc.stderr
     assert all(line.rstrip().endswith(" s") for line in lines), lines
 
 

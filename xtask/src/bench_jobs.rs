@@ -1,7 +1,8 @@
 //! `cargo xtask bench-jobs`: the cost of the plan and of tasks, on inputs written by
 //! anndata. For 10, 100 and 1,000 inputs: `adcat job create`, every task in one
 //! `adcat job run`, every task in its own process, `job finish`, next to the same
-//! concatenation run by `adcat concat` — interleaved rounds, medians and spread.
+//! concatenation run by `adcat concat`; and the same for an h5ad output, whose `finish`
+//! converts the job's zarr staging — interleaved rounds, medians and spread.
 
 use crate::{measure, rm};
 use anyhow::{Context, Result};
@@ -54,17 +55,48 @@ struct Round {
     run_each: f64,
     finish: f64,
     tasks: usize,
+    /// h5ad output: `adcat concat`, then the job's create + run + finish, and finish
+    /// alone (it converts the zarr staging into the h5ad).
+    concat_h5ad: f64,
+    job_h5ad: f64,
+    finish_h5ad: f64,
 }
 
 fn round(bin: &Path, work: &Path, ins: &[PathBuf]) -> Result<Round> {
+    let (concat, create, run_one, finish, run_each, tasks) = round_zarr(bin, work, ins)?;
+    let (concat_h5ad, job_h5ad, finish_h5ad) = round_h5ad(bin, work, ins)?;
+    Ok(Round { concat, create, run_one, run_each, finish, tasks, concat_h5ad, job_h5ad, finish_h5ad })
+}
+
+const OPTS: [&str; 4] = ["--join", "outer", "--task-size", "4MiB"];
+
+fn adcat(bin: &Path) -> Command {
+    let mut c = Command::new(bin);
+    c.arg("-q");
+    c
+}
+
+fn round_h5ad(bin: &Path, work: &Path, ins: &[PathBuf]) -> Result<(f64, f64, f64)> {
+    let (out, job) = (work.join("out.h5ad"), work.join("job"));
+    rm(&out);
+    let concat = wall(adcat(bin).args(["concat", "-o"]).arg(&out).args(OPTS).args(ins))?;
+    rm(&out);
+    rm(&job);
+    let create = wall(adcat(bin).args(["job", "create", "-o"]).arg(&out).args(OPTS).args(ins).arg(&job))?;
+    let run = wall(adcat(bin).args(["job", "run"]).arg(&job))?;
+    let finish = wall(adcat(bin).args(["job", "finish"]).arg(&job))?;
+    rm(&out);
+    rm(&job);
+    Ok((concat, create + run + finish, finish))
+}
+
+type ZarrRound = (f64, f64, f64, f64, f64, usize);
+
+fn round_zarr(bin: &Path, work: &Path, ins: &[PathBuf]) -> Result<ZarrRound> {
     let out = work.join("out.zarr");
     let job = work.join("job");
-    let opts = ["--join", "outer", "--task-size", "4MiB"];
-    let adcat = || {
-        let mut c = Command::new(bin);
-        c.arg("-q");
-        c
-    };
+    let opts = OPTS;
+    let adcat = || adcat(bin);
     rm(&out);
     let concat = wall(adcat().args(["concat", "-o"]).arg(&out).args(opts).args(ins))?;
     let create_run = |one: bool| -> Result<(f64, f64, f64, usize)> {
@@ -90,7 +122,7 @@ fn round(bin: &Path, work: &Path, ins: &[PathBuf]) -> Result<Round> {
     let (_, run_each, _, _) = create_run(false)?;
     rm(&out);
     rm(&job);
-    Ok(Round { concat, create, run_one, run_each, finish, tasks })
+    Ok((concat, create, run_one, finish, run_each, tasks))
 }
 
 /// Run the benchmark and print a table.
@@ -99,6 +131,7 @@ pub fn bench_jobs(bin: &Path, vpy: &Path, root: &Path) -> Result<()> {
     println!("\n{rounds} interleaved rounds, median (min–max); outer join, --task-size 4MiB, zarr v3 output\n");
     println!("| inputs | tasks | adcat concat | job create | job run (one process) | job finish | every task in its own process | overhead per task process |");
     println!("|---|---|---|---|---|---|---|---|");
+    let mut h5ad_rows = vec![];
     for n in [10usize, 100, 1000] {
         let ins = inputs(vpy, &root.join(format!("target/bench-data/jobs/n{n}")), n).context("bench-jobs inputs")?;
         let work = root.join("target/bench-work/jobs");
@@ -115,6 +148,13 @@ pub fn bench_jobs(bin: &Path, vpy: &Path, root: &Path) -> Result<()> {
             col(&|r| r.finish),
             col(&|r| r.run_each),
         );
+        h5ad_rows.push(format!("| {n} | {} | {} | {} |", col(&|r| r.concat_h5ad), col(&|r| r.job_h5ad), col(&|r| r.finish_h5ad)));
+    }
+    println!("\nh5ad output (tasks write a zarr staging store; `job finish` converts it)\n");
+    println!("| inputs | adcat concat | job create + run + finish | of which job finish |");
+    println!("|---|---|---|---|");
+    for r in h5ad_rows {
+        println!("{r}");
     }
     Ok(())
 }

@@ -5,6 +5,7 @@
 use crate::guard::{self, Guarded};
 use crate::stores::{lazy_input, InputOptions, OutFormat, Output};
 use crate::{parse_size, prepare, progress, ConcatArgs};
+use adcat_concat::job::dir::ConvertOnFinish;
 use adcat_concat::job::{Counts, JobDir, JobFile, JobInput, JobPlan};
 use adcat_store::Store;
 use adcat_zarr::ZarrStore;
@@ -143,14 +144,26 @@ pub fn concat_via_job(args: ConcatArgs, jobdir: &Path, resume: bool, quiet: bool
     Ok(())
 }
 
+/// Where a job's tasks write `p`'s output, and with which options. Tasks write zarr
+/// side by side; an h5ad output (libhdf5 takes one writing process) is staged as zarr
+/// v3, compressed with a fast zstd level, and converted by `finish` with the output's
+/// own compression.
+fn staging(p: &crate::Prepared) -> (OutFormat, Option<ConvertOnFinish>, adcat_concat::ConcatOptions) {
+    if p.format != OutFormat::H5ad {
+        return (p.format, None, p.copts.clone());
+    }
+    let mut copts = p.copts.clone();
+    copts.write.compression = Some(adcat_store::Compression::Zstd(1));
+    let convert = ConvertOnFinish { compression: p.copts.write.compression.as_ref().map(crate::compression_arg) };
+    (OutFormat::Zarr(adcat_zarr::ZarrVersion::V3), Some(convert), copts)
+}
+
 /// Plan `p` as a job in `jobdir`; returns the job.
 fn create_job(p: crate::Prepared, jobdir: &Path, quiet: bool, verbose: bool, follow: bool) -> Result<JobFile> {
     if jobdir.exists() && std::fs::read_dir(jobdir).map(|mut d| d.next().is_some()).unwrap_or(true) {
         bail!("{}: job directory exists and is not empty; choose a new one", jobdir.display());
     }
-    if p.format == OutFormat::H5ad {
-        bail!("{}: a job writes zarr outputs only for now (libhdf5 takes one writing process); write a .zarr and `adcat convert` it, or run `adcat concat`", p.output.display());
-    }
+    let (stage_format, convert, copts) = staging(&p);
     let stores = p.open_inputs(follow)?;
     let refs: Vec<&dyn Store> = stores.iter().map(|s| s.as_ref()).collect();
     let inputs = p
@@ -161,9 +174,9 @@ fn create_job(p: crate::Prepared, jobdir: &Path, quiet: bool, verbose: bool, fol
             Ok(JobInput { path: abs.to_string_lossy().into_owned(), fingerprint: fingerprint(&abs)? })
         })
         .collect::<Result<Vec<_>>>()?;
-    let out = Output::create_as(&p.output, p.format, p.force, &p.inputs, true)?;
+    let out = Output::create_as(&p.output, stage_format, p.force, &p.inputs, true)?;
     let bar = progress::Reporter::new(quiet, verbose);
-    let report = adcat_concat::create(&refs, out.store(), &p.copts, &bar).map_err(|e| p.err(e));
+    let report = adcat_concat::create(&refs, out.store(), &copts, &bar).map_err(|e| p.err(e));
     bar.finish();
     let report = report?;
     let staging = out.keep()?;
@@ -173,11 +186,12 @@ fn create_job(p: crate::Prepared, jobdir: &Path, quiet: bool, verbose: bool, fol
         version: adcat_concat::job::dir::JOB_VERSION,
         output,
         staging: staging.to_string_lossy().into_owned(),
-        output_format: format!("{:?}", p.format.kind()).to_lowercase(),
+        output_format: p.format.name().into(),
         inputs,
         max_memory: p.copts.write.max_memory,
         shape: [report.shape.0, report.shape.1],
         plan: report.job,
+        convert,
     };
     if let Err(e) = JobDir::create(jobdir, &job) {
         let _ = std::fs::remove_dir_all(&staging);
@@ -369,6 +383,14 @@ fn finish(jobdir: &Path, follow: bool) -> Result<()> {
         Ok(())
     })
     .map_err(|e| anyhow!("{}: {e}", job.output))?;
+    let out = match &job.convert {
+        Some(c) => {
+            let compression = c.compression.as_deref().map(crate::parse_compression).transpose()?;
+            let opts = adcat_format::layout::WriteOptions { compression, max_memory: job.max_memory, ..Default::default() };
+            out.convert_to(OutFormat::H5ad, &opts)?
+        }
+        None => out,
+    };
     out.commit(Some((job.shape[0], job.shape[1])))?;
     println!("{}: published", job.output);
     Ok(())

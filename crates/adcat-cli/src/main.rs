@@ -231,7 +231,7 @@ fn parse_bytes(s: &str) -> Result<u64> {
     Ok(((n * mult as f64) as u64).max(1))
 }
 
-fn parse_compression(s: &str) -> Result<Compression> {
+pub(crate) fn parse_compression(s: &str) -> Result<Compression> {
     let parts: Vec<&str> = s.split(':').collect();
     let level = |i: usize, default: i64, max: i64| -> Result<i64> {
         match parts.get(i) {
@@ -255,6 +255,19 @@ fn parse_compression(s: &str) -> Result<Compression> {
         },
         other => bail!("invalid --compression {other:?}: use none, gzip[:L], lzf, zstd[:L] or blosc[:CNAME[:L]]"),
     })
+}
+
+/// `c` as `--compression` takes it (inverse of [`parse_compression`]).
+pub(crate) fn compression_arg(c: &Compression) -> String {
+    match c {
+        Compression::None => "none".into(),
+        Compression::Gzip(l) => format!("gzip:{l}"),
+        Compression::Lzf => "lzf".into(),
+        Compression::Zstd(l) => format!("zstd:{l}"),
+        Compression::Blosc { cname, clevel, .. } => format!("blosc:{cname}:{clevel}"),
+        // Found on read only; parsing it back fails, as it should.
+        Compression::Other(s) => s.clone(),
+    }
 }
 
 fn write_options(w: &WriteArgs) -> Result<WriteOptions> {
@@ -486,5 +499,8 @@ mod tests {
         assert_eq!(parse_compression("zstd").unwrap(), Compression::Zstd(3));
         assert!(parse_compression("gzip:99").is_err());
         assert!(parse_compression("brotli").is_err());
+        for c in [Compression::None, Compression::Gzip(6), Compression::Lzf, Compression::Zstd(3), Compression::Blosc { cname: "zstd".into(), clevel: 5, shuffle: 1 }] {
+            assert_eq!(parse_compression(&compression_arg(&c)).unwrap(), c);
+        }
     }
 }

@@ -218,6 +218,15 @@ impl OutFormat {
             OutFormat::Zarr(ZarrVersion::V3) => adcat_store::StoreKind::ZarrV3,
         }
     }
+
+    /// `h5ad`, `zarr2` or `zarr3`.
+    pub fn name(self) -> &'static str {
+        match self {
+            OutFormat::H5ad => "h5ad",
+            OutFormat::Zarr(ZarrVersion::V2) => "zarr2",
+            OutFormat::Zarr(ZarrVersion::V3) => "zarr3",
+        }
+    }
 }
 
 /// The output format implied by the path's extension.
@@ -242,6 +251,8 @@ pub struct Output {
     lock: Option<(PathBuf, File)>,
     /// Remove the temporary store unless committed (not a job's, which holds work).
     discard: bool,
+    /// A job's staged store, converted into this output: removed once it is published.
+    spent: Option<PathBuf>,
 }
 
 /// Take the lock for writing `dest` (`lock_path` beside it), or say who holds it.
@@ -304,7 +315,7 @@ impl Output {
         let lock_path = canon_parent.join(format!(".{}.adcat-lock", name.to_string_lossy()));
         let lock = lock_output(dest, &lock_path)?;
         remove_leftovers(&canon_parent, &name.to_string_lossy());
-        let mut out = Output { tmp: PathBuf::new(), dest: dest_abs.clone(), store: None, lock: Some((lock_path, lock)), discard: true };
+        let mut out = Output { tmp: PathBuf::new(), dest: dest_abs.clone(), store: None, lock: Some((lock_path, lock)), discard: true, spent: None };
         if dest.symlink_metadata().is_ok() {
             if !force {
                 bail!("{}: output exists; pass --force to overwrite it", dest.display());
@@ -348,7 +359,35 @@ impl Output {
         } else {
             bail!("{}: the job's output under construction is missing; create the job again", staging.display())
         };
-        Ok(Output { tmp: staging.to_path_buf(), dest: parent.join(name), store: Some(Box::new(Guarded(store))), lock: Some((lock_path, lock)), discard: false })
+        Ok(Output { tmp: staging.to_path_buf(), dest: parent.join(name), store: Some(Box::new(Guarded(store))), lock: Some((lock_path, lock)), discard: false, spent: None })
+    }
+
+    /// Convert a job's finished staging store (zarr) into a new temporary output of
+    /// `format` (h5ad: libhdf5 takes one writing process, so a job's tasks write zarr and
+    /// this one pass rewrites it). The staging store is kept until the output is
+    /// published, so a failed conversion can be retried.
+    pub fn convert_to(mut self, format: OutFormat, opts: &adcat_format::layout::WriteOptions) -> Result<Output> {
+        if let Some(s) = self.store.take() {
+            s.flush().map_err(|e| anyhow!("{}: {}", self.dest.display(), e))?;
+        }
+        let (parent, name) = split_dest(&self.dest)?;
+        let tmp = parent.join(format!(".{name}.adcat-tmp-{}", std::process::id()));
+        guard::register_temp(&tmp);
+        let mut out = Output { tmp: tmp.clone(), dest: self.dest.clone(), store: None, lock: self.lock.take(), discard: true, spent: Some(self.tmp.clone()) };
+        let dst: Box<dyn Store> = match format {
+            OutFormat::H5ad => Box::new(Hdf5Store::create(&tmp).map_err(|e| anyhow!("{}: {}", self.dest.display(), e))?),
+            OutFormat::Zarr(v) => Box::new(ZarrStore::create(&tmp, v).map_err(|e| anyhow!("{}: {}", self.dest.display(), e))?),
+        };
+        out.store = Some(Box::new(Guarded(dst)));
+        let src = ZarrStore::open(&self.tmp).map_err(|e| anyhow!("{}: {}", self.tmp.display(), e))?;
+        adcat_format::convert(&Guarded(Box::new(src)), out.store(), opts, &adcat_format::NoProgress).map_err(|e| {
+            if e.is_output() {
+                anyhow!("{}: {e}", self.dest.display())
+            } else {
+                anyhow!("{}: converting the job's output: {e}", self.tmp.display())
+            }
+        })?;
+        Ok(out)
     }
 
     /// The store to write into.
@@ -399,6 +438,9 @@ impl Output {
         guard::unregister_temp(&self.tmp);
         if replaced {
             let _ = remove_path(&backup);
+        }
+        if let Some(spent) = self.spent.take() {
+            let _ = remove_path(&spent);
         }
         Ok(())
     }

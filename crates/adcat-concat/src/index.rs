@@ -127,6 +127,33 @@ impl Reindexer {
     }
 }
 
+/// anndata's `intersect_keys` (OrderedSet `&`: the last input's order) and
+/// `union_keys` (order of first appearance).
+pub(crate) fn join_keys(sets: &[Vec<String>], join: Join) -> Vec<String> {
+    let mut out: Vec<String> = vec![];
+    match join {
+        Join::Inner => {
+            if let Some(last) = sets.last() {
+                for k in last {
+                    if sets.iter().all(|s| s.contains(k)) && !out.contains(k) {
+                        out.push(k.clone());
+                    }
+                }
+            }
+        }
+        Join::Outer => {
+            for s in sets {
+                for k in s {
+                    if !out.contains(k) {
+                        out.push(k.clone());
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

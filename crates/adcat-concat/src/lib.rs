@@ -9,8 +9,11 @@
 #![allow(clippy::needless_range_loop)]
 
 pub mod awkward;
+pub mod columns;
 pub mod equal;
 mod error;
+mod inputs;
+mod options;
 pub mod frames;
 pub mod index;
 pub mod job;
@@ -21,152 +24,20 @@ mod offaxis;
 mod part;
 mod stack;
 mod pipe;
+mod serde_text;
 pub mod plan;
 mod transpose;
 
 pub use error::{ConcatError, Result};
 pub use index::Join;
 pub use merge::Strategy;
+pub use options::{Axis, ConcatOptions, Report, DEFAULT_TASK_BYTES};
 
 pub(crate) use error::At;
 
-use adcat_format::frame::read_index;
-use adcat_format::layout::WriteOptions;
 use adcat_format::{detect, Encoding, FormatError, Progress};
-use adcat_store::{join_path, NodeKind, Store};
-
-/// The axis along which inputs are stacked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Axis {
-    /// Stack cells (`axis=0`).
-    #[default]
-    Obs,
-    /// Stack genes (`axis=1`).
-    Var,
-}
-
-impl Axis {
-    fn names(self) -> (&'static str, &'static str) {
-        match self {
-            Axis::Obs => ("obs", "var"),
-            Axis::Var => ("var", "obs"),
-        }
-    }
-}
-
-/// Options of a concatenation, mirroring `anndata.concat`.
-#[derive(Debug, Clone, Default)]
-pub struct ConcatOptions {
-    /// Concatenation axis.
-    pub axis: Axis,
-    /// Off-axis join.
-    pub join: Join,
-    /// Strategy for off-axis annotations (var columns, varm, varp).
-    pub merge: Option<Strategy>,
-    /// Strategy for `uns`.
-    pub uns_merge: Option<Strategy>,
-    /// Name of a categorical batch column on the concatenation-axis annotation.
-    pub label: Option<String>,
-    /// Batch names (default "0", "1", ...).
-    pub keys: Option<Vec<String>>,
-    /// Separator to make concatenation-axis names unique: `name + sep + key`.
-    pub index_unique: Option<String>,
-    /// Fill for entries missing after an outer join (default: 0 sparse, NaN dense).
-    pub fill_value: Option<f64>,
-    /// Concatenate obsp (varp for axis=var) as block-diagonal matrices.
-    pub pairwise: bool,
-    /// Output layout and memory budget.
-    pub write: WriteOptions,
-    /// Target uncompressed output bytes of one task (`None`: [`DEFAULT_TASK_BYTES`]).
-    pub task_bytes: Option<u64>,
-    /// Plan only: create every output element with its final shape and type, read only
-    /// metadata, indexes and off-axis tables, move no data (see [`plan::plan`]).
-    pub dry_run: bool,
-}
-
-/// Default size of a task: large enough that per-task costs (opening inputs, reading
-/// their indexes) vanish, small enough to spread a job over many workers.
-pub const DEFAULT_TASK_BYTES: u64 = 1 << 30;
-
-impl ConcatOptions {
-    /// Target bytes per task.
-    pub fn task_bytes(&self) -> u64 {
-        self.task_bytes.unwrap_or(DEFAULT_TASK_BYTES).max(1)
-    }
-}
-
-/// What a concatenation did, for the caller to report.
-#[derive(Debug, Clone, Default)]
-pub struct Report {
-    /// Output shape (obs, var).
-    pub shape: (u64, u64),
-    /// Warnings (as anndata would emit them).
-    pub warnings: Vec<String>,
-    /// How each element is combined: `(element path, decision)`, in the order made.
-    pub notes: Vec<(String, String)>,
-    /// The data-moving work left after planning: matrix elements and their tasks.
-    pub job: job::JobPlan,
-}
-
-impl Report {
-    fn note(&mut self, path: &str, what: impl Into<String>) {
-        self.notes.push((format!("/{}", path.trim_start_matches('/')), what.into()));
-    }
-}
-
-/// Where the parts of an AnnData (or of its `raw`) live.
-#[derive(Debug, Clone)]
-struct Layout {
-    prefix: &'static str,
-    raw: bool,
-}
-
-impl Layout {
-    fn p(&self, name: &str) -> String {
-        join_path(self.prefix, name)
-    }
-}
-
-/// One input: its off-axis names (held in memory) and where its concatenation-axis
-/// names live (streamed, never held whole).
-struct Input<'a> {
-    store: &'a dyn Store,
-    /// Number of entries along the concatenation axis.
-    n_ax: u64,
-    /// The index element of the concatenation-axis dataframe.
-    ax_index: String,
-    /// Off-axis names (shared between inputs with the same names).
-    off: std::sync::Arc<Vec<String>>,
-    /// The off-axis dataframe they come from.
-    off_df: String,
-}
-
-/// The element path of a dataframe's index.
-fn index_path(store: &dyn Store, df: &str) -> Result<String> {
-    let key = store
-        .attr(df, "_index")
-        .at(store)?
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .ok_or_else(|| ConcatError::Input { file: store.location().into(), source: FormatError::invalid(df, "dataframe without an `_index` attribute") })?;
-    Ok(join_path(df, &key))
-}
-
-/// Build the inputs of one part: `ax_df`/`off_df` are the dataframes along and across.
-fn inputs_for<'a>(stores: &[&'a dyn Store], ax_df: &str, off_df: &str) -> Result<Vec<Input<'a>>> {
-    let mut out: Vec<Input<'a>> = Vec::with_capacity(stores.len());
-    for s in stores {
-        let ax_index = index_path(*s, ax_df)?;
-        let n_ax = frames::element_len(*s, &ax_index).at(*s)?;
-        let names = read_index(*s, off_df).at(*s)?;
-        // Atlases often share one gene list: keep a single copy.
-        let off = match out.iter().rev().find(|i| *i.off == names) {
-            Some(prev) => prev.off.clone(),
-            None => std::sync::Arc::new(names),
-        };
-        out.push(Input { store: *s, n_ax, ax_index, off, off_df: off_df.to_owned() });
-    }
-    Ok(out)
-}
+use adcat_store::{NodeKind, Store};
+use inputs::{inputs_for, part_names, Layout};
 
 /// Concatenate `inputs` into the empty store `out`: plan, then run every task here.
 pub fn concat(inputs: &[&dyn Store], out: &dyn Store, opts: &ConcatOptions, progress: &dyn Progress) -> Result<Report> {
@@ -268,43 +139,3 @@ fn concat_tagged(inputs: &[&dyn Store], out: &dyn Store, opts: &ConcatOptions, p
     out.flush()?;
     Ok(report)
 }
-
-
-
-/// The off-axis names of a part: its dataframe path, each input's names, the merged ones.
-type PartNames = (String, Vec<std::sync::Arc<Vec<String>>>, std::sync::Arc<Vec<String>>);
-
-fn part_names(ins: &[Input<'_>], merged: std::sync::Arc<Vec<String>>) -> PartNames {
-    let frame = ins.first().map(|i| i.off_df.clone()).unwrap_or_default();
-    (frame, ins.iter().map(|i| i.off.clone()).collect(), merged)
-}
-
-/// anndata's `intersect_keys` (OrderedSet `&`: the last input's order) and
-/// `union_keys` (order of first appearance).
-pub(crate) fn join_keys(sets: &[Vec<String>], join: Join) -> Vec<String> {
-    let mut out: Vec<String> = vec![];
-    match join {
-        Join::Inner => {
-            if let Some(last) = sets.last() {
-                for k in last {
-                    if sets.iter().all(|s| s.contains(k)) && !out.contains(k) {
-                        out.push(k.clone());
-                    }
-                }
-            }
-        }
-        Join::Outer => {
-            for s in sets {
-                for k in s {
-                    if !out.contains(k) {
-                        out.push(k.clone());
-                    }
-                }
-            }
-        }
-    }
-    out
-}
-
-
-

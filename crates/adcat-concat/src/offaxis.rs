@@ -7,7 +7,8 @@ use crate::index::Reindexer;
 use crate::matrix::{fill_dtype, Block, MatSource, MatWriter, OutPlan};
 use crate::merge::merge_values;
 use crate::awkward::mem::AwkMem;
-use crate::{At, ConcatError, ConcatOptions, Result};
+use crate::options::ConcatOptions;
+use crate::{At, ConcatError, Result};
 use adcat_format::frame::{write_dict, DataFrame};
 use adcat_format::sparse::{CsMatrix, SparseFormat, SparseMeta};
 use adcat_format::{detect, Encoding};
@@ -250,7 +251,7 @@ pub(crate) fn pairwise(inputs: Vec<(&dyn Store, u64)>, path: &str, opts: &Concat
         .iter()
         .map(|(s, _)| Ok(if s.node_kind(path).at(*s)? == Some(NodeKind::Group) { s.list(path).at(*s)? } else { vec![] }))
         .collect::<Result<_>>()?;
-    let keys = crate::join_keys(&key_sets, opts.join);
+    let keys = crate::index::join_keys(&key_sets, opts.join);
     let total: u64 = inputs.iter().map(|(_, n)| n).sum();
     for k in keys {
         let p = join_path(path, &k);

@@ -10,7 +10,10 @@ use crate::matrix::MatSource;
 use crate::merge::{merge_nested, Tree};
 use crate::job::Columns;
 use crate::stack::{concat_matrix, Stack};
-use crate::{awkward, join_keys, offaxis, At, Axis, ConcatError, ConcatOptions, Input, Join, Layout, Report, Result};
+use crate::index::join_keys;
+use crate::inputs::{Input, Layout};
+use crate::options::{Axis, ConcatOptions, Report};
+use crate::{awkward, offaxis, At, ConcatError, Join, Result};
 use adcat_format::frame::{write_dict, DataFrame};
 use adcat_format::{detect, Encoding, FormatError, Progress};
 use adcat_store::{join_path, NodeKind, Store};
@@ -94,6 +97,11 @@ impl<'a> PartCtx<'a> {
         ((self.opts.write.max_memory / 16) / row_bytes.max(1)).max(1)
     }
 
+    /// Where planning creates a dataframe along the axis, and its tasks' sizes.
+    fn frame_target<'p>(&'p self, path: &'p str) -> frames::FrameTarget<'p> {
+        frames::FrameTarget { out: self.out, path, opts: &self.opts.write, block_rows: self.block_rows(64), task_bytes: self.opts.task_bytes() }
+    }
+
     /// 1. The concatenation-axis dataframe (only its index for raw).
     fn axis_frame(&self, report: &mut Report) -> Result<()> {
         let (ax, _) = self.opts.axis.names();
@@ -109,11 +117,8 @@ impl<'a> PartCtx<'a> {
             .collect::<Result<_>>()?;
         let frames = if raw_obs { frames.into_iter().map(|f| FrameSource { columns: vec![], ..f }).collect() } else { frames };
         let label = self.opts.label.as_deref().map(|l| (l, self.keys));
-        self.progress.element(&lay.p(ax));
-        let frame_bytes: u64 = frames.iter().map(|f| adcat_format::copy::data_bytes(f.store, &f.path).unwrap_or(0)).sum();
-        self.progress.element_total(frame_bytes);
-        let dropped = concat_frames(&frames, self.opts.join, &self.index, label, self.out, &lay.p(ax), &self.opts.write, self.block_rows(64), self.opts.dry_run)?;
-        self.progress.advance(frame_bytes);
+        let (dropped, elements) = concat_frames(&frames, self.opts.join, &self.index, label, &self.frame_target(&lay.p(ax)))?;
+        elements.into_iter().for_each(|e| report.job.push(e));
         for c in dropped {
             report.note(&join_path(&lay.p(ax), &c), "dropped: not in every input (inner join)");
         }
@@ -177,7 +182,6 @@ impl<'a> PartCtx<'a> {
     fn matrices(&self, report: &mut Report) -> Result<()> {
         let (ax, off) = self.opts.axis.names();
         for (out_path, per) in &self.matrix_elements(report)? {
-            self.progress.element(out_path);
             if self.awkward_layer(per, out_path, report)? {
                 continue;
             }
@@ -223,6 +227,8 @@ impl<'a> PartCtx<'a> {
             let why = "awkward layers concatenate only along obs and when every input has the same var names (anndata cannot reindex them either)";
             return Err(ConcatError::unsupported(out_path, why));
         }
+        // Written by planning (not a task yet): reported here.
+        self.progress.element(out_path);
         let width = self.new_off.len() as u64;
         let inputs: Vec<awkward::AwkInput<'_>> = self
             .ins
@@ -255,7 +261,6 @@ impl<'a> PartCtx<'a> {
         }
         for k in kept {
             let p = join_path(am, &k);
-            self.progress.element(&p);
             let mut encs = vec![];
             for (i, ks) in self.ins.iter().zip(&key_sets) {
                 encs.push(if ks.contains(&k) { Some(detect(i.store, &p).at(i.store)?.encoding) } else { None });
@@ -264,6 +269,8 @@ impl<'a> PartCtx<'a> {
             if present.iter().all(|e| *e == Encoding::DataFrame) {
                 self.axis_mapping_frames(&p, &encs, report)?;
             } else if present.contains(&Encoding::Awkward) {
+                // Written by planning (not a task yet): reported here.
+                self.progress.element(&p);
                 self.axis_mapping_awkward(&p, &encs, report)?;
             } else {
                 self.axis_mapping_matrix(&p, &encs, report)?;
@@ -283,7 +290,9 @@ impl<'a> PartCtx<'a> {
             })
             .collect::<Result<_>>()?;
         let o = self.opts;
-        for c in concat_frames(&frames, o.join, &self.index, None, self.out, p, &o.write, self.block_rows(64), o.dry_run)? {
+        let (dropped, elements) = concat_frames(&frames, o.join, &self.index, None, &self.frame_target(p))?;
+        elements.into_iter().for_each(|e| report.job.push(e));
+        for c in dropped {
             report.note(&join_path(p, &c), "dropped: not in every input (inner join)");
         }
         Ok(())

@@ -3,7 +3,8 @@
 //! attribute the job would create and discards data. Only metadata, indexes and the
 //! small off-axis tables (var, varm, varp, uns) of the inputs are read.
 
-use crate::{concat, ConcatOptions, Report, Result};
+use crate::options::{ConcatOptions, Report};
+use crate::{concat, Result};
 use adcat_format::layout::element_bytes;
 use adcat_format::NoProgress;
 use adcat_store::{

@@ -3,9 +3,10 @@
 //! created in the output, and its tasks (run by `crate::job`).
 
 use crate::index::Reindexer;
-use crate::job::{Columns, MatrixElement, MatrixSource};
+use crate::job::{Columns, Element, MatrixElement, MatrixSource};
 use crate::matrix::{self, fill_dtype, MatSource, MatWriter, OutPlan};
-use crate::{Axis, ConcatError, ConcatOptions, Report, Result};
+use crate::options::{Axis, ConcatOptions, Report};
+use crate::{ConcatError, Result};
 use adcat_store::{DType, Store};
 
 /// The inputs of one matrix element: a source per input (None: the input lacks it),
@@ -105,7 +106,7 @@ pub(crate) fn concat_matrix(st: &Stack<'_>, columns: Columns, out: &dyn Store, o
     let sources = (0..st.srcs.len()).map(|i| st.source(i, opts.write.max_memory)).collect();
     let mut el = MatrixElement { path: out_path.to_owned(), sparse, transposed, dtype, fill, n_cols: st.n_cols, sources, columns, max_nnz, task_rows: total };
     el.task_rows = st.task_rows(&el, out, opts.task_bytes()).map_err(output)?;
-    report.job.push(el);
+    report.job.push(Element::Matrix(el));
     Ok(())
 }
 

@@ -1,4 +1,4 @@
-//! Read blocks of a matrix element: the unit of counting and of locating a task's rows.
+//! Read blocks of an element: the unit of counting and of locating a task's rows.
 //!
 //! Blocks are a pure function of the plan, so a count task and the write tasks that use
 //! its counts (in other processes) agree on them without exchanging more than numbers.
@@ -8,7 +8,7 @@ use super::MatrixElement;
 /// One read block: rows `start..end` of source `src`, landing at output row `at`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Blk {
-    /// Index into [`MatrixElement::sources`].
+    /// Index into the element's sources.
     pub src: usize,
     /// First row in the source.
     pub start: u64,
@@ -25,26 +25,31 @@ impl Blk {
     }
 }
 
-impl MatrixElement {
-    /// The blocks covering output rows `r0..r1`: within a source, boundaries fall on
-    /// multiples of its `block_rows` (counted from the source's first row) and at `r0`
-    /// and `r1`.
-    pub fn blocks(&self, r0: u64, r1: u64) -> Vec<Blk> {
-        let mut out = vec![];
-        let mut base = 0u64;
-        for (i, s) in self.sources.iter().enumerate() {
-            let (lo, hi) = (r0.max(base), r1.min(base + s.rows));
-            let step = s.block_rows.max(1);
-            let mut a = lo;
-            while a < hi {
-                let local = a - base;
-                let end = ((local / step + 1) * step).min(hi - base);
-                out.push(Blk { src: i, start: local, end, at: a });
-                a = base + end;
-            }
-            base += s.rows;
+/// The blocks covering output rows `r0..r1` of sources of `(rows, block_rows)` stacked in
+/// order: within a source, boundaries fall on multiples of its `block_rows` (counted from
+/// the source's first row) and at `r0` and `r1`.
+pub(super) fn blocks_over(sources: impl Iterator<Item = (u64, u64)>, r0: u64, r1: u64) -> Vec<Blk> {
+    let mut out = vec![];
+    let mut base = 0u64;
+    for (i, (rows, block_rows)) in sources.enumerate() {
+        let (lo, hi) = (r0.max(base), r1.min(base + rows));
+        let step = block_rows.max(1);
+        let mut a = lo;
+        while a < hi {
+            let local = a - base;
+            let end = ((local / step + 1) * step).min(hi - base);
+            out.push(Blk { src: i, start: local, end, at: a });
+            a = base + end;
         }
-        out
+        base += rows;
+    }
+    out
+}
+
+impl MatrixElement {
+    /// The blocks covering output rows `r0..r1` (see [`blocks_over`]).
+    pub fn blocks(&self, r0: u64, r1: u64) -> Vec<Blk> {
+        blocks_over(self.sources.iter().map(|s| (s.rows, s.block_rows)), r0, r1)
     }
 
     /// Every block of the element in count order: the blocks of each count span in turn.

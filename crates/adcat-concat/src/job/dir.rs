@@ -45,6 +45,19 @@ pub struct JobFile {
     pub shape: [u64; 2],
     /// The plan's tasks and elements.
     pub plan: JobPlan,
+    /// Set when tasks cannot write the output's format side by side (h5ad: libhdf5
+    /// takes one writing process): the staging is then a zarr store, which `finish`
+    /// converts into the output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub convert: Option<ConvertOnFinish>,
+}
+
+/// How `finish` converts a job's staged zarr store into its output.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConvertOnFinish {
+    /// The output's compression as `--compression` takes it (absent: the format's default).
+    #[serde(default)]
+    pub compression: Option<String>,
 }
 
 /// The state of a job's tasks.
@@ -194,6 +207,7 @@ mod tests {
             max_memory: 1 << 20,
             shape: [0, 0],
             plan: JobPlan::default(),
+            convert: Some(ConvertOnFinish { compression: Some("gzip:4".into()) }),
         };
         let dir = JobDir::create(&root, &job).unwrap();
         assert!(JobDir::create(&root, &job).is_err(), "a used job directory is refused");

@@ -3,13 +3,13 @@
 //! `write.rs`. It caches opened sources and reindexers, so one executor running many
 //! tasks of a process reads each input's metadata once.
 
-use super::{Action, Blk, Columns, JobPlan, MatrixElement, Task};
+use super::{Blk, Columns, Element, JobPlan, MatrixElement, Task};
 use crate::index::Reindexer;
 use crate::matrix::{Block, MatSource, OutPlan};
 use crate::{At, ConcatError, Result};
 use adcat_format::frame::read_index;
 use adcat_format::Progress;
-use adcat_store::{join_path, ArrayData, DType, Store};
+use adcat_store::{ArrayData, DType, Store};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -66,7 +66,7 @@ impl<'a> Executor<'a> {
         Ok(Arc::new(read_index(store, frame).at(store)?))
     }
 
-    fn input(&self, i: usize) -> Result<&'a dyn Store> {
+    pub(super) fn input(&self, i: usize) -> Result<&'a dyn Store> {
         self.inputs.get(i).copied().ok_or_else(|| ConcatError::Options(format!("the plan names input {i}, but {} were given", self.inputs.len())))
     }
 
@@ -160,32 +160,14 @@ impl<'a> Executor<'a> {
     /// counts.
     pub fn run(&self, plan: &JobPlan, t: usize, counts: &dyn Fn(usize) -> Result<Vec<Counts>>) -> Result<Option<Counts>> {
         let Task { element, action } = plan.tasks.get(t).ok_or_else(|| ConcatError::Options(format!("no task {t} in a plan of {}", plan.tasks.len())))?;
-        let el = &plan.elements[*element];
-        match action {
-            Action::Count { rows } => Ok(Some(self.count(el, *rows)?)),
-            Action::Dense { rows } => self.write_dense(el, *rows).map(|()| None),
-            Action::Sparse { part, parts } => {
-                let c: Vec<u64> = counts(*element)?.concat();
-                self.write_sparse(el, &c, *part, *parts).map(|()| None)
-            }
-        }
+        let el = plan.elements.get(*element).ok_or_else(|| ConcatError::Job(format!("task {t} names element {element}, which the plan lacks")))?;
+        el.kind().run(self, action, &|| counts(*element))
     }
 
-    /// Complete an element once all its tasks ran: shrink a sparse element's value arrays
-    /// to the entries written.
-    pub fn finish(&self, el: &MatrixElement, counts: &[Counts]) -> Result<()> {
-        if !el.sparse {
-            return Ok(());
-        }
-        let nnz: u64 = counts.iter().flatten().sum();
-        for part in ["data", "indices"] {
-            let p = join_path(&el.path, part);
-            let m = self.out.array_meta(&p).map_err(|e| ConcatError::Output(e.into()))?;
-            if m.shape != [nnz] {
-                self.out.resize(&p, &[nnz]).map_err(|e| ConcatError::Output(e.into()))?;
-            }
-        }
-        Ok(())
+    /// Complete an element once all its tasks ran (sparse: shrink the value arrays to
+    /// the entries written).
+    pub fn finish(&self, el: &Element, counts: &[Counts]) -> Result<()> {
+        el.kind().finish(self, counts)
     }
 }
 
@@ -220,9 +202,8 @@ fn fill_block(el: &MatrixElement, rows: u64) -> Block {
 /// its writing tasks, then its finish.
 pub fn run_in_process(plan: &JobPlan, exec: &Executor<'_>) -> Result<()> {
     for (e, el) in plan.elements.iter().enumerate() {
-        exec.progress.element(&el.path);
-        let total: u64 = (0..el.sources.len()).map(|i| Ok(exec.source(el, i)?.map_or(0, |s| s.data_bytes()))).sum::<Result<u64>>()?;
-        exec.progress.element_total(total);
+        exec.progress.element(el.path());
+        exec.progress.element_total(el.kind().input_bytes(exec)?);
         let mine: Vec<usize> = (0..plan.tasks.len()).filter(|&t| plan.tasks[t].element == e).collect();
         let mut counts: Vec<Counts> = vec![];
         for stage in [0, 1] {

@@ -14,19 +14,59 @@
 //! *sparse write* task owns a fixed fraction of the value and `indptr` write units.
 
 mod blocks;
+mod column;
 pub mod dir;
 mod exec;
+mod kind;
 mod write;
 
 pub use blocks::Blk;
+pub use column::{ColumnElement, ColumnSource};
 pub use dir::{JobDir, JobFile, JobInput, Status};
 pub use exec::{run_in_process, Counts, Executor};
+pub use kind::ElementKind;
 
+use crate::ConcatError;
+use adcat_format::FormatError;
 use adcat_store::DType;
 use serde::{Deserialize, Serialize};
 
 /// Version of the plan format; bumped on any incompatible change.
-pub const PLAN_VERSION: u32 = 1;
+pub const PLAN_VERSION: u32 = 2;
+
+/// An error of the output store.
+pub(crate) fn output(e: impl Into<FormatError>) -> ConcatError {
+    ConcatError::Output(e.into())
+}
+
+/// An element of the output that tasks fill; each kind plans and runs its own tasks
+/// through [`ElementKind`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Element {
+    /// X, a layer, an obsm array, raw/X: sparse or dense.
+    Matrix(MatrixElement),
+    /// A dataframe column along the concatenation axis (with the index and label).
+    Column(ColumnElement),
+}
+
+impl Element {
+    /// The element's kind, which plans and runs its tasks.
+    pub fn kind(&self) -> &dyn ElementKind {
+        match self {
+            Element::Matrix(m) => m,
+            Element::Column(c) => c,
+        }
+    }
+
+    /// Output path.
+    pub fn path(&self) -> &str {
+        match self {
+            Element::Matrix(m) => &m.path,
+            Element::Column(c) => &c.path,
+        }
+    }
+}
 
 /// Where one input's part of a matrix element comes from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -67,10 +107,10 @@ pub struct MatrixElement {
     /// Concatenated along var: rows of the plan are the output's columns.
     pub transposed: bool,
     /// Value dtype.
-    #[serde(with = "dtype_text")]
+    #[serde(with = "crate::serde_text::dtype")]
     pub dtype: DType,
     /// Fill of entries an input lacks (JSON: a number, or "nan"/"inf"/"-inf").
-    #[serde(with = "float_text")]
+    #[serde(with = "crate::serde_text::float")]
     pub fill: f64,
     /// Output columns (off-axis length).
     pub n_cols: u64,
@@ -125,6 +165,11 @@ pub enum Action {
         /// Number of parts.
         parts: u64,
     },
+    /// Write rows `rows` of a dataframe column (whole write units of its arrays).
+    Column {
+        /// Rows `[start, end)`.
+        rows: [u64; 2],
+    },
 }
 
 /// One unit of work: an action on one element.
@@ -149,8 +194,8 @@ impl Task {
 pub struct JobPlan {
     /// [`PLAN_VERSION`].
     pub version: u32,
-    /// Matrix elements, created in the output by planning.
-    pub elements: Vec<MatrixElement>,
+    /// The elements tasks fill, created in the output by planning.
+    pub elements: Vec<Element>,
     /// Tasks, count tasks first.
     pub tasks: Vec<Task>,
 }
@@ -163,18 +208,12 @@ impl Default for JobPlan {
 
 impl JobPlan {
     /// Add an element and its tasks; tasks are kept ordered by stage.
-    pub(crate) fn push(&mut self, el: MatrixElement) {
+    pub(crate) fn push(&mut self, el: Element) {
         let e = self.elements.len();
-        let spans = el.spans();
-        if el.sparse {
-            let parts = spans.len() as u64;
-            let first_write = self.tasks.iter().position(|t| t.stage() == 1).unwrap_or(self.tasks.len());
-            let counts = spans.iter().map(|&rows| Task { element: e, action: Action::Count { rows } });
-            self.tasks.splice(first_write..first_write, counts);
-            self.tasks.extend((0..parts).map(|part| Task { element: e, action: Action::Sparse { part, parts } }));
-        } else {
-            self.tasks.extend(spans.into_iter().map(|rows| Task { element: e, action: Action::Dense { rows } }));
-        }
+        let (first, second): (Vec<Task>, Vec<Task>) = el.kind().actions().into_iter().map(|action| Task { element: e, action }).partition(|t| t.stage() == 0);
+        let first_write = self.tasks.iter().position(|t| t.stage() == 1).unwrap_or(self.tasks.len());
+        self.tasks.splice(first_write..first_write, first);
+        self.tasks.extend(second);
         self.elements.push(el);
     }
 
@@ -190,43 +229,6 @@ impl JobPlan {
             return Err(format!("plan format version {version:?} is not {PLAN_VERSION}; plan again with this adcat"));
         }
         serde_json::from_value(v).map_err(|e| format!("not a valid plan: {e}"))
-    }
-}
-
-mod dtype_text {
-    use adcat_store::DType;
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(d: &DType, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&d.to_string())
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DType, D::Error> {
-        let t = String::deserialize(d)?;
-        t.parse().map_err(|_| serde::de::Error::custom(format!("unknown dtype {t:?}")))
-    }
-}
-
-/// f64 in JSON, which has no NaN or infinities: those are written as strings.
-mod float_text {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(f: &f64, s: S) -> Result<S::Ok, S::Error> {
-        if f.is_finite() { s.serialize_f64(*f) } else { s.serialize_str(&f.to_string().to_lowercase()) }
-    }
-
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Num {
-        F(f64),
-        S(String),
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
-        match Num::deserialize(d)? {
-            Num::F(f) => Ok(f),
-            Num::S(s) => s.parse().map_err(|_| serde::de::Error::custom(format!("not a number: {s:?}"))),
-        }
     }
 }
 
@@ -252,21 +254,35 @@ mod tests {
         }
     }
 
+    fn column() -> ColumnElement {
+        let maps = vec![Some(vec![1, 0]), None];
+        ColumnElement {
+            path: "obs/batch".into(),
+            out: crate::columns::ColumnOut::Categorical { codes: DType::I8, maps },
+            sources: vec![ColumnSource { input: 0, path: Some("obs/batch".into()), rows: 10 }, ColumnSource { input: 1, path: None, rows: 5 }],
+            block_rows: 4,
+            task_rows: 8,
+        }
+    }
+
     #[test]
     fn plan_survives_json() {
         let mut p = JobPlan::default();
-        p.push(element(true, f64::NAN));
-        p.push(element(false, f64::NEG_INFINITY));
-        p.push(element(true, 1.5));
+        p.push(Element::Matrix(element(true, f64::NAN)));
+        p.push(Element::Matrix(element(false, f64::NEG_INFINITY)));
+        p.push(Element::Column(column()));
+        p.push(Element::Matrix(element(true, 1.5)));
         let text = serde_json::to_string(&p.to_json()).unwrap();
         let back = JobPlan::from_json(serde_json::from_str(&text).unwrap()).unwrap();
-        assert!(back.elements[0].fill.is_nan());
+        assert!(matches!(&back.elements[0], Element::Matrix(m) if m.fill.is_nan()));
         assert_eq!(back.elements[1..], p.elements[1..]);
         assert_eq!(back.tasks, p.tasks);
         // Count tasks of every sparse element come before any write task.
         let stages: Vec<u8> = p.tasks.iter().map(Task::stage).collect();
         assert!(stages.windows(2).all(|w| w[0] <= w[1]), "{stages:?}");
         assert_eq!(p.tasks.iter().filter(|t| t.stage() == 0).count(), 8);
+        let col: Vec<&Task> = p.tasks.iter().filter(|t| t.element == 2).collect();
+        assert_eq!(col.iter().map(|t| t.action.clone()).collect::<Vec<_>>(), vec![Action::Column { rows: [0, 8] }, Action::Column { rows: [8, 15] }]);
     }
 
     #[test]

@@ -2,16 +2,11 @@
 //! write units. Blocks are read and converted on a helper thread while the task's own
 //! thread encodes and writes the previous one (`crate::pipe`).
 
-use super::{Blk, Executor, MatrixElement};
+use super::{output, Blk, Executor, MatrixElement};
 use crate::matrix::Block;
 use crate::{pipe, ConcatError, Result};
 use adcat_format::stream::Appender;
-use adcat_format::FormatError;
 use adcat_store::{join_path, ArrayData, DType};
-
-fn output(e: impl Into<FormatError>) -> ConcatError {
-    ConcatError::Output(e.into())
-}
 
 fn cast(a: ArrayData, to: DType, path: &str) -> Result<ArrayData> {
     if a.dtype() == to {

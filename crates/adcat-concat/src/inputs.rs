@@ -1,0 +1,70 @@
+//! The inputs of one part of a concatenation (the AnnData, or its raw): their sizes
+//! along the axis and their off-axis names.
+
+use crate::columns;
+use crate::{At, ConcatError, Result};
+use adcat_format::frame::read_index;
+use adcat_format::FormatError;
+use adcat_store::{join_path, Store};
+
+/// Where the parts of an AnnData (or of its `raw`) live.
+#[derive(Debug, Clone)]
+pub(crate) struct Layout {
+    pub prefix: &'static str,
+    pub raw: bool,
+}
+
+impl Layout {
+    pub fn p(&self, name: &str) -> String {
+        join_path(self.prefix, name)
+    }
+}
+
+/// One input: its off-axis names (held in memory) and where its concatenation-axis
+/// names live (streamed, never held whole).
+pub(crate) struct Input<'a> {
+    pub store: &'a dyn Store,
+    /// Number of entries along the concatenation axis.
+    pub n_ax: u64,
+    /// The index element of the concatenation-axis dataframe.
+    pub ax_index: String,
+    /// Off-axis names (shared between inputs with the same names).
+    pub off: std::sync::Arc<Vec<String>>,
+    /// The off-axis dataframe they come from.
+    pub off_df: String,
+}
+
+/// The element path of a dataframe's index.
+fn index_path(store: &dyn Store, df: &str) -> Result<String> {
+    let key = store
+        .attr(df, "_index")
+        .at(store)?
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .ok_or_else(|| ConcatError::Input { file: store.location().into(), source: FormatError::invalid(df, "dataframe without an `_index` attribute") })?;
+    Ok(join_path(df, &key))
+}
+
+/// Build the inputs of one part: `ax_df`/`off_df` are the dataframes along and across.
+pub(crate) fn inputs_for<'a>(stores: &[&'a dyn Store], ax_df: &str, off_df: &str) -> Result<Vec<Input<'a>>> {
+    let mut out: Vec<Input<'a>> = Vec::with_capacity(stores.len());
+    for s in stores {
+        let ax_index = index_path(*s, ax_df)?;
+        let n_ax = columns::element_len(*s, &ax_index).at(*s)?;
+        let names = read_index(*s, off_df).at(*s)?;
+        // Atlases often share one gene list: keep a single copy.
+        let off = match out.iter().rev().find(|i| *i.off == names) {
+            Some(prev) => prev.off.clone(),
+            None => std::sync::Arc::new(names),
+        };
+        out.push(Input { store: *s, n_ax, ax_index, off, off_df: off_df.to_owned() });
+    }
+    Ok(out)
+}
+
+/// The off-axis names of a part: its dataframe path, each input's names, the merged ones.
+pub(crate) type PartNames = (String, Vec<std::sync::Arc<Vec<String>>>, std::sync::Arc<Vec<String>>);
+
+pub(crate) fn part_names(ins: &[Input<'_>], merged: std::sync::Arc<Vec<String>>) -> PartNames {
+    let frame = ins.first().map(|i| i.off_df.clone()).unwrap_or_default();
+    (frame, ins.iter().map(|i| i.off.clone()).collect(), merged)
+}

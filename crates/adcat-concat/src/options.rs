@@ -1,0 +1,86 @@
+//! What a caller asks of a concatenation ([`ConcatOptions`]) and what it gets back
+//! ([`Report`]).
+
+use crate::index::Join;
+use crate::job;
+use crate::merge::Strategy;
+use adcat_format::layout::WriteOptions;
+
+/// The axis along which inputs are stacked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Axis {
+    /// Stack cells (`axis=0`).
+    #[default]
+    Obs,
+    /// Stack genes (`axis=1`).
+    Var,
+}
+
+impl Axis {
+    pub(crate) fn names(self) -> (&'static str, &'static str) {
+        match self {
+            Axis::Obs => ("obs", "var"),
+            Axis::Var => ("var", "obs"),
+        }
+    }
+}
+
+/// Options of a concatenation, mirroring `anndata.concat`.
+#[derive(Debug, Clone, Default)]
+pub struct ConcatOptions {
+    /// Concatenation axis.
+    pub axis: Axis,
+    /// Off-axis join.
+    pub join: Join,
+    /// Strategy for off-axis annotations (var columns, varm, varp).
+    pub merge: Option<Strategy>,
+    /// Strategy for `uns`.
+    pub uns_merge: Option<Strategy>,
+    /// Name of a categorical batch column on the concatenation-axis annotation.
+    pub label: Option<String>,
+    /// Batch names (default "0", "1", ...).
+    pub keys: Option<Vec<String>>,
+    /// Separator to make concatenation-axis names unique: `name + sep + key`.
+    pub index_unique: Option<String>,
+    /// Fill for entries missing after an outer join (default: 0 sparse, NaN dense).
+    pub fill_value: Option<f64>,
+    /// Concatenate obsp (varp for axis=var) as block-diagonal matrices.
+    pub pairwise: bool,
+    /// Output layout and memory budget.
+    pub write: WriteOptions,
+    /// Target uncompressed output bytes of one task (`None`: [`DEFAULT_TASK_BYTES`]).
+    pub task_bytes: Option<u64>,
+    /// Plan only: create every output element with its final shape and type, read only
+    /// metadata, indexes and off-axis tables, move no data (see [`plan::plan`]).
+    pub dry_run: bool,
+}
+
+/// Default size of a task: large enough that per-task costs (opening inputs, reading
+/// their indexes) vanish, small enough to spread a job over many workers.
+pub const DEFAULT_TASK_BYTES: u64 = 1 << 30;
+
+impl ConcatOptions {
+    /// Target bytes per task.
+    pub fn task_bytes(&self) -> u64 {
+        self.task_bytes.unwrap_or(DEFAULT_TASK_BYTES).max(1)
+    }
+}
+
+/// What a concatenation did, for the caller to report.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    /// Output shape (obs, var).
+    pub shape: (u64, u64),
+    /// Warnings (as anndata would emit them).
+    pub warnings: Vec<String>,
+    /// How each element is combined: `(element path, decision)`, in the order made.
+    pub notes: Vec<(String, String)>,
+    /// The data-moving work left after planning: matrix elements and their tasks.
+    pub job: job::JobPlan,
+}
+
+impl Report {
+    pub(crate) fn note(&mut self, path: &str, what: impl Into<String>) {
+        self.notes.push((format!("/{}", path.trim_start_matches('/')), what.into()));
+    }
+}
