@@ -128,14 +128,25 @@ def test_zarr_archive_converts(archives, run_adcat, tmp_path, version, out):
     assert_same(read_archive(src), read(tmp_path / name))
 
 
-def check_archive_concat(run_adcat, tmp_path, paths, out_fmt, **kw):
-    """adcat concat of `paths` equals anndata.concat of anndata's reads, as anndata itself
-    would write and read that result."""
+def check_archive_concat(run_adcat, tmp_path, paths, out_fmt, via="concat", **kw):
+    """adcat concat of `paths` (or the same as a job: create, run in two steps, finish)
+    equals anndata.concat of anndata's reads, as anndata itself would write and read that
+    result."""
     out = tmp_path / ("out.h5ad" if out_fmt == "h5ad" else "out.zarr")
-    args = ["concat", *paths, "-o", out]
+    opts = ["--zarr-format", "2"] if out_fmt == "zarr2" else []
     for k, v in kw.items():
-        args += [f"--{k.replace('_', '-')}", str(v)]
-    run_adcat(*args)
+        opts += [f"--{k.replace('_', '-')}", str(v)]
+    if via == "concat":
+        run_adcat("concat", *paths, "-o", out, *opts)
+    else:
+        jobdir = tmp_path / "job"
+        run_adcat("job", "create", *paths, "-o", out, *opts, jobdir)
+        # Worker 1 of 2 alone leaves the writing tasks whose counts worker 0 owns pending
+        # (exit 1); a second run does the rest.
+        p = run_adcat("job", "run", jobdir, "--worker", "1/2", expect_success=False)
+        assert p.returncode in (0, 1), p.stderr
+        run_adcat("job", "run", jobdir)
+        run_adcat("job", "finish", jobdir)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         expected = ad.concat([read_archive(p) for p in paths], **kw)
@@ -165,13 +176,14 @@ def test_legacy_archives_concatenate_with_themselves_and_each_other(archives, ru
     check_archive_concat(run_adcat, tmp_path, paths, "zarr3", join=join, label="batch", merge="same", uns_merge="same")
 
 
+@pytest.mark.parametrize("via", ["concat", "job"])
 @pytest.mark.parametrize("join", ["inner", "outer"])
-def test_legacy_and_modern_archives_concatenate(archives, run_adcat, tmp_path, join):
+def test_legacy_and_modern_archives_concatenate(archives, run_adcat, tmp_path, join, via):
     # The 0.13.3 archive holds awkward arrays in obsm: the outer join fills them with
     # None for the inputs without them.
     paths = [archives / "v0.7.8" / "adata.h5ad", archives / "v0.13.3" / "adata.h5ad", archives / "v0.11.4" / "adata.h5ad"]
     paths += [archives / "v0.13.3" / "adata.zarr", archives / "v0.11.4" / "adata.zarr", archives / "v0.11.4" / "adata.h5ad"]
-    check_archive_concat(run_adcat, tmp_path, paths, "h5ad", join=join, label="batch", index_unique="-")
+    check_archive_concat(run_adcat, tmp_path, paths, "h5ad", via, join=join, label="batch", index_unique="-")
 
 
 @pytest.mark.parametrize("out", list(OUTPUTS))
@@ -189,11 +201,12 @@ def test_scanpy_file_concatenates_with_itself_and_modern_files(pbmc68k_reduced, 
     check_archive_concat(run_adcat, tmp_path, [pbmc68k_reduced, modern, pbmc68k_reduced], "h5ad", join=join, label="batch", index_unique="-", merge="same")
 
 
+@pytest.mark.parametrize("via", ["concat", "job"])
 @pytest.mark.parametrize("join", ["inner", "outer"])
-def test_pre_07_archive_concatenates_with_07_archives(archives, run_adcat, tmp_path, join):
+def test_pre_07_archive_concatenates_with_07_archives(archives, run_adcat, tmp_path, join, via):
     """The 0.5 layout (compound obs/var, h5sparse, uns categories) with itself, 0.7 h5ad
     and zarr stores and a current one (awkward obsm); disjoint var names, so the outer
     join fills both ways."""
     v05 = archives / "v0.5.0" / "adata.h5ad"
     paths = [v05, archives / "v0.7.8" / "adata.h5ad", v05, archives / "v0.7.0" / "adata.zarr", archives / "v0.13.3" / "adata.zarr"]
-    check_archive_concat(run_adcat, tmp_path, paths, "zarr2", join=join, label="batch", index_unique="-", merge="same")
+    check_archive_concat(run_adcat, tmp_path, paths, "zarr2", via, join=join, label="batch", index_unique="-", merge="same")

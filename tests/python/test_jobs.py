@@ -132,21 +132,24 @@ def test_workers_in_parallel_with_wait(run_adcat, tmp_path):
     assert_equal(roundtrip, read(out), exact=False)
 
 
-def test_task_killed_mid_write_is_rerun(run_adcat, tmp_path):
-    # One dense task large enough to be caught between two of its shard writes.
+@pytest.mark.parametrize("out_fmt", ["zarr", "zarr2", "h5ad"])
+def test_task_killed_mid_write_is_rerun(run_adcat, tmp_path, out_fmt):
+    # One dense task large enough to be caught between two of its shard/chunk writes.
     rng = np.random.default_rng(1)
     adatas = [ad.AnnData(X=rng.random((6000, 400)).astype(np.float32), obs=pd.DataFrame(index=[f"{k}{j}" for j in range(6000)]), var=pd.DataFrame(index=[f"g{j}" for j in range(400)])) for k in "ab"]
     paths = job_paths(tmp_path, adatas)
-    out, jobdir = tmp_path / "out.zarr", tmp_path / "job"
-    run_adcat("job", "create", *paths, "-o", out, "--max-memory", "4MiB", jobdir)
+    out, jobdir = tmp_path / f"out{FORMATS[out_fmt]}", tmp_path / "job"
+    opts = ["--zarr-format", "2"] if out_fmt == "zarr2" else []
+    run_adcat("job", "create", *paths, "-o", out, "--max-memory", "4MiB", *opts, jobdir)
     tasks = plan_of(jobdir)["tasks"]
     x = [t for t in range(len(tasks)) if tasks[t]["action"] == "dense"]
     assert len(x) == 1, tasks
-    staging = Path(json.loads((jobdir / "job.json").read_text())["staging"])
-    shards = staging / "X" / "c"
+    # An h5ad output's tasks write a zarr v3 staging store too.
+    x_dir = Path(json.loads((jobdir / "job.json").read_text())["staging"]) / "X"
+    metadata = {"zarr.json", ".zarray", ".zattrs", ".zgroup"}
 
     def written():
-        return sum(1 for _ in shards.rglob("*")) if shards.exists() else 0
+        return sum(1 for f in x_dir.rglob("*") if f.is_file() and f.name not in metadata) if x_dir.exists() else 0
 
     proc = subprocess.Popen([str(require_adcat()), "job", "run", str(jobdir), "--task", str(x[0])], stderr=subprocess.DEVNULL)
     deadline = time.time() + 60
@@ -159,10 +162,41 @@ def test_task_killed_mid_write_is_rerun(run_adcat, tmp_path):
     assert x[0] in st["pending"], st
     p = run_adcat("job", "finish", jobdir, expect_success=False)
     assert p.returncode != 0 and "not every task is done" in p.stderr
+    assert not out.exists()
     run_adcat("job", "run", jobdir)
     run_adcat("job", "finish", jobdir)
-    roundtrip, _ = expected_of(paths, tmp_path, "zarr", {})
+    roundtrip, _ = expected_of(paths, tmp_path, out_fmt, {})
     assert_equal(roundtrip, read(out), exact=False)
+
+
+@pytest.mark.parametrize("out_fmt", ["zarr", "h5ad"])
+def test_awkward_elements_are_tasks(run_adcat, tmp_path, out_fmt):
+    import awkward as ak
+    genes = [f"g{i}" for i in range(3)]
+    a, b = (ad.AnnData(X=np.ones((n, 3), np.float32), obs=pd.DataFrame(index=[f"{p}{j}" for j in range(n)]), var=pd.DataFrame(index=genes)) for p, n in (("a", 3), ("b", 2)))
+    a.obsm["ragged"] = ak.Array([[1, 2], [], [3]])
+    b.obsm["ragged"] = ak.Array([[0.5], [6.25, 7.0]])
+    b.obsm["rec"] = ak.Array([{"x": 1.5, "s": "q"}, {"x": 2.5, "s": ""}])
+    a.layers["k"] = ak.to_regular(ak.Array([[1, 2, 3]] * 3), axis=1)
+    b.layers["k"] = ak.to_regular(ak.Array([[4, 5, 6]] * 2), axis=1)
+    paths = job_paths(tmp_path, [a, b], in_fmt="h5ad")
+    out, jobdir = tmp_path / f"out{FORMATS[out_fmt]}", tmp_path / "job"
+    run_adcat("job", "create", *paths, "-o", out, "--join", "outer", jobdir)
+    plan = plan_of(jobdir)
+    awk = {e["path"] for e in plan["elements"] if e["kind"] == "awkward"}
+    assert awk == {"obsm/ragged", "obsm/rec", "layers/k"}, plan["elements"]
+    tasks = [t for t, task in enumerate(plan["tasks"]) if task["action"] == "awkward"]
+    assert len(tasks) == 3
+    for t in tasks + tasks[:1]:
+        (jobdir / "done" / f"{t}.json").unlink(missing_ok=True)
+        run_adcat("job", "run", jobdir, "--task", t)
+    run_adcat("job", "run", jobdir)
+    run_adcat("job", "finish", jobdir)
+    roundtrip, _ = expected_of(paths, tmp_path, out_fmt, {"join": "outer"})
+    got = read(out)
+    assert_equal(roundtrip, got, exact=False)
+    for k in ("ragged", "rec"):
+        assert str(got.obsm[k].type) == str(roundtrip.obsm[k].type)
 
 
 def test_changed_input_is_refused(run_adcat, tmp_path):
@@ -203,11 +237,13 @@ def test_plan_json_round_trips(run_adcat, tmp_path):
     assert batch["out"]["type"] == "categorical" and len(batch["sources"]) == 3, batch
 
 
-@pytest.mark.parametrize("out_fmt", ["zarr", "h5ad"])
+@pytest.mark.parametrize("out_fmt", ["zarr", "zarr2", "h5ad"])
 def test_concat_killed_and_resumed(run_adcat, tmp_path, out_fmt):
     paths = job_paths(tmp_path, make_inputs(n_obs=(3000, 2500, 2800), seed=9), in_fmt="h5ad")
     out, jobdir = tmp_path / f"out{FORMATS[out_fmt]}", tmp_path / "job"
     opts = ["--join", "outer", "--task-size", "16KiB", "--max-memory", "1MiB", "-q"]
+    if out_fmt == "zarr2":
+        opts += ["--zarr-format", "2"]
     argv = [str(require_adcat()), "concat", *map(str, paths), "-o", str(out), *opts, "--job-dir", str(jobdir)]
     kills = 0
     for _ in range(3):

@@ -3,7 +3,8 @@
 use std::collections::{HashMap, HashSet};
 
 /// How the off-axis indexes of the inputs are combined.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Join {
     /// Names present in every input, in the first input's order.
     #[default]

@@ -103,7 +103,7 @@ fn concat_tagged(inputs: &[&dyn Store], out: &dyn Store, opts: &ConcatOptions, p
     progress.total_bytes(inputs.iter().map(|s| adcat_format::copy::data_bytes(*s, "").unwrap_or(0)).sum());
     adcat_format::write_root(out).map_err(ConcatError::Output)?;
     let main = Layout { prefix: "", raw: false };
-    let (shape, main_off) = part::concat_part(&ins, &main, &keys, opts, out, progress, &mut report)?;
+    let (shape, main_off) = part::concat_part(&ins, &main, &keys, opts, out, &mut report)?;
     report.shape = shape;
     let mut names = vec![part_names(&ins, main_off)];
     // raw: concatenated when every input has it (anndata warns and drops it otherwise).
@@ -119,7 +119,7 @@ fn concat_tagged(inputs: &[&dyn Store], out: &dyn Store, opts: &ConcatOptions, p
         out.set_attrs("raw", &Encoding::Raw.attrs())?;
         let raw_opts = ConcatOptions { merge: None, uns_merge: None, pairwise: false, ..opts.clone() };
         report.note("raw", "concatenated (every input has raw)");
-        let (_, raw_off) = part::concat_part(&raw_ins, &Layout { prefix: "raw", raw: true }, &keys, &raw_opts, out, progress, &mut report)?;
+        let (_, raw_off) = part::concat_part(&raw_ins, &Layout { prefix: "raw", raw: true }, &keys, &raw_opts, out, &mut report)?;
         names.push(part_names(&raw_ins, raw_off));
     } else if has_raw.iter().any(|&b| b) {
         report.note("raw", "dropped: not in every input");

@@ -8,14 +8,14 @@ use crate::frames::{self, concat_frames, FrameSource};
 use crate::index::{duplicates, merge_indices, Reindexer};
 use crate::matrix::MatSource;
 use crate::merge::{merge_nested, Tree};
-use crate::job::Columns;
+use crate::job::{AwkwardElement, AwkwardSource, Columns, Element};
 use crate::stack::{concat_matrix, Stack};
 use crate::index::join_keys;
 use crate::inputs::{Input, Layout};
 use crate::options::{Axis, ConcatOptions, Report};
 use crate::{awkward, offaxis, At, ConcatError, Join, Result};
 use adcat_format::frame::{write_dict, DataFrame};
-use adcat_format::{detect, Encoding, FormatError, Progress};
+use adcat_format::{detect, Encoding, FormatError};
 use adcat_store::{join_path, NodeKind, Store};
 
 /// What every element of one part shares.
@@ -25,7 +25,6 @@ pub(crate) struct PartCtx<'a> {
     pub keys: &'a [String],
     pub opts: &'a ConcatOptions,
     pub out: &'a dyn Store,
-    pub progress: &'a dyn Progress,
     /// Concatenation-axis names of each input (streamed, suffixed by key).
     pub index: Vec<frames::IndexPart<'a>>,
     /// The merged off-axis names.
@@ -48,10 +47,9 @@ pub(crate) fn concat_part(
     keys: &[String],
     opts: &ConcatOptions,
     out: &dyn Store,
-    progress: &dyn Progress,
     report: &mut Report,
 ) -> Result<((u64, u64), Names)> {
-    let p = PartCtx::new(ins, lay, keys, opts, out, progress, report)?;
+    let p = PartCtx::new(ins, lay, keys, opts, out, report)?;
     if !lay.raw || opts.axis == Axis::Var {
         p.axis_frame(report)?;
     }
@@ -75,7 +73,7 @@ pub(crate) fn concat_part(
 }
 
 impl<'a> PartCtx<'a> {
-    fn new(ins: &'a [Input<'a>], lay: &'a Layout, keys: &'a [String], opts: &'a ConcatOptions, out: &'a dyn Store, progress: &'a dyn Progress, report: &mut Report) -> Result<Self> {
+    fn new(ins: &'a [Input<'a>], lay: &'a Layout, keys: &'a [String], opts: &'a ConcatOptions, out: &'a dyn Store, report: &mut Report) -> Result<Self> {
         let index = ins
             .iter()
             .enumerate()
@@ -90,7 +88,7 @@ impl<'a> PartCtx<'a> {
         let new_off = merge_indices(&off_idx, opts.join);
         let reindexers = reindexers(ins, lay, opts, &off_idx, &new_off)?;
         note_off_join(ins, lay, opts, &off_idx, &new_off, &reindexers, report);
-        Ok(PartCtx { ins, lay, keys, opts, out, progress, index, new_off, reindexers })
+        Ok(PartCtx { ins, lay, keys, opts, out, index, new_off, reindexers })
     }
 
     fn block_rows(&self, row_bytes: u64) -> u64 {
@@ -227,25 +225,10 @@ impl<'a> PartCtx<'a> {
             let why = "awkward layers concatenate only along obs and when every input has the same var names (anndata cannot reindex them either)";
             return Err(ConcatError::unsupported(out_path, why));
         }
-        // Written by planning (not a task yet): reported here.
-        self.progress.element(out_path);
         let width = self.new_off.len() as u64;
-        let inputs: Vec<awkward::AwkInput<'_>> = self
-            .ins
-            .iter()
-            .zip(per)
-            .map(|(i, p)| {
-                Ok(match p {
-                    Some(p) => awkward::AwkInput::Stored(awkward::AwkSource::open_rows(i.store, p, i.n_ax)?),
-                    None => awkward::AwkInput::Fill { n: i.n_ax, width },
-                })
-            })
-            .collect::<Result<_>>()?;
-        if self.opts.dry_run {
-            report.note(out_path, "awkward array: concatenated along obs");
-            return Ok(true);
-        }
-        awkward::concat(&inputs, self.opts.join, self.out, out_path, &self.opts.write, awkward_block(self.opts))?;
+        let sources = self.awkward_sources(per);
+        report.note(out_path, "awkward array: concatenated along obs");
+        self.push_awkward(out_path, sources, Some(width), report)?;
         Ok(true)
     }
 
@@ -269,8 +252,6 @@ impl<'a> PartCtx<'a> {
             if present.iter().all(|e| *e == Encoding::DataFrame) {
                 self.axis_mapping_frames(&p, &encs, report)?;
             } else if present.contains(&Encoding::Awkward) {
-                // Written by planning (not a task yet): reported here.
-                self.progress.element(&p);
                 self.axis_mapping_awkward(&p, &encs, report)?;
             } else {
                 self.axis_mapping_matrix(&p, &encs, report)?;
@@ -302,17 +283,25 @@ impl<'a> PartCtx<'a> {
         if !encs.iter().flatten().all(|e| *e == Encoding::Awkward) {
             return Err(ConcatError::unsupported(p, "cannot concatenate an awkward array with other array types (anndata refuses too)"));
         }
-        let srcs: Vec<awkward::AwkInput<'_>> = self
-            .ins
-            .iter()
-            .zip(encs)
-            .map(|(i, e)| Ok(if e.is_some() { awkward::AwkInput::Stored(awkward::AwkSource::open_rows(i.store, p, i.n_ax)?) } else { awkward::AwkInput::Missing(i.n_ax) }))
-            .collect::<Result<_>>()?;
-        if self.opts.dry_run {
-            report.note(p, "awkward array: concatenated along its outer dimension");
-            return Ok(());
-        }
-        awkward::concat(&srcs, self.opts.join, self.out, p, &self.opts.write, awkward_block(self.opts))
+        let per: Vec<Option<String>> = encs.iter().map(|e| e.map(|_| p.to_owned())).collect();
+        let sources = self.awkward_sources(&per);
+        report.note(p, "awkward array: concatenated along its outer dimension");
+        self.push_awkward(p, sources, None, report)
+    }
+
+    /// Where each input's rows of an awkward element come from.
+    fn awkward_sources(&self, per: &[Option<String>]) -> Vec<AwkwardSource> {
+        self.ins.iter().zip(per).enumerate().map(|(input, (i, p))| AwkwardSource { input, path: p.clone(), rows: i.n_ax }).collect()
+    }
+
+    /// Check the inputs' forms now (errors belong to planning), then leave the writing
+    /// to the element's task.
+    fn push_awkward(&self, path: &str, sources: Vec<AwkwardSource>, fill_width: Option<u64>, report: &mut Report) -> Result<()> {
+        let o = self.opts;
+        let el = AwkwardElement { path: path.to_owned(), sources, fill_width, join: o.join, write: o.write.clone(), block: awkward_block(o) };
+        awkward::check(&el.inputs(|i| Ok(self.ins[i].store))?)?;
+        report.job.push(Element::Awkward(el));
+        Ok(())
     }
 
     fn axis_mapping_matrix(&self, p: &str, encs: &[Option<Encoding>], report: &mut Report) -> Result<()> {

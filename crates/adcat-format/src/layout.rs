@@ -4,7 +4,7 @@
 use adcat_store::{ArraySpec, Compression, DType, StoreKind};
 
 /// Options for writing AnnData elements.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct WriteOptions {
     /// Compression for every chunked array; `None` means the format's anndata default
     /// (HDF5: none; zarr v3: zstd level 0; zarr v2: blosc lz4 level 5 with shuffle).

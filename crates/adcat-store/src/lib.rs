@@ -59,7 +59,8 @@ pub enum NodeKind {
 }
 
 /// Compression applied to array chunks.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Compression {
     /// No compression.
     None,

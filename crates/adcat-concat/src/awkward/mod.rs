@@ -99,11 +99,20 @@ fn keep_common_fields(parts: &mut [Part<'_>]) {
     }
 }
 
+/// Read and check every input's form (what planning can know before a task writes).
+pub fn check(inputs: &[AwkInput<'_>]) -> Result<()> {
+    parts(inputs).map(drop)
+}
+
+fn parts<'a>(inputs: &'a [AwkInput<'a>]) -> Result<Vec<Part<'a>>> {
+    inputs.iter().map(part).collect()
+}
+
 /// Concatenate awkward elements into `out_path` as `anndata.concat` does: types unify
 /// (numeric promotion, options for missing inputs, unions for what cannot merge); an
 /// inner join keeps the record fields common to all inputs.
 pub fn concat(inputs: &[AwkInput<'_>], join: Join, out: &dyn Store, out_path: &str, opts: &WriteOptions, block: u64) -> Result<()> {
-    let mut parts: Vec<Part<'_>> = inputs.iter().map(part).collect::<Result<_>>()?;
+    let mut parts = parts(inputs)?;
     if join == Join::Inner {
         keep_common_fields(&mut parts);
     }

@@ -1,8 +1,8 @@
 //! The one interface every element kind implements: its tasks, how to run one, and how
-//! to complete the element once they all ran. A new kind (say, awkward arrays) is a
-//! struct in the plan, a variant of [`Element`](super::Element), and this trait.
+//! to complete the element once they all ran. A new kind is a struct in the plan, a
+//! variant of [`Element`](super::Element), and this trait.
 
-use super::{output, Action, ColumnElement, Counts, Executor, MatrixElement};
+use super::{output, Action, AwkwardElement, ColumnElement, Counts, Executor, MatrixElement};
 use crate::{ConcatError, Result};
 use adcat_store::join_path;
 
@@ -73,6 +73,33 @@ impl ElementKind for ColumnElement {
     fn run(&self, exec: &Executor<'_>, action: &Action, _counts: &dyn Fn() -> Result<Vec<Counts>>) -> Result<Option<Counts>> {
         match action {
             Action::Column { rows } => exec.write_column(self, *rows).map(|()| None),
+            other => Err(wrong_action(&self.path, other)),
+        }
+    }
+
+    fn finish(&self, _exec: &Executor<'_>, _counts: &[Counts]) -> Result<()> {
+        Ok(())
+    }
+
+    fn input_bytes(&self, exec: &Executor<'_>) -> Result<u64> {
+        let mut total = 0;
+        for s in &self.sources {
+            if let Some(p) = &s.path {
+                total += adcat_format::copy::data_bytes(exec.input(s.input)?, p).unwrap_or(0);
+            }
+        }
+        Ok(total)
+    }
+}
+
+impl ElementKind for AwkwardElement {
+    fn actions(&self) -> Vec<Action> {
+        vec![Action::Awkward]
+    }
+
+    fn run(&self, exec: &Executor<'_>, action: &Action, _counts: &dyn Fn() -> Result<Vec<Counts>>) -> Result<Option<Counts>> {
+        match action {
+            Action::Awkward => exec.write_awkward(self).map(|()| None),
             other => Err(wrong_action(&self.path, other)),
         }
     }

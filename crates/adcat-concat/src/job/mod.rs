@@ -13,6 +13,7 @@
 //! rows keeps after reindexing and filling, and after a prefix sum over those counts each
 //! *sparse write* task owns a fixed fraction of the value and `indptr` write units.
 
+mod awkward;
 mod blocks;
 mod column;
 pub mod dir;
@@ -20,6 +21,7 @@ mod exec;
 mod kind;
 mod write;
 
+pub use awkward::{AwkwardElement, AwkwardSource};
 pub use blocks::Blk;
 pub use column::{ColumnElement, ColumnSource};
 pub use dir::{JobDir, JobFile, JobInput, Status};
@@ -48,6 +50,8 @@ pub enum Element {
     Matrix(MatrixElement),
     /// A dataframe column along the concatenation axis (with the index and label).
     Column(ColumnElement),
+    /// An awkward array (a layer or an obsm entry), written by one task.
+    Awkward(AwkwardElement),
 }
 
 impl Element {
@@ -56,6 +60,7 @@ impl Element {
         match self {
             Element::Matrix(m) => m,
             Element::Column(c) => c,
+            Element::Awkward(a) => a,
         }
     }
 
@@ -64,6 +69,7 @@ impl Element {
         match self {
             Element::Matrix(m) => &m.path,
             Element::Column(c) => &c.path,
+            Element::Awkward(a) => &a.path,
         }
     }
 }
@@ -170,6 +176,8 @@ pub enum Action {
         /// Rows `[start, end)`.
         rows: [u64; 2],
     },
+    /// Write a whole awkward array.
+    Awkward,
 }
 
 /// One unit of work: an action on one element.
