@@ -24,7 +24,8 @@ from test_concat import FORMATS, assert_same_dtypes, cli_args, read, write
 
 
 def make_inputs(n_obs=(60, 45, 70), seed=0):
-    """Inputs whose vars overlap partly (every join reindexes), with layers, obsm, raw."""
+    """Inputs whose vars overlap partly (every join reindexes), with layers, obsm, raw
+    and uns (some keys equal in every input, some not)."""
     rng = np.random.default_rng(seed)
     genes = [f"g{i}" for i in range(40)]
     out = []
@@ -44,6 +45,9 @@ def make_inputs(n_obs=(60, 45, 70), seed=0):
         a.layers["dense"] = dense * 2
         a.obsm["X_pca"] = rng.random((n, 5 + i))
         a.raw = a.copy()
+        a.uns["shared"] = {"k": 3, "v": np.arange(4.0), "own": f"in{i}"}
+        a.uns["colors"] = np.array(["red", "blue"], dtype=object)
+        a.uns[f"only{i}"] = rng.random(3)
         out.append(a)
     return out
 
@@ -69,7 +73,8 @@ def expected_of(paths, tmp_path, out_fmt, kw):
 @pytest.mark.parametrize("join", ["inner", "outer"])
 def test_tasks_in_separate_processes_shuffled(run_adcat, tmp_path, out_fmt, join):
     paths = job_paths(tmp_path, make_inputs(seed=len(join)))
-    kw = {"join": join, "label": "src", "keys": ["a", "b", "c"], "index_unique": "-"}
+    uns_merge = {"inner": "same", "outer": "unique"}[join]
+    kw = {"join": join, "label": "src", "keys": ["a", "b", "c"], "index_unique": "-", "uns_merge": uns_merge}
     opts = [*cli_args(kw), "--task-size", "2KiB", "--max-memory", "1MiB"]
     if out_fmt == "zarr2":
         opts += ["--zarr-format", "2"]
@@ -225,14 +230,19 @@ def test_used_jobdir_refused(run_adcat, tmp_path):
 def test_plan_json_round_trips(run_adcat, tmp_path):
     """`adcat plan --json` carries the job plan; job.json holds the same plan."""
     paths = job_paths(tmp_path, make_inputs(seed=8))
-    opts = ["--join", "outer", "--task-size", "8KiB"]
+    opts = ["--join", "outer", "--task-size", "8KiB", "--uns-merge", "same"]
     plan = json.loads(run_adcat("plan", *paths, "-o", tmp_path / "o.zarr", *opts, "--json").stdout)["job"]
     run_adcat("job", "create", *paths, "-o", tmp_path / "o.zarr", *opts, tmp_path / "job")
     assert plan_of(tmp_path / "job") == plan
-    assert plan["version"] == 2
+    assert plan["version"] == 3
     kinds = {e["path"]: e["kind"] for e in plan["elements"]}
     matrices = {"X", "layers/counts", "layers/dense", "obsm/X_pca", "raw/X"}
-    assert kinds == {**{m: "matrix" for m in matrices}, "obs/_index": "column", "obs/batch": "column", "obs/q": "column"}, kinds
+    columns = {"obs/_index": "column", "obs/batch": "column", "obs/q": "column"}
+    assert kinds == {**{m: "matrix" for m in matrices}, **columns, "uns": "uns"}, kinds
+    # uns: planning compared the values; the task copies each kept one from its input.
+    uns = next(e for e in plan["elements"] if e["kind"] == "uns")
+    kept = {k: v for k, v in uns["keep"]}
+    assert kept == {"colors": {"input": 0}, "shared": {"mapping": [["k", {"input": 0}], ["v", {"input": 0}]]}}, uns
     batch = next(e for e in plan["elements"] if e["path"] == "obs/batch")
     assert batch["out"]["type"] == "categorical" and len(batch["sources"]) == 3, batch
 

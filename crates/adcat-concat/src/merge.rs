@@ -2,13 +2,14 @@
 //! element trees they act on (uns, and off-axis mappings).
 
 use crate::Result;
-use adcat_format::layout::{Purpose, WriteOptions};
 use adcat_format::{detect, Encoding};
 use adcat_store::{join_path, ArrayData, AttrValue, Attrs, NodeKind, Store};
+use serde::{Deserialize, Serialize};
 use std::str::FromStr;
 
 /// How values of the same key from several inputs are combined.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Strategy {
     /// Keep keys present in every input whose values are all equal.
     Same,
@@ -33,13 +34,13 @@ impl FromStr for Strategy {
     }
 }
 
-fn keys<V>(maps: &[Vec<(String, V)>], s: Strategy) -> Vec<String> {
+fn keys<V>(maps: &[&[(String, V)]], s: Strategy) -> Vec<String> {
     let mut out: Vec<String> = vec![];
     match s {
         Strategy::Same => {
             // intersect_keys: OrderedSet `&` keeps the last mapping's order.
             if let Some(last) = maps.last() {
-                for (k, _) in last {
+                for (k, _) in last.iter() {
                     if maps.iter().all(|m| m.iter().any(|(x, _)| x == k)) && !out.contains(k) {
                         out.push(k.clone());
                     }
@@ -48,7 +49,7 @@ fn keys<V>(maps: &[Vec<(String, V)>], s: Strategy) -> Vec<String> {
         }
         _ => {
             for m in maps {
-                for (k, _) in m {
+                for (k, _) in m.iter() {
                     if !out.contains(k) {
                         out.push(k.clone());
                     }
@@ -59,24 +60,26 @@ fn keys<V>(maps: &[Vec<(String, V)>], s: Strategy) -> Vec<String> {
     out
 }
 
-fn pick<V: Clone>(vals: &[&V], s: Strategy, eq: &dyn Fn(&V, &V) -> bool) -> Option<V> {
+/// Which of `vals` (the values of one key, in input order) the strategy keeps.
+fn pick<V>(vals: &[&V], s: Strategy, eq: &dyn Fn(&V, &V) -> bool) -> Option<usize> {
     match s {
         Strategy::Same | Strategy::Unique => {
             let first = vals.first()?;
-            vals.iter().all(|v| eq(v, first)).then(|| (*first).clone())
+            vals.iter().all(|v| eq(v, first)).then_some(0)
         }
-        Strategy::First => vals.first().map(|v| (*v).clone()),
-        Strategy::Only => (vals.len() == 1).then(|| vals[0].clone()),
+        Strategy::First => (!vals.is_empty()).then_some(0),
+        Strategy::Only => (vals.len() == 1).then_some(0),
     }
 }
 
 /// Merge flat maps (e.g. dataframe columns, varm entries).
 pub fn merge_values<V: Clone>(maps: &[Vec<(String, V)>], s: Strategy, eq: impl Fn(&V, &V) -> bool) -> Vec<(String, V)> {
-    keys(maps, s)
+    let slices: Vec<&[(String, V)]> = maps.iter().map(Vec::as_slice).collect();
+    keys(&slices, s)
         .into_iter()
         .filter_map(|k| {
             let vals: Vec<&V> = maps.iter().filter_map(|m| m.iter().find(|(x, _)| *x == k).map(|(_, v)| v)).collect();
-            pick(&vals, s, &eq).map(|v| (k, v))
+            pick(&vals, s, &eq).map(|i| (k, vals[i].clone()))
         })
         .collect()
 }
@@ -182,41 +185,6 @@ impl Tree {
         }
     }
 
-    /// Write the element at `path` (must not exist).
-    pub fn write(&self, store: &dyn Store, path: &str, opts: &WriteOptions) -> Result<()> {
-        match self {
-            Tree::Group { attrs, children } => {
-                store.create_group(path)?;
-                if !attrs.is_empty() {
-                    store.set_attrs(path, attrs)?;
-                }
-                for (k, v) in children {
-                    v.write(store, &join_path(path, k), opts)?;
-                }
-            }
-            Tree::Record { attrs, fields } => {
-                store.create_record(path, fields, &opts.compression_for(store.kind()))?;
-                if !attrs.is_empty() {
-                    store.set_attrs(path, attrs)?;
-                }
-            }
-            Tree::Array { attrs, data } => {
-                if self.encoding() == Some("null") {
-                    adcat_format::copy::write_null(store, path)?;
-                    return Ok(());
-                }
-                let shape = data.shape();
-                let spec = opts.spec(store.kind(), data.dtype(), &shape, Purpose::Dense);
-                store.create_array(path, &spec)?;
-                store.write(path, &vec![0; shape.len()], data)?;
-                if !attrs.is_empty() {
-                    store.set_attrs(path, attrs)?;
-                }
-            }
-        }
-        Ok(())
-    }
-
     /// Children of a group (empty for arrays).
     pub fn children(&self) -> &[(String, Tree)] {
         match self {
@@ -226,23 +194,42 @@ impl Tree {
     }
 }
 
-/// anndata's `merge_nested`: recurse into mappings present in every input that has the
-/// key, drop empty results, combine leaves with the strategy.
-pub fn merge_nested(maps: &[Vec<(String, Tree)>], s: Strategy) -> Vec<(String, Tree)> {
+/// What a nested merge keeps of one key: a mapping merged from its children, or the
+/// value of one input (copied as it is stored there).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kept {
+    /// A `dict` group holding the merged children, in order.
+    Mapping(Vec<(String, Kept)>),
+    /// The value of this input (its number among all inputs).
+    Input(usize),
+}
+
+/// anndata's `merge_nested` over every input's mapping (`maps[i]` is input `i`'s):
+/// recurse into mappings present in every input that has the key, drop empty results,
+/// combine leaves with the strategy. Returns where each kept value comes from.
+pub fn merge_nested(maps: &[&[(String, Tree)]], s: Strategy) -> Vec<(String, Kept)> {
+    let inputs: Vec<usize> = (0..maps.len()).collect();
+    merge_from(maps, &inputs, s)
+}
+
+/// [`merge_nested`] over the mappings of inputs `inputs` (parallel to `maps`).
+fn merge_from(maps: &[&[(String, Tree)]], inputs: &[usize], s: Strategy) -> Vec<(String, Kept)> {
     let mut out = vec![];
     for k in keys(maps, s) {
-        let vals: Vec<&Tree> = maps.iter().filter_map(|m| m.iter().find(|(x, _)| *x == k).map(|(_, v)| v)).collect();
+        let (from, vals): (Vec<usize>, Vec<&Tree>) =
+            maps.iter().zip(inputs).filter_map(|(m, i)| m.iter().find(|(x, _)| *x == k).map(|(_, v)| (*i, v))).unzip();
         if vals.is_empty() {
             continue;
         }
         if vals.iter().all(|v| v.is_mapping()) {
-            let sub: Vec<Vec<(String, Tree)>> = vals.iter().map(|v| v.children().to_vec()).collect();
-            let merged = merge_nested(&sub, s);
+            let sub: Vec<&[(String, Tree)]> = vals.iter().map(|v| v.children()).collect();
+            let merged = merge_from(&sub, &from, s);
             if !merged.is_empty() {
-                out.push((k, Tree::Group { attrs: Encoding::Dict.attrs(), children: merged }));
+                out.push((k, Kept::Mapping(merged)));
             }
-        } else if let Some(v) = pick(&vals, s, &|a: &Tree, b: &Tree| a.equal(b)) {
-            out.push((k, v));
+        } else if let Some(i) = pick(&vals, s, &|a: &Tree, b: &Tree| a.equal(b)) {
+            out.push((k, Kept::Input(from[i])));
         }
     }
     out

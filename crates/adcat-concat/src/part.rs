@@ -7,8 +7,7 @@
 use crate::frames::{self, concat_frames, FrameSource};
 use crate::index::{duplicates, merge_indices, Reindexer};
 use crate::matrix::MatSource;
-use crate::merge::{merge_nested, Tree};
-use crate::job::{AwkwardElement, AwkwardSource, Columns, Element};
+use crate::job::{AwkwardElement, AwkwardSource, Columns, Element, UnsElement};
 use crate::stack::{concat_matrix, Stack};
 use crate::index::join_keys;
 use crate::inputs::{Input, Layout};
@@ -362,23 +361,17 @@ impl<'a> PartCtx<'a> {
         Ok(())
     }
 
-    /// 7. uns, merged with `--uns-merge`.
+    /// 7. uns: an empty group, which a task fills with the inputs' merged uns.
     fn uns(&self, report: &mut Report) -> Result<()> {
         write_dict(self.out, "uns").map_err(ConcatError::Output)?;
         let Some(s) = self.opts.uns_merge else {
             report.note("uns", "empty (no --uns-merge)");
             return Ok(());
         };
-        let maps: Vec<Vec<(String, Tree)>> = self
-            .ins
-            .iter()
-            .map(|i| Ok(if i.store.exists("uns").at(i.store)? { Tree::read(i.store, "uns").at(i.store)?.children().to_vec() } else { vec![] }))
-            .collect::<Result<_>>()?;
-        let merged = merge_nested(&maps, s);
-        report.note("uns", format!("{s:?} merge: {} top-level keys kept", merged.len()).to_lowercase());
-        for (k, v) in merged {
-            v.write(self.out, &join_path("uns", &k), &self.opts.write)?;
-        }
+        let stores: Vec<&dyn Store> = self.ins.iter().map(|i| i.store).collect();
+        let el = UnsElement::plan(&stores, self.out, s, &self.opts.write)?;
+        report.note("uns", format!("{s:?} merge: {} top-level keys kept", el.keep.len()).to_lowercase());
+        report.job.push(Element::Uns(el));
         Ok(())
     }
 }

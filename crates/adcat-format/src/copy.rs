@@ -68,6 +68,12 @@ pub fn convert(src: &dyn Store, dst: &dyn Store, opts: &WriteOptions, progress: 
     Ok(())
 }
 
+/// Copy the element at `sp` of `src`, and everything under it, to the new path `dp` of
+/// `dst`, validating encodings and streaming arrays in blocks as [`convert`] does.
+pub fn copy_element_to(src: &dyn Store, sp: &str, dst: &dyn Store, dp: &str, opts: &WriteOptions) -> Result<()> {
+    copy_element(&Ctx { src, dst, opts, progress: &NoProgress }, sp, dp)
+}
+
 /// Total bytes of array data under `path` (for progress reporting).
 pub fn data_bytes(store: &dyn Store, path: &str) -> Result<u64> {
     Ok(match store.node_kind(path)? {

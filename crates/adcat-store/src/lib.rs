@@ -49,6 +49,17 @@ impl fmt::Display for StoreKind {
     }
 }
 
+impl StoreKind {
+    /// Refuse a record field of sub-array shape `shape` (one record's value) where this
+    /// format cannot hold it: zarr's structured dtypes hold scalar fields only.
+    pub fn check_record_field(self, path: &str, field: &str, shape: &[u64]) -> Result<()> {
+        if shape.is_empty() || self == StoreKind::Hdf5 {
+            return Ok(());
+        }
+        Err(StoreError::UnsupportedDType { path: path.to_owned(), found: format!("sub-array record field {} (zarr stores only scalar fields; write h5ad)", field_display(field)) })
+    }
+}
+
 /// Kind of node at a path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NodeKind {

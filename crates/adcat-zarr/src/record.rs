@@ -48,9 +48,9 @@ pub(crate) fn unpack(raw: &[u8], n: usize, fields: &[(String, FieldKind)]) -> Ve
 /// Field kinds (strings sized to the longest value), record count and packed bytes.
 pub(crate) fn pack(path: &str, fields: &[(String, ArrayData)]) -> Result<Packed> {
     let n = fields.first().map_or(0, |(_, a)| a.len());
-    if let Some((name, _)) = fields.iter().find(|(_, a)| a.shape().len() > 1) {
+    for (name, a) in fields {
         // zarr-python cannot store them either (anndata's zarr writer refuses them).
-        return Err(StoreError::UnsupportedDType { path: path.to_owned(), found: format!("sub-array record field {} (zarr stores only scalar fields; write h5ad)", adcat_store::field_display(name)) });
+        adcat_store::StoreKind::ZarrV3.check_record_field(path, name, a.shape().get(1..).unwrap_or(&[]))?;
     }
     if fields.iter().any(|(_, a)| a.len() != n || a.shape().len() != 1) {
         return Err(StoreError::backend(path, "record fields must be 1-d and of equal length"));

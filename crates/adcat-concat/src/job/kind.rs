@@ -2,7 +2,7 @@
 //! to complete the element once they all ran. A new kind is a struct in the plan, a
 //! variant of [`Element`](super::Element), and this trait.
 
-use super::{output, Action, AwkwardElement, ColumnElement, Counts, Executor, MatrixElement};
+use super::{output, Action, AwkwardElement, ColumnElement, Counts, Executor, MatrixElement, UnsElement};
 use crate::{ConcatError, Result};
 use adcat_store::join_path;
 
@@ -116,5 +116,26 @@ impl ElementKind for AwkwardElement {
             }
         }
         Ok(total)
+    }
+}
+
+impl ElementKind for UnsElement {
+    fn actions(&self) -> Vec<Action> {
+        vec![Action::Uns]
+    }
+
+    fn run(&self, exec: &Executor<'_>, action: &Action, _counts: &dyn Fn() -> Result<Vec<Counts>>) -> Result<Option<Counts>> {
+        match action {
+            Action::Uns => exec.write_uns(self).map(|()| None),
+            other => Err(wrong_action(&self.path, other)),
+        }
+    }
+
+    fn finish(&self, _exec: &Executor<'_>, _counts: &[Counts]) -> Result<()> {
+        Ok(())
+    }
+
+    fn input_bytes(&self, exec: &Executor<'_>) -> Result<u64> {
+        super::uns::uns_bytes(exec, self)
     }
 }

@@ -1,13 +1,13 @@
 //! The job plan: what the engine's first phase leaves for executors to do.
 //!
-//! Planning (`crate::concat` with [`ConcatOptions`](crate::ConcatOptions)) writes every
-//! small element of the output (dataframes, indexes, merged off-axis tables, uns) and
-//! *creates* every matrix element (X, layers, obsm arrays, raw/X) with its final shape,
-//! dtype and layout, without moving its data. What remains is a [`JobPlan`]: the matrix
-//! elements ([`MatrixElement`]) and a list of [`Task`]s, each owning whole write units
-//! (shards, or chunks when unsharded) of one element. The plan is plain data: it
-//! serializes to versioned JSON, and any process holding the same inputs and output can
-//! run any task ([`Executor`]).
+//! Planning (`crate::concat` with [`ConcatOptions`](crate::ConcatOptions)) writes the
+//! small merged elements of the output (the off-axis dataframe, merged off-axis tables,
+//! obsp) and *creates* every other element (matrices, dataframe columns along the axis,
+//! awkward arrays, the `uns` group) with its final shape, dtype and layout, without
+//! moving its data. What remains is a [`JobPlan`]: those [`Element`]s and a list of
+//! [`Task`]s, each owning whole write units (shards, or chunks when unsharded) of one
+//! element. The plan is plain data: it serializes to versioned JSON, and any process
+//! holding the same inputs and output can run any task ([`Executor`]).
 //!
 //! Sparse elements take two stages: *count* tasks compute how many entries each block of
 //! rows keeps after reindexing and filling, and after a prefix sum over those counts each
@@ -19,6 +19,7 @@ mod column;
 pub mod dir;
 mod exec;
 mod kind;
+mod uns;
 mod write;
 
 pub use awkward::{AwkwardElement, AwkwardSource};
@@ -27,6 +28,7 @@ pub use column::{ColumnElement, ColumnSource};
 pub use dir::{JobDir, JobFile, JobInput, Status};
 pub use exec::{run_in_process, Counts, Executor};
 pub use kind::ElementKind;
+pub use uns::UnsElement;
 
 use crate::ConcatError;
 use adcat_format::FormatError;
@@ -34,7 +36,7 @@ use adcat_store::DType;
 use serde::{Deserialize, Serialize};
 
 /// Version of the plan format; bumped on any incompatible change.
-pub const PLAN_VERSION: u32 = 2;
+pub const PLAN_VERSION: u32 = 3;
 
 /// An error of the output store.
 pub(crate) fn output(e: impl Into<FormatError>) -> ConcatError {
@@ -52,6 +54,8 @@ pub enum Element {
     Column(ColumnElement),
     /// An awkward array (a layer or an obsm entry), written by one task.
     Awkward(AwkwardElement),
+    /// `uns`, merged from every input by one task.
+    Uns(UnsElement),
 }
 
 impl Element {
@@ -61,6 +65,7 @@ impl Element {
             Element::Matrix(m) => m,
             Element::Column(c) => c,
             Element::Awkward(a) => a,
+            Element::Uns(u) => u,
         }
     }
 
@@ -70,6 +75,7 @@ impl Element {
             Element::Matrix(m) => &m.path,
             Element::Column(c) => &c.path,
             Element::Awkward(a) => &a.path,
+            Element::Uns(u) => &u.path,
         }
     }
 }
@@ -178,6 +184,8 @@ pub enum Action {
     },
     /// Write a whole awkward array.
     Awkward,
+    /// Merge and write `uns`.
+    Uns,
 }
 
 /// One unit of work: an action on one element.
