@@ -255,6 +255,15 @@ pub struct Output {
     spent: Option<PathBuf>,
 }
 
+/// A new empty store of `format` at `tmp`, which becomes `dest` (named in errors).
+fn new_store(format: OutFormat, tmp: &Path, dest: &Path) -> Result<Box<dyn Store>> {
+    let store: Box<dyn Store> = match format {
+        OutFormat::H5ad => Box::new(Hdf5Store::create(tmp).map_err(|e| anyhow!("{}: {}", dest.display(), e))?),
+        OutFormat::Zarr(v) => Box::new(ZarrStore::create(tmp, v).map_err(|e| anyhow!("{}: {}", dest.display(), e))?),
+    };
+    Ok(Box::new(Guarded(store)))
+}
+
 /// Take the lock for writing `dest` (`lock_path` beside it), or say who holds it.
 fn lock_output(dest: &Path, lock_path: &Path) -> Result<File> {
     // A lock file removed by the previous holder between our open and our lock would
@@ -331,11 +340,7 @@ impl Output {
         }
         guard::register_temp(&tmp);
         out.tmp = tmp.clone();
-        let store: Box<dyn Store> = match format {
-            OutFormat::H5ad => Box::new(Hdf5Store::create(&tmp).map_err(|e| anyhow!("{}: {}", dest.display(), e))?),
-            OutFormat::Zarr(v) => Box::new(ZarrStore::create(&tmp, v).map_err(|e| anyhow!("{}: {}", dest.display(), e))?),
-        };
-        out.store = Some(Box::new(Guarded(store)));
+        out.store = Some(new_store(format, &tmp, dest)?);
         Ok(out)
     }
 
@@ -374,11 +379,7 @@ impl Output {
         let tmp = parent.join(format!(".{name}.adcat-tmp-{}", std::process::id()));
         guard::register_temp(&tmp);
         let mut out = Output { tmp: tmp.clone(), dest: self.dest.clone(), store: None, lock: self.lock.take(), discard: true, spent: Some(self.tmp.clone()) };
-        let dst: Box<dyn Store> = match format {
-            OutFormat::H5ad => Box::new(Hdf5Store::create(&tmp).map_err(|e| anyhow!("{}: {}", self.dest.display(), e))?),
-            OutFormat::Zarr(v) => Box::new(ZarrStore::create(&tmp, v).map_err(|e| anyhow!("{}: {}", self.dest.display(), e))?),
-        };
-        out.store = Some(Box::new(Guarded(dst)));
+        out.store = Some(new_store(format, &tmp, &self.dest)?);
         let src = ZarrStore::open(&self.tmp).map_err(|e| anyhow!("{}: {}", self.tmp.display(), e))?;
         adcat_format::convert(&Guarded(Box::new(src)), out.store(), opts, &adcat_format::NoProgress).map_err(|e| {
             if e.is_output() {

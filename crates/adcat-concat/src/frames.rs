@@ -8,7 +8,7 @@ use crate::equal::arrays_equal;
 use crate::index::Reindexer;
 use crate::job::{ColumnElement, ColumnSource, Element};
 use crate::merge::{merge_values, Strategy};
-use crate::{ConcatError, Join, Result};
+use crate::{At, ConcatError, Join, Result};
 use adcat_format::frame::{Column, DataFrame};
 use adcat_format::layout::WriteOptions;
 use adcat_format::Encoding;
@@ -22,13 +22,13 @@ fn resolve_obj(oc: OutCol, frames: &[FrameSource<'_>], name: &str, block_rows: u
     }
     for f in frames.iter().filter(|f| f.columns.iter().any(|c| c == name)) {
         let codes = join_path(&join_path(&f.path, name), "codes");
-        if !f.store.exists(&codes).map_err(|e| at_input(f.store, e.into()))? {
+        if !f.store.exists(&codes).at(f.store)? {
             continue;
         }
         let mut s = 0;
         while s < f.n {
             let e = (s + block_rows.max(1)).min(f.n);
-            let block = f.store.read_rows(&codes, s, e).map_err(|e| at_input(f.store, e.into()))?;
+            let block = f.store.read_rows(&codes, s, e).at(f.store)?;
             if block.to_i64_vec().unwrap_or_default().iter().any(|&c| c < 0) {
                 return Ok(OutCol::Str("NaN".into()));
             }
@@ -108,13 +108,6 @@ pub fn common_name(mut names: impl Iterator<Item = String>) -> String {
     }
 }
 
-fn at_input(store: &dyn Store, e: ConcatError) -> ConcatError {
-    match e {
-        ConcatError::Format(source) => ConcatError::Input { file: store.location().to_owned(), source },
-        o => o,
-    }
-}
-
 /// One input dataframe along the concatenation axis.
 #[derive(Debug, Clone)]
 pub struct FrameSource<'a> {
@@ -190,7 +183,7 @@ fn plan_column(frames: &[FrameSource<'_>], name: &str, to: &FrameTarget<'_>) -> 
     let path = join_path(to.path, name);
     let kinds: Vec<Option<ColKind>> = frames
         .iter()
-        .map(|f| if f.columns.iter().any(|c| c == name) { col_kind(f.store, &join_path(&f.path, name)).map(Some).map_err(|e| at_input(f.store, e)) } else { Ok(None) })
+        .map(|f| if f.columns.iter().any(|c| c == name) { col_kind(f.store, &join_path(&f.path, name)).map(Some).at(f.store) } else { Ok(None) })
         .collect::<Result<_>>()?;
     let inserts: Vec<bool> = frames.iter().map(|f| f.n > 0 || !f.columns.is_empty()).collect();
     let oc = resolve_obj(unify(&path, &kinds, &inserts)?, frames, name, to.block_rows)?;

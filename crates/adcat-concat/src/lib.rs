@@ -134,7 +134,10 @@ fn concat_tagged(inputs: &[&dyn Store], out: &dyn Store, opts: &ConcatOptions, p
             }
             exec.preset_names(&frame, merged);
         }
-        job::run_in_process(&report.job, &exec)?;
+        // Run the plan as another process reads it (from JSON): every concatenation
+        // checks that the plan is complete, self-contained data.
+        let plan = job::JobPlan::from_json(report.job.to_json()).map_err(|e| ConcatError::Job(format!("the plan does not survive its JSON form: {e}")))?;
+        job::run_in_process(&plan, &exec)?;
     }
     out.flush()?;
     Ok(report)

@@ -6,7 +6,7 @@
 use super::blocks::{blocks_over, Blk};
 use super::{output, Executor};
 use crate::columns::{col_kind, ColKind, ColumnOut, SourceRows};
-use crate::{ConcatError, Result};
+use crate::{At, Result};
 use adcat_format::stream::Appender;
 use adcat_store::{join_path, ArrayData};
 use serde::{Deserialize, Serialize};
@@ -62,14 +62,6 @@ impl ColumnElement {
     }
 }
 
-/// An input error, named by the input's file.
-fn at_input(store: &dyn adcat_store::Store, e: ConcatError) -> ConcatError {
-    match e {
-        ConcatError::Format(source) => ConcatError::Input { file: store.location().to_owned(), source },
-        o => o,
-    }
-}
-
 impl Executor<'_> {
     /// Write rows `rows` of column `el`.
     pub(super) fn write_column(&self, el: &ColumnElement, rows: [u64; 2]) -> Result<()> {
@@ -81,10 +73,10 @@ impl Executor<'_> {
             let s = &el.sources[b.src];
             let store = self.input(s.input)?;
             if let std::collections::hash_map::Entry::Vacant(v) = kinds.entry(b.src) {
-                v.insert(s.path.as_deref().map(|p| col_kind(store, p)).transpose().map_err(|e| at_input(store, e))?);
+                v.insert(s.path.as_deref().map(|p| col_kind(store, p)).transpose().at(store)?);
             }
             let src = SourceRows { store, path: s.path.as_deref().unwrap_or(&el.path), kind: kinds[&b.src].as_ref(), source: b.src };
-            let (v, m) = src.convert(&el.out, b.start, b.end).map_err(|e| at_input(store, e))?;
+            let (v, m) = src.convert(&el.out, b.start, b.end).at(store)?;
             values.push(self.out, v).map_err(output)?;
             if let Some(a) = mask.as_mut() {
                 a.push(self.out, ArrayData::from_vec(m)).map_err(output)?;
