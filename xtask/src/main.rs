@@ -4,6 +4,7 @@
 //! (installed with apt-get when possible, otherwise the exact command is printed) and, for
 //! the oracle tests, a pinned Python >= 3.12 venv with anndata 0.13.4 in `.venv-ref/`.
 
+mod bench;
 mod bench_jobs;
 
 use anyhow::{bail, Context, Result};
@@ -18,7 +19,8 @@ cargo xtask <task>
   demo          build sample inputs from Rust, convert them, concatenate, inspect
   setup         install the HDF5 library and create the oracle venv, nothing else
   bench-memory  peak RSS of `adcat concat` at three input sizes under one --max-memory
-  bench         adcat vs anndata concat_on_disk vs cp, side by side (ADCAT_BENCH_SCALE=0.25 for a quick run)
+  bench         adcat vs anndata concat_on_disk vs the cp and codec floors, on anndata-written inputs;
+                interleaved rounds, medians (ADCAT_BENCH_REPEAT=5, ADCAT_BENCH_SCALE=0.25 for a quick run)
   bench-jobs    cost of `adcat job` create/run/finish and of a task per process, for 10/100/1000 inputs
   man           write the adcat man page to target/man/adcat.1 (from the clap definitions)
   fuzz          the damaged-metadata fuzzer and random round trips, long (ADCAT_FUZZ_ITERS, default 3000;
@@ -269,18 +271,7 @@ fn bench_memory() -> Result<()> {
     Ok(())
 }
 
-/// One benchmark case: the same concatenation by adcat and by anndata.
-struct Case {
-    name: &'static str,
-    inputs: Vec<PathBuf>,
-    out_ext: &'static str,
-    adcat: Vec<String>,
-    /// Python: keyword arguments of concat_on_disk, or None when anndata cannot do it.
-    anndata: Option<String>,
-    /// Python run before the call (e.g. a settings override context).
-    anndata_zarr2: bool,
-}
-
+/// Bytes of a file, or of every file under a directory.
 fn dir_size(p: &Path) -> u64 {
     if p.is_dir() {
         std::fs::read_dir(p).map(|d| d.filter_map(|e| e.ok()).map(|e| dir_size(&e.path())).sum()).unwrap_or(0)
@@ -308,153 +299,15 @@ fn gen_set(bin: &Path, dir: &Path, tag: &str, n: usize, cells: u64, genes: u64, 
     Ok(out)
 }
 
-fn to_zarr(bin: &Path, inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
-    inputs
-        .iter()
-        .map(|p| {
-            let z = p.with_extension("zarr");
-            if !z.exists() {
-                run(Command::new(bin).args(["convert", "-q"]).arg(p).arg(&z))?;
-            }
-            Ok(z)
-        })
-        .collect()
-}
-
-/// `cargo xtask bench`: adcat and anndata's concat_on_disk on the same generated data,
-/// alternately, plus `cp` of the inputs as the I/O floor.
+/// `cargo xtask bench`: adcat against its floors and anndata's concat_on_disk (see
+/// `bench.rs`).
 fn bench() -> Result<()> {
     ensure_hdf5()?;
+    ensure_time()?;
     let vpy = ensure_venv()?;
     run(cargo().args(["build", "--release", "--locked", "-p", "adcat-cli"]))?;
-    let bin = root().join("target/release/adcat");
-    let scale: f64 = std::env::var("ADCAT_BENCH_SCALE").ok().and_then(|v| v.parse().ok()).unwrap_or(1.0);
-    let sc = |x: u64| ((x as f64 * scale).round() as u64).max(10);
-    let data = root().join(format!("target/bench-data/scale{scale}"));
-    let work = root().join("target/bench-work");
-    std::fs::create_dir_all(&data)?;
-    std::fs::create_dir_all(&work)?;
-    let none = |_: usize| vec![];
-    let medium = gen_set(&bin, &data, "medium", 8, sc(25_000), 20_000, &none)?;
-    let medium_z = to_zarr(&bin, &medium)?;
-    let outer = gen_set(&bin, &data, "outer", 8, sc(25_000), 20_000, &|i| vec!["--gene-offset".into(), (i * 250).to_string(), "--shuffle-genes".into()])?;
-    let dense = gen_set(&bin, &data, "dense", 3, sc(20_000), 2_000, &|_| vec!["--dense".into()])?;
-    let dense_z = to_zarr(&bin, &dense)?;
-    let small = gen_set(&bin, &data, "small", 200, 500, 20_000, &none)?;
-    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
-    let cases = vec![
-        Case { name: MEDIUM, inputs: medium.clone(), out_ext: "h5ad", adcat: vec![], anndata: Some(String::new()), anndata_zarr2: false },
-        Case { name: "medium h5ad -> zarr v3", inputs: medium.clone(), out_ext: "zarr", adcat: vec![], anndata: Some(String::new()), anndata_zarr2: false },
-        Case { name: "medium h5ad -> zarr v2", inputs: medium.clone(), out_ext: "zarr", adcat: s(&["--zarr-format", "2"]), anndata: Some(String::new()), anndata_zarr2: true },
-        Case { name: "medium zarr v3 -> h5ad", inputs: medium_z, out_ext: "h5ad", adcat: vec![], anndata: Some(String::new()), anndata_zarr2: false },
-        Case { name: "outer join, reindex -> h5ad", inputs: outer, out_ext: "h5ad", adcat: s(&["--join", "outer"]), anndata: Some("join='outer'".into()), anndata_zarr2: false },
-        Case { name: "dense h5ad -> h5ad", inputs: dense.clone(), out_ext: "h5ad", adcat: vec![], anndata: Some(String::new()), anndata_zarr2: false },
-        Case { name: "dense zarr v3 -> zarr v3", inputs: dense_z, out_ext: "zarr", adcat: vec![], anndata: Some(String::new()), anndata_zarr2: false },
-        Case { name: SMALL, inputs: small.clone(), out_ext: "h5ad", adcat: vec![], anndata: Some(String::new()), anndata_zarr2: false },
-    ];
-    // The page cache and the VM's memory make single runs noisy (a first write into
-    // freshly reclaimed memory can take several times longer): every command runs
-    // `reps` times, alternating cp / adcat / anndata, and the best time is reported.
-    let reps: usize = std::env::var("ADCAT_BENCH_REPEAT").ok().and_then(|v| v.parse().ok()).unwrap_or(3).max(1);
-    println!("\nbest of {reps} alternating runs; peak RSS is the largest seen\n");
-    println!("| case | input | cp | adcat | adcat peak RSS | anndata | anndata peak RSS | anndata / adcat | adcat / cp |");
-    println!("|---|---|---|---|---|---|---|---|---|");
-    let mut adcat_times = std::collections::HashMap::new();
-    for c in &cases {
-        let size: u64 = c.inputs.iter().map(|p| dir_size(p)).sum();
-        let out = work.join(format!("out.{}", c.out_ext));
-        let cp_dir = work.join("cp");
-        let (mut cp_s, mut a_s, mut an_s) = (f64::MAX, f64::MAX, f64::MAX);
-        let (mut a_rss, mut an_rss) = (0u64, 0u64);
-        for _ in 0..reps {
-            // I/O floor: copy the inputs.
-            rm(&cp_dir);
-            std::fs::create_dir_all(&cp_dir)?;
-            let mut cp = Command::new("cp");
-            cp.arg("-r").args(&c.inputs).arg(&cp_dir);
-            cp_s = cp_s.min(measure(&mut cp)?.1);
-            rm(&cp_dir);
-            rm(&out);
-            let mut a = Command::new(&bin);
-            a.args(["concat", "-q", "-o"]).arg(&out).args(&c.adcat).args(&c.inputs);
-            let (rss, t) = measure(&mut a)?;
-            (a_s, a_rss) = (a_s.min(t), a_rss.max(rss));
-            rm(&out);
-            if let Some(kw) = &c.anndata {
-                let paths: Vec<String> = c.inputs.iter().map(|p| format!("{:?}", p.display().to_string())).collect();
-                let call = format!("concat_on_disk([{}], {:?}{}{})", paths.join(", "), out.display().to_string(), if kw.is_empty() { "" } else { ", " }, kw);
-                let body = if c.anndata_zarr2 { format!("with ad.settings.override(zarr_write_format=2):\n    {call}") } else { call };
-                let script = format!("import warnings; warnings.simplefilter('ignore')\nimport anndata as ad\nfrom anndata.experimental import concat_on_disk\n{body}\n");
-                let mut py = Command::new(&vpy);
-                py.arg("-c").arg(script);
-                let r = measure(&mut py);
-                rm(&out);
-                let (rss, t) = r?;
-                (an_s, an_rss) = (an_s.min(t), an_rss.max(rss));
-            }
-        }
-        adcat_times.insert(c.name, (a_s, size));
-        let mb = |kib: u64| format!("{:.0} MB", kib as f64 / 1024.0);
-        let (an_col, an_rss_col, ratio) = if c.anndata.is_some() {
-            (format!("{an_s:.2} s"), mb(an_rss), format!("{:.1}x", an_s / a_s.max(1e-3)))
-        } else {
-            ("n/a".into(), "n/a".into(), "n/a".into())
-        };
-        println!(
-            "| {} | {:.0} MB | {cp_s:.2} s | {a_s:.2} s ({:.0} MB/s) | {} | {an_col} | {an_rss_col} | {ratio} | {:.2}x |",
-            c.name,
-            size as f64 / 1e6,
-            size as f64 / 1e6 / a_s.max(1e-3),
-            mb(a_rss),
-            a_s / cp_s.max(1e-3)
-        );
-    }
-
-    // Per-file overhead: the small-files time beyond what the same bytes cost in the
-    // medium case, per file.
-    if let (Some(&(ts, ss)), Some(&(tm, sm))) = (adcat_times.get(SMALL), adcat_times.get(MEDIUM)) {
-        let n = small.len() as f64;
-        let over = (ts - tm * ss as f64 / sm.max(1) as f64) / n;
-        println!("\nmany small files: {:.1} ms per file beyond the data ({ts:.2} s for {n} files; medium moves the same bytes in {:.2} s)", over * 1e3, tm * ss as f64 / sm.max(1) as f64);
-    }
-
-    // Compression on all cores: the same gzip job with 1 and 2 threads.
-    println!("\n| compressed output | --threads 1 | --threads 2 | speed-up |");
-    println!("|---|---|---|---|");
-    for (name, ext, args) in [("medium -> h5ad gzip:4", "h5ad", ["--compression", "gzip:4"]), ("medium -> zarr v3 zstd:3", "zarr", ["--compression", "zstd:3"])] {
-        let out = work.join(format!("out.{ext}"));
-        let mut t = [f64::MAX; 2];
-        for _ in 0..reps {
-            for (k, j) in ["1", "2"].iter().enumerate() {
-                rm(&out);
-                let mut a = Command::new(&bin);
-                a.args(["concat", "-q", "--threads", j, "-o"]).arg(&out).args(args).args(&medium);
-                t[k] = t[k].min(measure(&mut a)?.1);
-                rm(&out);
-            }
-        }
-        println!("| {name} | {:.2} s | {:.2} s | {:.2}x |", t[0], t[1], t[0] / t[1].max(1e-3));
-    }
-
-    // Peak RSS under a budget, for half and all of the medium inputs.
-    println!("\n| --max-memory 256MiB | input | adcat peak RSS | wall |");
-    println!("|---|---|---|---|");
-    for n in [medium.len() / 2, medium.len()] {
-        let ins = &medium[..n];
-        let size: u64 = ins.iter().map(|p| dir_size(p)).sum();
-        let out = work.join("out.h5ad");
-        rm(&out);
-        let mut a = Command::new(&bin);
-        a.args(["concat", "-q", "--max-memory", "256MiB", "-o"]).arg(&out).args(ins);
-        let (rss, t) = measure(&mut a)?;
-        rm(&out);
-        println!("| {n} medium files | {:.0} MB | {:.0} MB | {t:.2} s |", size as f64 / 1e6, rss as f64 / 1024.0);
-    }
-    Ok(())
+    bench::bench(&root().join("target/release/adcat"), &vpy, &root())
 }
-
-const MEDIUM: &str = "medium h5ad -> h5ad";
-const SMALL: &str = "200 small files -> h5ad";
 
 fn main() -> Result<()> {
     let task = std::env::args().nth(1).unwrap_or_default();

@@ -4,6 +4,7 @@
 //! small off-axis tables (var, varm, varp, uns) of the inputs are read.
 
 use crate::options::{ConcatOptions, Report};
+use crate::job::{Element, JobPlan};
 use crate::{concat, Result};
 use adcat_format::layout::element_bytes;
 use adcat_format::NoProgress;
@@ -186,11 +187,23 @@ pub struct Plan {
     pub peak_bytes: u64,
 }
 
+/// Run the uns element's task into the plan's store: its kept values are copied by a
+/// task, and the listing shows them (they are small, and the plan's store keeps only
+/// metadata).
+fn copy_uns(inputs: &[&dyn Store], store: &PlanStore, report: &Report, opts: &ConcatOptions) -> Result<()> {
+    let mut uns = JobPlan::default();
+    for el in report.job.elements.iter().filter(|e| matches!(e, Element::Uns(_))) {
+        uns.push(el.clone());
+    }
+    crate::run_tasks(inputs, store, opts.write.max_memory, &NoProgress, |exec| crate::job::run_in_process(&uns, exec))
+}
+
 /// Plan the concatenation of `inputs` into an output of `kind`: everything but the data.
 pub fn plan(inputs: &[&dyn Store], kind: StoreKind, opts: &ConcatOptions) -> Result<Plan> {
     let store = PlanStore::new(kind);
     let dry = ConcatOptions { dry_run: true, ..opts.clone() };
     let report = concat(inputs, &store, &dry, &NoProgress)?;
+    copy_uns(inputs, &store, &report, opts)?;
     let arrays = store.arrays();
     let bytes_of = |prefix: &str| -> u64 {
         arrays

@@ -297,14 +297,17 @@ impl ArrayData {
     /// Smallest and largest element of an integer array (`None` for other dtypes and
     /// empty arrays).
     pub fn int_range(&self) -> Option<(i64, i64)> {
-        if !self.dtype().is_integer() {
-            return None;
+        match self {
+            ArrayData::I8(a) => int_range_of(a),
+            ArrayData::I16(a) => int_range_of(a),
+            ArrayData::I32(a) => int_range_of(a),
+            ArrayData::I64(a) => int_range_of(a),
+            ArrayData::U8(a) => int_range_of(a),
+            ArrayData::U16(a) => int_range_of(a),
+            ArrayData::U32(a) => int_range_of(a),
+            ArrayData::U64(a) => int_range_of(a),
+            _ => None,
         }
-        // Two plain passes over a slice vectorise; a combined fold does not.
-        with_numeric!(self, a => match a.as_slice() {
-            Some(sl) => Some((sl.iter().map(|v| v.to_i64()).min()?, sl.iter().map(|v| v.to_i64()).max()?)),
-            None => Some((a.iter().map(|v| v.to_i64()).min()?, a.iter().map(|v| v.to_i64()).max()?)),
-        }, _s => None)
     }
 
     /// Elements in row-major order as `i64` (strings: `None`).
@@ -461,5 +464,63 @@ impl ArrayData {
             }).collect();
             v.map(ArrayData::from_vec)
         }, string => None)
+    }
+}
+
+/// Smallest and largest element in `i64` (saturating: a `u64` above `i64::MAX` reads as
+/// `i64::MAX`), or `None` when empty.
+fn int_range_of<T: Copy + Ord>(a: &ArrayD<T>) -> Option<(i64, i64)>
+where
+    i64: TryFrom<T>,
+{
+    let (lo, hi) = match a.as_slice() {
+        Some(sl) => min_max(sl)?,
+        None => min_max(&a.iter().copied().collect::<Vec<T>>())?,
+    };
+    let wide = |v: T| i64::try_from(v).unwrap_or(i64::MAX);
+    Some((wide(lo), wide(hi)))
+}
+
+/// Minimum and maximum in one pass. Independent lanes let the compiler vectorise it
+/// (index range checks run over every block read, so this is on the hot path).
+fn min_max<T: Copy + Ord>(sl: &[T]) -> Option<(T, T)> {
+    const LANES: usize = 16;
+    let first = *sl.first()?;
+    let (mut lo, mut hi) = ([first; LANES], [first; LANES]);
+    let mut chunks = sl.chunks_exact(LANES);
+    for c in &mut chunks {
+        for i in 0..LANES {
+            lo[i] = lo[i].min(c[i]);
+            hi[i] = hi[i].max(c[i]);
+        }
+    }
+    let rest = chunks.remainder();
+    let lo = lo.iter().chain(rest).copied().min().unwrap_or(first);
+    let hi = hi.iter().chain(rest).copied().max().unwrap_or(first);
+    Some((lo, hi))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn int_range_matches_a_plain_scan() {
+        let mut x: u64 = 12345;
+        for n in [0usize, 1, 2, 15, 16, 17, 33, 1000] {
+            let v: Vec<i32> = (0..n)
+                .map(|_| {
+                    x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    (x >> 33) as i32 - (1 << 30)
+                })
+                .collect();
+            let want = v.iter().min().map(|&lo| (i64::from(lo), i64::from(*v.iter().max().unwrap_or(&lo))));
+            assert_eq!(ArrayData::from_vec(v.clone()).int_range(), want, "n = {n}");
+        }
+        assert_eq!(ArrayData::from_vec(vec![3u64, u64::MAX, 1]).int_range(), Some((1, i64::MAX)));
+        assert_eq!(ArrayData::from_vec(vec![1.0f32, 2.0]).int_range(), None);
+        // A column-major array (no standard-layout slice) takes the copying path.
+        let a = ndarray::Array2::from_shape_vec((2, 4), vec![5i16, -7, 9, 0, 1, 2, 3, 4]).map(|a| a.reversed_axes().into_dyn());
+        assert_eq!(a.ok().map(ArrayData::I16).and_then(|a| a.int_range()), Some((-7, 9)));
     }
 }
