@@ -296,7 +296,9 @@ pub fn bench(bin: &Path, vpy: &Path, root: &Path) -> Result<()> {
     let zarr = set("zarr", 4, cells)?;
     let outer = set("outer", 4, cells)?;
     let small = set("small", 200, 500)?;
-    let generated = gen_set(bin, &root.join(format!("target/bench-data/scale{scale}")), "medium", 8, ((25_000.0 * scale).round() as u64).max(10), 20_000, &|_| vec![])?;
+    let gen_dir = root.join(format!("target/bench-data/scale{scale}"));
+    std::fs::create_dir_all(&gen_dir)?;
+    let generated = gen_set(bin, &gen_dir, "medium", 8, ((25_000.0 * scale).round() as u64).max(10), 20_000, &|_| vec![])?;
     let floors = prepare_floors(vpy, &data, &plain, &gzip, &work)?;
     let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
     let cases = vec![

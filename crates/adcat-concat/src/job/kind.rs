@@ -14,10 +14,23 @@ pub trait ElementKind {
     /// Run one of its tasks; `counts` gives the counts of all its count tasks (what a
     /// second-stage task needs). Returns a count task's counts.
     fn run(&self, exec: &Executor<'_>, action: &Action, counts: &dyn Fn() -> Result<Vec<Counts>>) -> Result<Option<Counts>>;
-    /// Complete the element once every task ran.
-    fn finish(&self, exec: &Executor<'_>, counts: &[Counts]) -> Result<()>;
+    /// Complete the element once every task ran (most kinds have nothing left to do).
+    fn finish(&self, _exec: &Executor<'_>, _counts: &[Counts]) -> Result<()> {
+        Ok(())
+    }
     /// Stored bytes its tasks read (for progress).
     fn input_bytes(&self, exec: &Executor<'_>) -> Result<u64>;
+}
+
+/// Stored bytes of the elements at `(input, path)` (a missing path reads nothing).
+fn stored_bytes<'a>(exec: &Executor<'_>, at: impl Iterator<Item = (usize, Option<&'a str>)>) -> Result<u64> {
+    let mut total = 0;
+    for (input, path) in at {
+        if let Some(p) = path {
+            total += adcat_format::copy::data_bytes(exec.input(input)?, p).unwrap_or(0);
+        }
+    }
+    Ok(total)
 }
 
 fn wrong_action(path: &str, a: &Action) -> ConcatError {
@@ -77,18 +90,8 @@ impl ElementKind for ColumnElement {
         }
     }
 
-    fn finish(&self, _exec: &Executor<'_>, _counts: &[Counts]) -> Result<()> {
-        Ok(())
-    }
-
     fn input_bytes(&self, exec: &Executor<'_>) -> Result<u64> {
-        let mut total = 0;
-        for s in &self.sources {
-            if let Some(p) = &s.path {
-                total += adcat_format::copy::data_bytes(exec.input(s.input)?, p).unwrap_or(0);
-            }
-        }
-        Ok(total)
+        stored_bytes(exec, self.sources.iter().map(|s| (s.input, s.path.as_deref())))
     }
 }
 
@@ -104,18 +107,8 @@ impl ElementKind for AwkwardElement {
         }
     }
 
-    fn finish(&self, _exec: &Executor<'_>, _counts: &[Counts]) -> Result<()> {
-        Ok(())
-    }
-
     fn input_bytes(&self, exec: &Executor<'_>) -> Result<u64> {
-        let mut total = 0;
-        for s in &self.sources {
-            if let Some(p) = &s.path {
-                total += adcat_format::copy::data_bytes(exec.input(s.input)?, p).unwrap_or(0);
-            }
-        }
-        Ok(total)
+        stored_bytes(exec, self.sources.iter().map(|s| (s.input, s.path.as_deref())))
     }
 }
 
@@ -131,11 +124,8 @@ impl ElementKind for UnsElement {
         }
     }
 
-    fn finish(&self, _exec: &Executor<'_>, _counts: &[Counts]) -> Result<()> {
-        Ok(())
-    }
-
     fn input_bytes(&self, exec: &Executor<'_>) -> Result<u64> {
-        super::uns::uns_bytes(exec, self)
+        let leaves = self.leaves();
+        stored_bytes(exec, leaves.iter().map(|(p, i)| (*i, Some(p.as_str()))))
     }
 }

@@ -7,7 +7,7 @@
 use super::{output, Executor};
 use crate::merge::{merge_nested, Kept, Strategy, Tree};
 use crate::{At, Result};
-use adcat_format::copy::{copy_element_to, data_bytes};
+use adcat_format::copy::copy_element_to;
 use adcat_format::layout::WriteOptions;
 use adcat_format::Encoding;
 use adcat_store::{join_path, NodeKind, Store};
@@ -105,13 +105,4 @@ impl Executor<'_> {
         }
         Ok(())
     }
-}
-
-/// Stored bytes of the array data a uns element copies.
-pub(super) fn uns_bytes(exec: &Executor<'_>, el: &UnsElement) -> Result<u64> {
-    let mut total = 0;
-    for (p, i) in el.leaves() {
-        total += data_bytes(exec.input(i)?, &p).unwrap_or(0);
-    }
-    Ok(total)
 }
