@@ -78,7 +78,7 @@ fn ensure_hdf5() -> Result<()> {
         return Ok(());
     }
     bail!(
-        "the HDF5 library is missing. Install it with:\n    sudo {cmd}\n(or set HDF5_DIR to an HDF5 >= 1.10 installation), then rerun."
+        "the HDF5 library is missing. Install it with:\n    sudo {cmd}\n(or set HDF5_DIR to an HDF5 >= 1.10.5 installation), then rerun."
     )
 }
 

@@ -1,11 +1,14 @@
-//! Whole-chunk writes compressed on all cores.
+//! Whole-chunk writes and reads with deflate run on all cores.
 //!
 //! libhdf5 runs its filters on the calling thread, under the global lock every HDF5 call
-//! takes, so a gzip output is compressed on one core however many there are. Writes that
-//! cover whole chunks (what the format layer's `Appender` produces) skip the filter
-//! pipeline instead: adcat deflates the chunks in parallel (rayon; zlib format, exactly
-//! what the deflate filter stores) and hands libhdf5 the finished bytes with
-//! `H5Dwrite_chunk`. Files read back identically with any HDF5 reader.
+//! takes, so a gzip output is compressed, and a gzip input inflated, on one core however
+//! many there are. Writes that cover whole chunks (what the format layer's `Appender`
+//! produces) skip the filter pipeline instead: adcat deflates the chunks in parallel
+//! (rayon; zlib format, exactly what the deflate filter stores) and hands libhdf5 the
+//! finished bytes with `H5Dwrite_chunk`. Files read back identically with any HDF5
+//! reader. Reads of 1-d gzip datasets spanning several chunks (the values and indices
+//! of sparse matrices in gzip-compressed h5ad files) fetch the stored chunks with
+//! `H5Dread_chunk` and inflate them in parallel straight into the result.
 
 use adcat_store::{Result, StoreError};
 use hdf5_sys::h5i::hid_t;
@@ -80,6 +83,102 @@ pub(crate) fn write<T: Copy + Default + Send + Sync>(ds_id: hid_t, path: &str, a
         if status < 0 {
             return Err(StoreError::Backend { path: path.to_owned(), message: format!("H5Dwrite_chunk failed at {offset:?}") });
         }
+    }
+    Ok(())
+}
+
+/// A chunk as stored: its filter mask and bytes.
+struct RawChunk {
+    mask: u32,
+    bytes: Vec<u8>,
+}
+
+/// Read elements `start..start + n` of the 1-d dataset `ds` (chunks of `chunk`
+/// elements, deflate its only filter) by reading the stored chunks and inflating them
+/// on all cores — libhdf5 would inflate them one by one on the calling thread.
+/// `None` when the read is not for this path: a different filter pipeline, a file type
+/// not laid out as `T` in memory, a single chunk, or a chunk never written.
+pub(crate) fn read_1d<T: hdf5::H5Type + Copy + Default + Send + Sync>(ds: &hdf5::Dataset, path: &str, start: u64, n: u64, chunk: u64) -> Result<Option<Vec<T>>> {
+    if chunk == 0 || n == 0 || deflate_level(ds).is_none() || start / chunk == (start + n - 1) / chunk {
+        return Ok(None);
+    }
+    let same_layout = ds.dtype().ok().zip(hdf5::Datatype::from_type::<T>().ok()).is_some_and(|(file, mem)| file == mem);
+    if !same_layout {
+        return Ok(None);
+    }
+    let (k0, k1) = (start / chunk, (start + n - 1) / chunk);
+    let mut raw = Vec::with_capacity((k1 - k0 + 1) as usize);
+    for k in k0..=k1 {
+        match read_chunk(ds.id(), path, k * chunk)? {
+            Some(c) => raw.push(c),
+            None => return Ok(None),
+        }
+    }
+    let mut out = vec![T::default(); n as usize];
+    // Cut the output at chunk boundaries: segment i holds chunk k0 + i from `skip`.
+    let mut segments = Vec::with_capacity(raw.len());
+    let mut rest: &mut [T] = &mut out;
+    for k in k0..=k1 {
+        let (lo, hi) = ((k * chunk).max(start), ((k + 1) * chunk).min(start + n));
+        let (seg, tail) = rest.split_at_mut((hi - lo) as usize);
+        segments.push((seg, (lo - k * chunk) as usize));
+        rest = tail;
+    }
+    segments.into_par_iter().zip(raw).try_for_each(|((seg, skip), c)| decode_into(&c, chunk as usize, skip, seg, path))?;
+    Ok(Some(out))
+}
+
+/// The stored bytes of the chunk at element `offset`; `None` if it was never written
+/// (it reads as the fill value, which libhdf5 supplies).
+fn read_chunk(ds_id: hid_t, path: &str, offset: u64) -> Result<Option<RawChunk>> {
+    let off = [offset];
+    let (mut mask, mut addr, mut size) = (0u32, 0u64, 0u64);
+    // SAFETY: `off` has one entry (the dataset is 1-d); the out-pointers are live locals.
+    let st = hdf5::sync::sync(|| unsafe { hdf5_sys::h5d::H5Dget_chunk_info_by_coord(ds_id, off.as_ptr(), &mut mask, &mut addr, &mut size) });
+    if st < 0 {
+        return Err(StoreError::Backend { path: path.to_owned(), message: format!("cannot locate the chunk at element {offset}") });
+    }
+    if addr == hdf5_sys::h5::HADDR_UNDEF {
+        return Ok(None);
+    }
+    let mut bytes = vec![0u8; size as usize];
+    // SAFETY: `bytes` holds the chunk's stored size, as libhdf5 just reported it.
+    let st = hdf5::sync::sync(|| unsafe { hdf5_sys::h5d::H5Dread_chunk(ds_id, hdf5_sys::h5p::H5P_DEFAULT, off.as_ptr(), &mut mask, bytes.as_mut_ptr().cast()) });
+    if st < 0 {
+        return Err(StoreError::Backend { path: path.to_owned(), message: format!("cannot read the chunk at element {offset}") });
+    }
+    Ok(Some(RawChunk { mask, bytes }))
+}
+
+/// Decode chunk `c` (of `chunk` elements) and copy its elements from `skip` into `seg`.
+fn decode_into<T: Copy + Default>(c: &RawChunk, chunk: usize, skip: usize, seg: &mut [T], path: &str) -> Result<()> {
+    let whole = skip == 0 && seg.len() == chunk;
+    let mut tmp = Vec::new();
+    let dst: &mut [T] = if whole {
+        &mut *seg
+    } else {
+        tmp = vec![T::default(); chunk];
+        &mut tmp
+    };
+    // SAFETY: `T` is a plain numeric type (checked equal to the file type, which has no
+    // padding), so any byte pattern is a valid value; the view covers exactly `dst`.
+    let bytes = unsafe { std::slice::from_raw_parts_mut(dst.as_mut_ptr().cast::<u8>(), std::mem::size_of_val(dst)) };
+    let bad = |why: String| StoreError::Backend { path: path.to_owned(), message: format!("corrupt chunk: {why}") };
+    if c.mask & 1 != 0 {
+        // The optional deflate filter was skipped for this chunk: stored as is.
+        if c.bytes.len() != bytes.len() {
+            return Err(bad(format!("{} bytes stored unfiltered, expected {}", c.bytes.len(), bytes.len())));
+        }
+        bytes.copy_from_slice(&c.bytes);
+    } else {
+        let mut z = flate2::Decompress::new(true);
+        let status = z.decompress(&c.bytes, bytes, flate2::FlushDecompress::Finish).map_err(|e| bad(e.to_string()))?;
+        if status != flate2::Status::StreamEnd || z.total_out() != bytes.len() as u64 {
+            return Err(bad(format!("inflates to {} bytes, expected {}", z.total_out(), bytes.len())));
+        }
+    }
+    if !whole {
+        seg.copy_from_slice(&tmp[skip..skip + seg.len()]);
     }
     Ok(())
 }
