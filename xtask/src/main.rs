@@ -20,7 +20,8 @@ cargo xtask <task>
   setup         install the HDF5 library and create the oracle venv, nothing else
   bench-memory  peak RSS of `adcat concat` at three input sizes under one --max-memory
   bench         adcat vs anndata concat_on_disk vs the cp and codec floors, on anndata-written inputs;
-                interleaved rounds, medians (ADCAT_BENCH_REPEAT=5, ADCAT_BENCH_SCALE=0.25 for a quick run)
+                interleaved rounds, medians (ADCAT_BENCH_REPEAT=5, ADCAT_BENCH_SCALE=0.25 for a quick run,
+                ADCAT_BENCH_ONLY=gzip for the cases whose name contains it)
   bench-jobs    cost of `adcat job` create/run/finish and of a task per process, for 10/100/1000 inputs
   man           write the adcat man page to target/man/adcat.1 (from the clap definitions)
   fuzz          the damaged-metadata fuzzer and random round trips, long (ADCAT_FUZZ_ITERS, default 3000;
