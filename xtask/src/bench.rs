@@ -87,7 +87,7 @@ else:
 "#;
 
 /// Writes N h5ad files with anndata, once, cached under `dir`.
-fn anndata_set(vpy: &Path, dir: &Path, kind: &str, n: usize, cells: u64, genes: u64) -> Result<Vec<PathBuf>> {
+pub(crate) fn anndata_set(vpy: &Path, dir: &Path, kind: &str, n: usize, cells: u64, genes: u64) -> Result<Vec<PathBuf>> {
     let done = dir.join("complete");
     if !done.exists() {
         rm(dir);
@@ -148,7 +148,7 @@ struct FloorData {
     work: PathBuf,
 }
 
-fn cp_floor(inputs: &[PathBuf], work: &Path) -> Result<f64> {
+pub(crate) fn cp_floor(inputs: &[PathBuf], work: &Path) -> Result<f64> {
     let dir = work.join("cp");
     rm(&dir);
     std::fs::create_dir_all(&dir)?;
@@ -324,7 +324,7 @@ fn round(c: &Case, bin: &Path, vpy: &Path, fl: &FloorData) -> Result<Times> {
     Ok(Times { floor, adcat, anndata, adcat_rss, anndata_rss })
 }
 
-fn median_spread(mut v: Vec<f64>, unit: &str) -> String {
+pub(crate) fn median_spread(mut v: Vec<f64>, unit: &str) -> String {
     v.sort_by(f64::total_cmp);
     format!("{:.2}{unit} ({:.2}–{:.2})", v[v.len() / 2], v[0], v[v.len() - 1])
 }

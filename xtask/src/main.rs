@@ -6,6 +6,7 @@
 
 mod bench;
 mod bench_jobs;
+mod bench_scale;
 
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
@@ -22,6 +23,8 @@ cargo xtask <task>
   bench         adcat vs anndata concat_on_disk vs the cp and codec floors, on anndata-written inputs;
                 interleaved rounds, medians (ADCAT_BENCH_REPEAT=5, ADCAT_BENCH_SCALE=0.25 for a quick run,
                 ADCAT_BENCH_ONLY=gzip for the cases whose name contains it)
+  bench-scale   time and peak RSS against the number of files (2-500), the input size (to 11 GB) and
+                the threads (1, 2); cost per file and per GB; a Tahoe-100M-sized projection
   bench-jobs    cost of `adcat job` create/run/finish and of a task per process, for 10/100/1000 inputs
   man           write the adcat man page to target/man/adcat.1 (from the clap definitions)
   fuzz          the damaged-metadata fuzzer and random round trips, long (ADCAT_FUZZ_ITERS, default 3000;
@@ -322,6 +325,13 @@ fn main() -> Result<()> {
         "demo" => demo(),
         "bench-memory" => bench_memory(),
         "bench" => bench(),
+        "bench-scale" => {
+            ensure_hdf5()?;
+            ensure_time()?;
+            let vpy = ensure_venv()?;
+            run(cargo().args(["build", "--release", "--locked", "-p", "adcat-cli"]))?;
+            bench_scale::bench_scale(&root().join("target/release/adcat"), &vpy, &root())
+        }
         "bench-jobs" => {
             ensure_hdf5()?;
             ensure_time()?;

@@ -79,6 +79,7 @@ fn open_bounded(path: &Path, opts: InputOptions) -> Result<Box<dyn Store>> {
     let store: Box<dyn Store> = if path.is_dir() {
         Box::new(ZarrStore::open(path).map_err(named)?)
     } else if is_hdf5(path) {
+        adcat_hdf5::set_open_file_limit(hdf5_open_limit(opts.max_memory));
         Box::new(Hdf5Store::open_with(path, Hdf5Options { follow_external_links: opts.follow_external }).map_err(named)?)
     } else {
         bail!("{}: not an AnnData store (neither an HDF5 file nor a zarr directory); `adcat inspect` shows what a store holds", path.display())
@@ -89,6 +90,12 @@ fn open_bounded(path: &Path, opts: InputOptions) -> Result<Box<dyn Store>> {
         Box::new(|_| "that is adcat's default memory budget".to_owned())
     };
     Ok(Box::new(adcat_store::Bounded::new(store, opts.max_memory, hint)))
+}
+
+/// Open HDF5 inputs allowed under a memory budget: libhdf5's caches of an open input
+/// reach 2-4 MiB on files of many small chunks, so one per 16 MiB of budget (4 to 64).
+fn hdf5_open_limit(budget: u64) -> usize {
+    (budget / (16 << 20)).clamp(4, 64) as usize
 }
 
 struct Lazy {

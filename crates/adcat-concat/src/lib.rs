@@ -24,6 +24,7 @@ mod offaxis;
 mod part;
 mod stack;
 mod pipe;
+mod remap;
 mod serde_text;
 pub mod plan;
 mod transpose;

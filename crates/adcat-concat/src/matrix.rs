@@ -342,6 +342,13 @@ impl OutPlan {
             // Nothing to remap: indices go out in their stored width.
             return Ok(block);
         }
+        if let (true, Some(re), Block::SparseNative { indptr, indices, data }) = (self.sparse, re, &block) {
+            if self.fill == 0.0 || re.n_missing() == 0 {
+                if let Some((indptr, indices, data)) = crate::remap::remap(indptr, indices, data, re) {
+                    return Ok(Block::SparseNative { indptr, indices, data });
+                }
+            }
+        }
         let block = block.into_plain();
         Ok(if self.sparse { to_sparse(block, re, self.fill) } else { to_dense(block, re, n_cols, self.fill) })
     }

@@ -46,13 +46,15 @@ pub struct Hdf5Options {
 #[derive(Debug)]
 struct OpenFile {
     file: hdf5::File,
+    /// When it was last used (`pool::now`), for closing the least recently used.
+    used: u64,
     /// Groups of the last resolved path, each with its normalised path (ancestors first).
     groups: Vec<(String, hdf5::Group)>,
 }
 
 impl OpenFile {
     fn new(file: hdf5::File) -> Self {
-        OpenFile { file, groups: Vec::new() }
+        OpenFile { file, used: pool::now(), groups: Vec::new() }
     }
 }
 
@@ -61,36 +63,63 @@ impl OpenFile {
 /// share a pool of at most `MAX_OPEN` open files and reopen on demand (least recently used
 /// first out). A file handle in use stays valid: HDF5 ids are reference counted.
 mod pool {
-    use std::sync::{Arc, Mutex, Weak};
+    use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex, PoisonError, Weak};
 
     pub(crate) const MAX_OPEN: usize = 64;
+    /// The limit in force (see [`super::set_open_file_limit`]).
+    pub(crate) static LIMIT: AtomicUsize = AtomicUsize::new(MAX_OPEN);
     type Slot = Mutex<Option<super::OpenFile>>;
-    static LRU: Mutex<Vec<Weak<Slot>>> = Mutex::new(Vec::new());
+    static SLOTS: Mutex<Vec<Weak<Slot>>> = Mutex::new(Vec::new());
+    static CLOCK: AtomicU64 = AtomicU64::new(0);
 
-    /// Mark `slot` as just used and close the least recently used others beyond the limit.
-    pub(crate) fn touch(slot: &Arc<Slot>) {
-        let mut lru = LRU.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        lru.retain(|w| w.strong_count() > 0 && !std::ptr::eq(w.as_ptr(), Arc::as_ptr(slot)));
-        lru.push(Arc::downgrade(slot));
-        // Slots busy in another thread count as open.
-        let mut open = lru.iter().filter_map(Weak::upgrade).filter(|s| s.try_lock().map_or(true, |g| g.is_some())).count();
-        for w in lru.iter() {
-            if open <= MAX_OPEN {
-                break;
+    /// A use stamp, larger for more recent uses. Every access stamps its file (O(1));
+    /// only opening a file looks at the others.
+    pub(crate) fn now() -> u64 {
+        CLOCK.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Register the just (re)opened `slot` and close the least recently used idle files
+    /// beyond the limit. Files busy in another thread count as open and are skipped.
+    pub(crate) fn opened(slot: &Arc<Slot>) {
+        let mut all = SLOTS.lock().unwrap_or_else(PoisonError::into_inner);
+        all.retain(|w| w.strong_count() > 0);
+        if !all.iter().any(|w| std::ptr::eq(w.as_ptr(), Arc::as_ptr(slot))) {
+            all.push(Arc::downgrade(slot));
+        }
+        let (mut open, mut idle) = (0usize, vec![]);
+        for s in all.iter().filter_map(Weak::upgrade) {
+            if Arc::ptr_eq(&s, slot) {
+                open += 1;
+                continue;
             }
-            if let Some(s) = w.upgrade() {
-                if Arc::ptr_eq(&s, slot) {
-                    continue;
+            let used = match s.try_lock() {
+                Ok(g) => g.as_ref().map(|o| o.used),
+                Err(_) => {
+                    open += 1;
+                    None
                 }
-                // A slot busy in another thread is skipped rather than waited for.
-                if let Ok(mut g) = s.try_lock() {
-                    if g.take().is_some() {
-                        open -= 1;
-                    }
-                }
+            };
+            if let Some(u) = used {
+                open += 1;
+                idle.push((u, s));
+            }
+        }
+        idle.sort_unstable_by_key(|e| e.0);
+        for (_, s) in idle.into_iter().take(open.saturating_sub(LIMIT.load(Ordering::Relaxed).max(1))) {
+            if let Ok(mut g) = s.try_lock() {
+                g.take();
             }
         }
     }
+}
+
+/// At most `n` read-only files stay open at once (default 64); the least recently used
+/// idle ones are closed and reopened when next used. libhdf5 keeps up to a few MiB of
+/// caches per open file (more for files of many small chunks), so a tool bounding its
+/// memory sets this from its budget.
+pub fn set_open_file_limit(n: usize) {
+    pool::LIMIT.store(n.max(1), std::sync::atomic::Ordering::Relaxed);
 }
 
 /// Inputs are read in large sequential blocks and many may be open at once: a small
@@ -154,7 +183,7 @@ impl Hdf5Store {
             .open(p)
             .map_err(|e| StoreError::Open { location: location.clone(), reason: format!("not a readable HDF5 file ({e})") })?;
         let store = Hdf5Store { slot: Arc::new(Mutex::new(Some(OpenFile::new(file)))), path: p.to_path_buf(), location, writable: false, follow_external: opts.follow_external_links };
-        pool::touch(&store.slot);
+        pool::opened(&store.slot);
         Ok(store)
     }
 
@@ -186,9 +215,11 @@ impl Hdf5Store {
 
     /// Run `f` on the open file state (reopening the file if the pool closed it).
     fn with_open<R>(&self, f: impl FnOnce(&mut OpenFile) -> Result<R>) -> Result<R> {
+        let mut reopened = false;
         let r = {
             let mut g = self.slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             if g.is_none() {
+                reopened = true;
                 let file = hdf5::File::with_options()
                     .with_fapl(|f| f.mdc_config(&small_mdc()).chunk_cache(NO_CHUNK_CACHE.0, NO_CHUNK_CACHE.1, NO_CHUNK_CACHE.2))
                     .open(&self.path)
@@ -196,12 +227,15 @@ impl Hdf5Store {
                 *g = Some(OpenFile::new(file));
             }
             match g.as_mut() {
-                Some(o) => f(o)?,
+                Some(o) => {
+                    o.used = pool::now();
+                    f(o)?
+                }
                 None => return Err(StoreError::Open { location: self.location.clone(), reason: "file closed".into() }),
             }
         };
-        if !self.writable {
-            pool::touch(&self.slot);
+        if reopened && !self.writable {
+            pool::opened(&self.slot);
         }
         Ok(r)
     }

@@ -16,6 +16,12 @@ fn cast(a: ArrayData, to: DType, path: &str) -> Result<ArrayData> {
     a.cast(to).ok_or_else(|| ConcatError::unsupported(path, format!("cannot cast {from} values to {to}")))
 }
 
+/// Entries `a..b` of a block's array: the array itself when that is all of it (a task's
+/// blocks mostly lie inside its share), a copy otherwise.
+fn rows_of(x: ArrayData, a: u64, b: u64) -> ArrayData {
+    if a == 0 && b as usize == x.len() { x } else { x.slice_rows(a as usize, b as usize) }
+}
+
 /// The part `part` of `parts` of `len` rows cut in `unit`-row write units: `[start, end)`.
 pub(super) fn unit_share(len: u64, unit: u64, part: u64, parts: u64) -> (u64, u64) {
     let units = len.div_ceil(unit.max(1));
@@ -119,8 +125,15 @@ impl Executor<'_> {
             };
             let (a, b) = (v0.max(lo) - lo, v1.min(lo + counted) - lo);
             if a < b {
-                data.push(self.out, cast(d.slice_rows(a as usize, b as usize), el.dtype, &dp)?).map_err(output)?;
-                indices.push(self.out, cast(ix.slice_rows(a as usize, b as usize), index_dtype, &ip)?).map_err(output)?;
+                // The two arrays encode and write at once: one's write (or a zarr shard's
+                // assembly) overlaps the other's compression.
+                let (dm, im, dp, ip) = (&mut data, &mut indices, &dp, &ip);
+                let (dr, ir) = rayon::join(
+                    move || -> Result<()> { dm.push(self.out, cast(rows_of(d, a, b), el.dtype, dp)?).map_err(output) },
+                    move || -> Result<()> { im.push(self.out, cast(rows_of(ix, a, b), index_dtype, ip)?).map_err(output) },
+                );
+                dr?;
+                ir?;
             }
             Ok(())
         })?;
