@@ -58,10 +58,13 @@ impl OpenFile {
     }
 }
 
-/// libhdf5 keeps about 1 MiB of caches per open file whatever the file's size; with
-/// hundreds of inputs that alone would exceed the memory budget. Read-only stores therefore
-/// share a pool of at most `MAX_OPEN` open files and reopen on demand (least recently used
-/// first out). A file handle in use stays valid: HDF5 ids are reference counted.
+/// libhdf5 keeps 1-4 MiB of caches per open file; with hundreds of inputs that alone
+/// would exceed the memory budget. Read-only stores therefore share a pool of at most
+/// `LIMIT` open files and reopen on demand. The engine sweeps the inputs in order, once
+/// per element, so the *most* recently used idle file goes first: under least-recently-
+/// used eviction a sweep over more files than the limit would reopen every one of them,
+/// this way the others stay open for the next sweep. A file handle in use stays valid:
+/// HDF5 ids are reference counted.
 mod pool {
     use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
     use std::sync::{Arc, Mutex, PoisonError, Weak};
@@ -79,7 +82,7 @@ mod pool {
         CLOCK.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Register the just (re)opened `slot` and close the least recently used idle files
+    /// Register the just (re)opened `slot` and close the most recently used idle files
     /// beyond the limit. Files busy in another thread count as open and are skipped.
     pub(crate) fn opened(slot: &Arc<Slot>) {
         let mut all = SLOTS.lock().unwrap_or_else(PoisonError::into_inner);
@@ -105,7 +108,7 @@ mod pool {
                 idle.push((u, s));
             }
         }
-        idle.sort_unstable_by_key(|e| e.0);
+        idle.sort_unstable_by_key(|e| std::cmp::Reverse(e.0));
         for (_, s) in idle.into_iter().take(open.saturating_sub(LIMIT.load(Ordering::Relaxed).max(1))) {
             if let Ok(mut g) = s.try_lock() {
                 g.take();
@@ -114,8 +117,8 @@ mod pool {
     }
 }
 
-/// At most `n` read-only files stay open at once (default 64); the least recently used
-/// idle ones are closed and reopened when next used. libhdf5 keeps up to a few MiB of
+/// At most `n` read-only files stay open at once (default 64); beyond that, idle ones
+/// are closed and reopened when next used. libhdf5 keeps up to a few MiB of
 /// caches per open file (more for files of many small chunks), so a tool bounding its
 /// memory sets this from its budget.
 pub fn set_open_file_limit(n: usize) {

@@ -125,15 +125,8 @@ impl Executor<'_> {
             };
             let (a, b) = (v0.max(lo) - lo, v1.min(lo + counted) - lo);
             if a < b {
-                // The two arrays encode and write at once: one's write (or a zarr shard's
-                // assembly) overlaps the other's compression.
-                let (dm, im, dp, ip) = (&mut data, &mut indices, &dp, &ip);
-                let (dr, ir) = rayon::join(
-                    move || -> Result<()> { dm.push(self.out, cast(rows_of(d, a, b), el.dtype, dp)?).map_err(output) },
-                    move || -> Result<()> { im.push(self.out, cast(rows_of(ix, a, b), index_dtype, ip)?).map_err(output) },
-                );
-                dr?;
-                ir?;
+                data.push(self.out, cast(rows_of(d, a, b), el.dtype, &dp)?).map_err(output)?;
+                indices.push(self.out, cast(rows_of(ix, a, b), index_dtype, &ip)?).map_err(output)?;
             }
             Ok(())
         })?;
