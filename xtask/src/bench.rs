@@ -160,44 +160,49 @@ pub(crate) fn cp_floor(inputs: &[PathBuf], work: &Path) -> Result<f64> {
 /// Seconds to compress `raw` in chunks of `chunk_elems` items with zstd on all cores.
 fn zstd_floor(raw: &[(Vec<u8>, usize)], chunk_elems: usize, level: i32) -> f64 {
     let t = Instant::now();
+    // A compressor and an output buffer per worker, reused (as for the decode floors).
     let n: usize = raw
         .iter()
-        .map(|(bytes, item)| bytes.par_chunks(chunk_elems * item).map(|c| zstd::bulk::compress(c, level).map_or(0, |v| v.len())).sum::<usize>())
-        .sum();
-    std::hint::black_box(n);
-    t.elapsed().as_secs_f64()
-}
-
-/// Seconds to decompress `chunks` (zlib streams, as HDF5's deflate filter) on all cores.
-fn gunzip_floor(chunks: &[(Vec<u8>, usize)]) -> f64 {
-    let t = Instant::now();
-    let n: usize = chunks
-        .par_iter()
-        .map_init(Vec::<u8>::new, |out, (b, raw)| {
-            out.clear();
-            out.reserve(*raw);
-            flate2::Decompress::new(true).decompress_vec(b, out, flate2::FlushDecompress::Finish).map_or(0, |_| out.len())
+        .map(|(bytes, item)| {
+            let size = chunk_elems * item;
+            bytes
+                .par_chunks(size)
+                .map_init(
+                    || (zstd::bulk::Compressor::new(level).ok(), Vec::<u8>::with_capacity(zstd::zstd_safe::compress_bound(size))),
+                    |(c, buf), chunk| c.as_mut().and_then(|c| c.compress_to_buffer(chunk, buf).ok()).unwrap_or(0),
+                )
+                .sum::<usize>()
         })
         .sum();
     std::hint::black_box(n);
     t.elapsed().as_secs_f64()
 }
 
-/// Seconds to decompress zstd `chunks` on all cores.
-fn unzstd_floor(chunks: &[(Vec<u8>, usize)]) -> f64 {
+/// Seconds to decode `chunks` (stored bytes, decoded length) with `decode` on all cores.
+/// One output buffer per worker, reused: fresh pages for every chunk would measure page
+/// faults, not the codec.
+fn time_decode(chunks: &[(Vec<u8>, usize)], decode: impl Fn(&[u8], &mut Vec<u8>) -> usize + Sync) -> f64 {
     let t = Instant::now();
-    // One output buffer per worker, reused: fresh pages for every chunk would measure
-    // page faults, not the codec.
     let n: usize = chunks
         .par_iter()
         .map_init(Vec::<u8>::new, |buf, (b, raw)| {
             buf.clear();
             buf.reserve(*raw);
-            zstd::bulk::Decompressor::new().and_then(|mut d| d.decompress_to_buffer(b, buf)).unwrap_or(0)
+            decode(b, buf)
         })
         .sum();
     std::hint::black_box(n);
     t.elapsed().as_secs_f64()
+}
+
+/// Seconds to inflate gzip (zlib) `chunks` on all cores.
+fn gunzip_floor(chunks: &[(Vec<u8>, usize)]) -> f64 {
+    time_decode(chunks, |b, out| flate2::Decompress::new(true).decompress_vec(b, out, flate2::FlushDecompress::Finish).map_or(0, |_| out.len()))
+}
+
+/// Seconds to decompress zstd `chunks` on all cores.
+fn unzstd_floor(chunks: &[(Vec<u8>, usize)]) -> f64 {
+    time_decode(chunks, |b, out| zstd::bulk::Decompressor::new().and_then(|mut d| d.decompress_to_buffer(b, out)).unwrap_or(0))
 }
 
 /// The stored chunks of the zarr v3 array `arr` in `store`: each file under `c/`, or,

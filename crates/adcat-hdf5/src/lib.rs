@@ -934,6 +934,16 @@ mod tests {
         }
         let open = stores.iter().filter(|s| s.slot.lock().unwrap().is_some()).count();
         assert!(open <= pool::MAX_OPEN, "{open} files open");
+        // A lower limit (as the CLI sets from its budget) holds as files are reopened.
+        set_open_file_limit(4);
+        for round in 0..2 {
+            for (i, s) in stores.iter().enumerate() {
+                assert_eq!(s.read_all("v").unwrap(), ArrayData::from_vec(vec![i as i64]), "store {i}, limit 4, round {round}");
+            }
+        }
+        let open = stores.iter().filter(|s| s.slot.lock().unwrap().is_some()).count();
+        set_open_file_limit(pool::MAX_OPEN);
+        assert!(open <= 4, "{open} files open under a limit of 4");
     }
 
     #[test]
