@@ -303,14 +303,14 @@ fn gen_set(bin: &Path, dir: &Path, tag: &str, n: usize, cells: u64, genes: u64, 
     Ok(out)
 }
 
-/// `cargo xtask bench`: adcat against its floors and anndata's concat_on_disk (see
-/// `bench.rs`).
-fn bench() -> Result<()> {
+/// The benches' common set-up: HDF5, GNU time and the oracle venv, and a release build;
+/// then `f(adcat binary, venv python, repository root)`.
+fn with_bench_env(f: impl FnOnce(&Path, &Path, &Path) -> Result<()>) -> Result<()> {
     ensure_hdf5()?;
     ensure_time()?;
     let vpy = ensure_venv()?;
     run(cargo().args(["build", "--release", "--locked", "-p", "adcat-cli"]))?;
-    bench::bench(&root().join("target/release/adcat"), &vpy, &root())
+    f(&root().join("target/release/adcat"), &vpy, &root())
 }
 
 fn main() -> Result<()> {
@@ -324,21 +324,10 @@ fn main() -> Result<()> {
         }
         "demo" => demo(),
         "bench-memory" => bench_memory(),
-        "bench" => bench(),
-        "bench-scale" => {
-            ensure_hdf5()?;
-            ensure_time()?;
-            let vpy = ensure_venv()?;
-            run(cargo().args(["build", "--release", "--locked", "-p", "adcat-cli"]))?;
-            bench_scale::bench_scale(&root().join("target/release/adcat"), &vpy, &root())
-        }
-        "bench-jobs" => {
-            ensure_hdf5()?;
-            ensure_time()?;
-            let vpy = ensure_venv()?;
-            run(cargo().args(["build", "--release", "--locked", "-p", "adcat-cli"]))?;
-            bench_jobs::bench_jobs(&root().join("target/release/adcat"), &vpy, &root())
-        }
+        // adcat against its floors and anndata's concat_on_disk (see bench.rs).
+        "bench" => with_bench_env(bench::bench),
+        "bench-scale" => with_bench_env(bench_scale::bench_scale),
+        "bench-jobs" => with_bench_env(bench_jobs::bench_jobs),
         "man" => {
             run(cargo().args(["build", "--locked", "-p", "adcat-cli"]))?;
             let dir = root().join("target/man");

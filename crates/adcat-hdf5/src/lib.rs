@@ -50,11 +50,18 @@ struct OpenFile {
     used: u64,
     /// Groups of the last resolved path, each with its normalised path (ancestors first).
     groups: Vec<(String, hdf5::Group)>,
+    /// Datasets already resolved and checked, by normalised path (read-only files only:
+    /// planning and every task look up the same few datasets of an input again, and each
+    /// lookup walks the links and reads the creation properties).
+    datasets: std::collections::HashMap<String, hdf5::Dataset>,
 }
+
+/// The most datasets kept resolved per read-only file (uns-heavy files have thousands).
+const MAX_CACHED_DATASETS: usize = 256;
 
 impl OpenFile {
     fn new(file: hdf5::File) -> Self {
-        OpenFile { file, used: pool::now(), groups: Vec::new() }
+        OpenFile { file, used: pool::now(), groups: Vec::new(), datasets: Default::default() }
     }
 }
 
@@ -314,6 +321,11 @@ impl Hdf5Store {
     /// so each lookup costs one link instead of the whole depth.
     fn resolve(&self, path: &str) -> Result<Option<links::Node>> {
         let p = checked_path(path)?;
+        if !self.writable {
+            if let Some(d) = self.with_open(|o| Ok(o.datasets.get(&p).cloned()))? {
+                return Ok(Some(links::Node::Dataset(d)));
+            }
+        }
         let (base, start) = self.with_open(|o| {
             let hit = o.groups.iter().rev().find(|(g, _)| g.is_empty() || p == *g || p.starts_with(&format!("{g}/")));
             Ok(match hit {
@@ -323,6 +335,15 @@ impl Hdf5Store {
         })?;
         let rest = p[base.len()..].trim_start_matches('/');
         let node = links::resolve(start, &base, rest, self.follow_external)?;
+        if let (Some(links::Node::Dataset(d)), false) = (&node, self.writable) {
+            self.with_open(|o| {
+                if o.datasets.len() >= MAX_CACHED_DATASETS {
+                    o.datasets.clear();
+                }
+                o.datasets.insert(p.clone(), d.clone());
+                Ok(())
+            })?;
+        }
         if let Some(links::Node::Group(g)) = &node {
             // Keep the groups on this path only (a stack for depth-first walks).
             self.with_open(|o| {
