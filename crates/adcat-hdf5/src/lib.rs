@@ -46,7 +46,7 @@ pub struct Hdf5Options {
 #[derive(Debug)]
 struct OpenFile {
     file: hdf5::File,
-    /// When it was last used (`pool::now`), for closing the least recently used.
+    /// When it was last used (`pool::now`), for choosing which idle file the pool closes.
     used: u64,
     /// Groups of the last resolved path, each with its normalised path (ancestors first).
     groups: Vec<(String, hdf5::Group)>,
