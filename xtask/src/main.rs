@@ -16,7 +16,8 @@ const HELP: &str = "\
 cargo xtask <task>
 
   test          everything: HDF5 check, Rust build + tests + clippy, Python oracle suite
-  conformance   only the Python oracle suite (builds the adcat binary first)
+                (also the Python package, built into the oracle venv with maturin)
+  conformance   only the Python oracle suite (builds the adcat binary and the Python package first)
   demo          build sample inputs from Rust, convert them, concatenate, inspect
   setup         install the HDF5 library and create the oracle venv, nothing else
   bench-memory  peak RSS of `adcat concat` at three input sizes under one --max-memory
@@ -165,8 +166,22 @@ fn ensure_venv() -> Result<PathBuf> {
     Ok(vpy)
 }
 
+/// Build the Python package (crates/adcat-py) into the oracle venv with maturin (its
+/// Python sources installed editable), so the suite imports `adcat`.
+fn install_python_package(vpy: &Path) -> Result<()> {
+    let bin = vpy.parent().context("venv python has no directory")?;
+    let venv = bin.parent().context("venv bin has no parent")?;
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    run(Command::new(bin.join("maturin"))
+        .current_dir(root().join("crates/adcat-py"))
+        .args(["develop", "--locked", "--quiet"])
+        .env("VIRTUAL_ENV", venv)
+        .env("PATH", path))
+}
+
 fn conformance(vpy: &Path) -> Result<()> {
     run(cargo().args(["build", "--locked", "-p", "adcat-cli"]))?;
+    install_python_package(vpy)?;
     let bin = root().join("target/debug/adcat");
     let jobs = std::env::var("ADCAT_PYTEST_ARGS").unwrap_or_default();
     let mut cmd = Command::new(vpy);

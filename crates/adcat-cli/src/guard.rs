@@ -7,18 +7,64 @@
 //! unwinds through its normal error path and the output's `Drop` removes the temporary
 //! store. If the job does not get there within [`GRACE`] (or a second signal arrives),
 //! the signal thread removes the temporary store itself and exits.
+//!
+//! A library caller (the Python package) installs no handlers: it runs the job under its
+//! own [`StopToken`] ([`StopToken::scope`]) and stops it with [`StopToken::stop`].
 
 use adcat_store::{ArrayData, ArrayMeta, ArraySpec, AttrValue, Attrs, Compression, NodeKind, Result, Store, StoreError, StoreKind};
 use std::path::{Path, PathBuf};
+use std::cell::RefCell;
 use std::sync::atomic::{AtomicI32, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 /// How long a job may take to stop on its own after a signal.
 const GRACE: Duration = Duration::from_secs(10);
 
-/// The signal that interrupted the job (0: none).
-static SIGNAL: AtomicI32 = AtomicI32::new(0);
+/// The process's token, stopped by the signal handlers (its value: the signal, 0 none).
+static SIGNAL: LazyLock<Arc<AtomicI32>> = LazyLock::new(|| Arc::new(AtomicI32::new(0)));
+
+thread_local! {
+    /// The token stores opened on this thread obey (`None`: the process's).
+    static CURRENT: RefCell<Option<Arc<AtomicI32>>> = const { RefCell::new(None) };
+}
+
+/// Stops the stores opened under it: every later operation fails with "interrupted".
+#[derive(Debug, Clone, Default)]
+pub struct StopToken(Arc<AtomicI32>);
+
+impl StopToken {
+    /// A token of its own, not stopped by the process's signal handlers.
+    pub fn new() -> StopToken {
+        StopToken::default()
+    }
+
+    /// Stop, as if by signal `sig` (e.g. `libc::SIGINT`).
+    pub fn stop(&self, sig: i32) {
+        self.0.store(sig, Ordering::SeqCst);
+    }
+
+    /// The signal this token was stopped with, if any.
+    pub fn stopped(&self) -> Option<i32> {
+        match self.0.load(Ordering::SeqCst) {
+            0 => None,
+            s => Some(s),
+        }
+    }
+
+    /// Run `f` with this token governing every store opened on this thread.
+    pub fn scope<R>(&self, f: impl FnOnce() -> R) -> R {
+        let prev = CURRENT.with(|c| c.replace(Some(self.0.clone())));
+        let r = f();
+        CURRENT.with(|c| *c.borrow_mut() = prev);
+        r
+    }
+}
+
+/// The token of this thread's scope, or the process's.
+fn current_token() -> Arc<AtomicI32> {
+    CURRENT.with(|c| c.borrow().clone()).unwrap_or_else(|| SIGNAL.clone())
+}
 
 /// Temporary outputs to remove if the job must be stopped by force.
 static TEMPS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
@@ -60,9 +106,9 @@ pub fn install() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The signal that interrupted the job, if any.
+/// The signal that interrupted the job (the token of this thread's scope), if any.
 pub fn interrupted() -> Option<i32> {
-    match SIGNAL.load(Ordering::SeqCst) {
+    match current_token().load(Ordering::SeqCst) {
         0 => None,
         s => Some(s),
     }
@@ -105,16 +151,23 @@ fn force_exit(sig: i32) -> ! {
     unsafe { libc::_exit(128 + sig) }
 }
 
-fn check(path: &str) -> Result<()> {
-    match interrupted() {
-        None => Ok(()),
-        Some(sig) => Err(StoreError::Backend { path: path.to_owned(), message: format!("interrupted by {}", signal_name(sig)) }),
+/// A store whose every operation fails once its [`StopToken`] is stopped.
+#[derive(Debug)]
+pub struct Guarded(Box<dyn Store>, Arc<AtomicI32>);
+
+impl Guarded {
+    /// Guard `store` with the token of this thread's scope (or the process's).
+    pub fn new(store: Box<dyn Store>) -> Guarded {
+        Guarded(store, current_token())
+    }
+
+    fn check(&self, path: &str) -> Result<()> {
+        match self.1.load(Ordering::SeqCst) {
+            0 => Ok(()),
+            sig => Err(StoreError::Backend { path: path.to_owned(), message: format!("interrupted by {}", signal_name(sig)) }),
+        }
     }
 }
-
-/// A store whose every operation fails once the job has been interrupted.
-#[derive(Debug)]
-pub struct Guarded(pub Box<dyn Store>);
 
 impl Store for Guarded {
     fn location(&self) -> &str {
@@ -124,91 +177,91 @@ impl Store for Guarded {
         self.0.kind()
     }
     fn node_kind(&self, path: &str) -> Result<Option<NodeKind>> {
-        check(path)?;
+        self.check(path)?;
         self.0.node_kind(path)
     }
     fn list(&self, path: &str) -> Result<Vec<String>> {
-        check(path)?;
+        self.check(path)?;
         self.0.list(path)
     }
     fn create_group(&self, path: &str) -> Result<()> {
-        check(path)?;
+        self.check(path)?;
         self.0.create_group(path)
     }
     fn delete(&self, path: &str) -> Result<()> {
-        check(path)?;
+        self.check(path)?;
         self.0.delete(path)
     }
     fn attrs(&self, path: &str) -> Result<Attrs> {
-        check(path)?;
+        self.check(path)?;
         self.0.attrs(path)
     }
     fn set_attrs(&self, path: &str, attrs: &Attrs) -> Result<()> {
-        check(path)?;
+        self.check(path)?;
         self.0.set_attrs(path, attrs)
     }
     fn create_array(&self, path: &str, spec: &ArraySpec) -> Result<()> {
-        check(path)?;
+        self.check(path)?;
         self.0.create_array(path, spec)
     }
     fn array_meta(&self, path: &str) -> Result<ArrayMeta> {
-        check(path)?;
+        self.check(path)?;
         self.0.array_meta(path)
     }
     fn read(&self, path: &str, start: &[u64], shape: &[u64]) -> Result<ArrayData> {
-        check(path)?;
+        self.check(path)?;
         self.0.read(path, start, shape)
     }
     fn write(&self, path: &str, start: &[u64], data: &ArrayData) -> Result<()> {
-        check(path)?;
+        self.check(path)?;
         self.0.write(path, start, data)
     }
     fn write_rows_range(&self, path: &str, start: u64, data: &ArrayData, rows: std::ops::Range<usize>) -> Result<()> {
-        check(path)?;
+        self.check(path)?;
         self.0.write_rows_range(path, start, data, rows)
     }
     fn resize(&self, path: &str, shape: &[u64]) -> Result<()> {
-        check(path)?;
+        self.check(path)?;
         self.0.resize(path, shape)
     }
     fn flush(&self) -> Result<()> {
-        check("")?;
+        self.check("")?;
         self.0.flush()
     }
     fn stored_bytes(&self, path: &str) -> Result<Option<u64>> {
-        check(path)?;
+        self.check(path)?;
         self.0.stored_bytes(path)
     }
     fn is_record(&self, path: &str) -> Result<bool> {
-        check(path)?;
+        self.check(path)?;
         self.0.is_record(path)
     }
     fn read_record(&self, path: &str) -> Result<Vec<(String, ArrayData)>> {
-        check(path)?;
+        self.check(path)?;
         self.0.read_record(path)
     }
     fn record_fields(&self, path: &str) -> Result<Vec<adcat_store::RecordField>> {
-        check(path)?;
+        self.check(path)?;
         self.0.record_fields(path)
     }
     fn read_field(&self, path: &str, field: &str, start: u64, end: u64) -> Result<ArrayData> {
-        check(path)?;
+        self.check(path)?;
         self.0.read_field(path, field, start, end)
     }
     fn is_fixed_ascii(&self, path: &str) -> Result<bool> {
-        check(path)?;
+        self.check(path)?;
         self.0.is_fixed_ascii(path)
     }
     fn record_len(&self, path: &str) -> Result<u64> {
-        check(path)?;
+        self.check(path)?;
         self.0.record_len(path)
     }
     fn create_record(&self, path: &str, fields: &[(String, ArrayData)], compression: &Compression) -> Result<()> {
-        check(path)?;
+        self.check(path)?;
         self.0.create_record(path, fields, compression)
     }
     fn attr(&self, path: &str, name: &str) -> Result<Option<AttrValue>> {
-        check(path)?;
+        self.check(path)?;
         self.0.attr(path, name)
     }
 }

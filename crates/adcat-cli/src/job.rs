@@ -264,7 +264,7 @@ fn open_job_stores(job: &JobFile, budget: u64, follow: bool) -> Result<JobStores
         bail!("{}: the job's output under construction is missing (published already, or removed); create the job again", staging.display());
     }
     let out = ZarrStore::open_rw(staging).map_err(|e| anyhow!("{}: {e}", staging.display()))?;
-    Ok((inputs, Box::new(Guarded(Box::new(out)))))
+    Ok((inputs, Box::new(Guarded::new(Box::new(out)))))
 }
 
 /// The counts of `element`, waiting for other workers' count tasks when `wait`.

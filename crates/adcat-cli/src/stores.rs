@@ -53,14 +53,14 @@ pub struct InputOptions {
 
 /// Open an input with `opts`.
 pub fn open_input(path: &Path, opts: InputOptions) -> Result<Box<dyn Store>> {
-    Ok(Box::new(Guarded(open_bounded(path, opts)?)))
+    Ok(Box::new(Guarded::new(open_bounded(path, opts)?)))
 }
 
 /// An input opened on first use: a task of a job reads a few of the job's inputs, and
 /// opening all of them (a thousand HDF5 files) would be most of its cost.
 pub fn lazy_input(path: &Path, opts: InputOptions) -> Box<dyn Store> {
     let location = path.display().to_string();
-    Box::new(Guarded(Box::new(Lazy { path: path.to_path_buf(), location, opts, store: std::sync::OnceLock::new() })))
+    Box::new(Guarded::new(Box::new(Lazy { path: path.to_path_buf(), location, opts, store: std::sync::OnceLock::new() })))
 }
 
 fn open_bounded(path: &Path, opts: InputOptions) -> Result<Box<dyn Store>> {
@@ -268,7 +268,7 @@ fn new_store(format: OutFormat, tmp: &Path, dest: &Path) -> Result<Box<dyn Store
         OutFormat::H5ad => Box::new(Hdf5Store::create(tmp).map_err(|e| anyhow!("{}: {}", dest.display(), e))?),
         OutFormat::Zarr(v) => Box::new(ZarrStore::create(tmp, v).map_err(|e| anyhow!("{}: {}", dest.display(), e))?),
     };
-    Ok(Box::new(Guarded(store)))
+    Ok(Box::new(Guarded::new(store)))
 }
 
 /// Take the lock for writing `dest` (`lock_path` beside it), or say who holds it.
@@ -371,7 +371,7 @@ impl Output {
         } else {
             bail!("{}: the job's output under construction is missing; create the job again", staging.display())
         };
-        Ok(Output { tmp: staging.to_path_buf(), dest: parent.join(name), store: Some(Box::new(Guarded(store))), lock: Some((lock_path, lock)), discard: false, spent: None })
+        Ok(Output { tmp: staging.to_path_buf(), dest: parent.join(name), store: Some(Box::new(Guarded::new(store))), lock: Some((lock_path, lock)), discard: false, spent: None })
     }
 
     /// Convert a job's finished staging store (zarr) into a new temporary output of
@@ -388,7 +388,7 @@ impl Output {
         let mut out = Output { tmp: tmp.clone(), dest: self.dest.clone(), store: None, lock: self.lock.take(), discard: true, spent: Some(self.tmp.clone()) };
         out.store = Some(new_store(format, &tmp, &self.dest)?);
         let src = ZarrStore::open(&self.tmp).map_err(|e| anyhow!("{}: {}", self.tmp.display(), e))?;
-        adcat_format::convert(&Guarded(Box::new(src)), out.store(), opts, &adcat_format::NoProgress).map_err(|e| {
+        adcat_format::convert(&Guarded::new(Box::new(src)), out.store(), opts, &adcat_format::NoProgress).map_err(|e| {
             if e.is_output() {
                 anyhow!("{}: {e}", self.dest.display())
             } else {
@@ -481,7 +481,7 @@ fn split_dest(dest: &Path) -> Result<(PathBuf, String)> {
 }
 
 /// Refuse an output that is an input, or lies inside an input store.
-fn check_not_an_input(dest: &Path, dest_abs: &Path, inputs: &[PathBuf]) -> Result<()> {
+pub(crate) fn check_not_an_input(dest: &Path, dest_abs: &Path, inputs: &[PathBuf]) -> Result<()> {
     let dest_real = dest_abs.canonicalize().unwrap_or_else(|_| dest_abs.to_path_buf());
     for input in inputs {
         let Ok(c) = input.canonicalize() else { continue };
@@ -497,7 +497,7 @@ fn check_not_an_input(dest: &Path, dest_abs: &Path, inputs: &[PathBuf]) -> Resul
 
 /// `--force` replaces a file or an AnnData store, nothing else: never a directory that
 /// holds an input or the working directory, and never a directory that is not a store.
-fn check_replaceable(dest: &Path, dest_abs: &Path, inputs: &[PathBuf]) -> Result<()> {
+pub(crate) fn check_replaceable(dest: &Path, dest_abs: &Path, inputs: &[PathBuf]) -> Result<()> {
     let meta = std::fs::symlink_metadata(dest_abs).with_context(|| format!("{}", dest.display()))?;
     if meta.file_type().is_symlink() || meta.is_file() {
         return Ok(()); // the link or file itself is replaced by rename

@@ -1,0 +1,297 @@
+//! The command line's jobs for other front ends (the Python package): the same options
+//! as the flags, typed errors instead of exit statuses, and a [`StopToken`] instead of
+//! signal handlers. Outputs are written as the CLI writes them: beside the final path,
+//! verified, and moved into place only when complete.
+
+use crate::guard::StopToken;
+use crate::stores::{self, open_input, output_format, OutFormat, Output};
+use crate::{inputs, planview, prepare_inputs, write_options, ConcatArgs, WriteArgs};
+use adcat_concat::ConcatError;
+use adcat_format::{FormatError, Progress, WriteOptions};
+use adcat_store::StoreError;
+use std::path::{Path, PathBuf};
+
+/// What kind of failure an [`Error`] is, for front ends that map errors onto their own
+/// types (Python: `FileNotFoundError`, `ValueError`, ...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// An input, or the output's directory, does not exist.
+    NotFound,
+    /// The output exists and overwriting it was not asked for.
+    Exists,
+    /// Invalid options, or inputs that are not valid AnnData or do not fit together.
+    Invalid,
+    /// Valid AnnData that adcat cannot handle (an encoding, type or combination).
+    Unsupported,
+    /// Stopped through the [`StopToken`].
+    Interrupted,
+    /// Reading or writing failed (I/O, a full disk, a lock held by another process).
+    Io,
+}
+
+/// A failed job: its kind and the message, which names the file and element path.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct Error {
+    /// What kind of failure.
+    pub kind: ErrorKind,
+    /// One line for a person.
+    pub message: String,
+}
+
+impl Error {
+    fn new(kind: ErrorKind, message: impl Into<String>) -> Error {
+        Error { kind, message: message.into() }
+    }
+
+    /// An `anyhow` error of the CLI's wiring, as one line.
+    fn from_anyhow(kind: ErrorKind, e: &anyhow::Error) -> Error {
+        Error::new(kind, format!("{e:#}").replace('\n', " "))
+    }
+}
+
+/// Result alias.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// How the output is written (the CLI's `--zarr-format`, `--compression`, `--max-memory`,
+/// `--force`).
+#[derive(Debug, Clone)]
+pub struct WriteSpec {
+    /// 2 or 3, for a zarr output.
+    pub zarr_format: u8,
+    /// As `--compression` (`None`: anndata's default for the format).
+    pub compression: Option<String>,
+    /// As `--max-memory` (`512MiB`, `2GiB`, or bytes).
+    pub max_memory: String,
+    /// Replace an existing output (a file or an AnnData store, never an input).
+    pub force: bool,
+}
+
+impl Default for WriteSpec {
+    fn default() -> Self {
+        WriteSpec { zarr_format: 3, compression: None, max_memory: "1GiB".into(), force: false }
+    }
+}
+
+impl WriteSpec {
+    fn args(&self) -> WriteArgs {
+        WriteArgs { zarr_format: self.zarr_format.to_string(), compression: self.compression.clone(), max_memory: self.max_memory.clone(), force: self.force }
+    }
+
+    fn options(&self) -> Result<WriteOptions> {
+        write_options(&self.args()).map_err(|e| Error::from_anyhow(ErrorKind::Invalid, &e))
+    }
+}
+
+/// The output's format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// From the output path's extension, as the CLI decides it.
+    FromExtension,
+    /// HDF5 (.h5ad).
+    H5ad,
+    /// Zarr, of [`WriteSpec::zarr_format`].
+    Zarr,
+}
+
+/// A concatenation: the arguments of `adcat concat`.
+#[derive(Debug, Clone)]
+pub struct ConcatSpec {
+    /// Input stores, in order.
+    pub inputs: Vec<PathBuf>,
+    /// One key per input (`--keys`).
+    pub keys: Option<Vec<String>>,
+    /// Output path.
+    pub output: PathBuf,
+    /// Output format.
+    pub format: Format,
+    /// `obs` or `var` (also `0`, `1`).
+    pub axis: String,
+    /// `inner` or `outer`.
+    pub join: String,
+    /// Merge strategy name for off-axis annotations.
+    pub merge: Option<String>,
+    /// Merge strategy name for uns.
+    pub uns_merge: Option<String>,
+    /// Name of the batch column.
+    pub label: Option<String>,
+    /// Separator making names along the axis unique.
+    pub index_unique: Option<String>,
+    /// Fill value of an outer join.
+    pub fill_value: Option<f64>,
+    /// Concatenate obsp (varp) block-diagonally.
+    pub pairwise: bool,
+    /// How the output is written.
+    pub write: WriteSpec,
+    /// Read HDF5 external links and virtual datasets (`--follow-external-links`).
+    pub follow_external_links: bool,
+}
+
+/// The result of [`validate`].
+#[derive(Debug, Clone)]
+pub struct Validation {
+    /// Rows, if they could be told.
+    pub n_obs: Option<u64>,
+    /// Columns, if they could be told.
+    pub n_vars: Option<u64>,
+    /// Every problem found (empty: valid).
+    pub problems: Vec<String>,
+}
+
+/// The kind of an engine error.
+fn concat_kind(e: &ConcatError) -> ErrorKind {
+    match e {
+        ConcatError::Input { source, .. } | ConcatError::Format(source) => format_kind(source),
+        ConcatError::Output(_) => ErrorKind::Io,
+        ConcatError::Unsupported { .. } => ErrorKind::Unsupported,
+        ConcatError::Options(_) | ConcatError::Job(_) => ErrorKind::Invalid,
+    }
+}
+
+fn format_kind(e: &FormatError) -> ErrorKind {
+    match e {
+        FormatError::UnknownEncoding { .. } | FormatError::UnsupportedVersion { .. } | FormatError::Unsupported { .. } => ErrorKind::Unsupported,
+        FormatError::Invalid { .. } => ErrorKind::Invalid,
+        FormatError::Store(StoreError::Open { .. } | StoreError::Backend { .. }) => ErrorKind::Io,
+        FormatError::Store(StoreError::UnsupportedDType { .. }) => ErrorKind::Unsupported,
+        FormatError::Store(_) => ErrorKind::Invalid,
+    }
+}
+
+/// Run `f` under `stop`; an error after a stop is [`ErrorKind::Interrupted`].
+fn stoppable<T>(stop: &StopToken, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    stop.scope(f).map_err(|e| match stop.stopped() {
+        Some(sig) => Error::new(ErrorKind::Interrupted, format!("interrupted by {}; partial output removed", crate::guard::signal_name(sig))),
+        None => e,
+    })
+}
+
+fn input_opts(max_memory: u64, follow: bool) -> stores::InputOptions {
+    stores::InputOptions { follow_external: follow, max_memory, budget_flag: false }
+}
+
+/// Open an input; a missing path is [`ErrorKind::NotFound`].
+fn open(path: &Path, opts: stores::InputOptions) -> Result<Box<dyn adcat_store::Store>> {
+    if !path.exists() {
+        return Err(Error::new(ErrorKind::NotFound, format!("{}: no such file or directory", path.display())));
+    }
+    open_input(path, opts).map_err(|e| Error::from_anyhow(ErrorKind::Invalid, &e))
+}
+
+/// Create the output's temporary store, with the checks' kinds.
+fn create_output(dest: &Path, format: OutFormat, force: bool, inputs: &[PathBuf]) -> Result<Output> {
+    let parent = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    if !parent.is_dir() {
+        return Err(Error::new(ErrorKind::NotFound, format!("{}: the parent directory {} does not exist; create it first", dest.display(), parent.display())));
+    }
+    let dest_abs = parent.canonicalize().map_err(|e| Error::new(ErrorKind::Io, format!("{}: {e}", parent.display())))?.join(dest.file_name().unwrap_or_default());
+    stores::check_not_an_input(dest, &dest_abs, inputs).map_err(|e| Error::from_anyhow(ErrorKind::Invalid, &e))?;
+    let exists = dest.symlink_metadata().is_ok();
+    if !force && exists {
+        return Err(Error::new(ErrorKind::Exists, format!("{}: output exists; pass force=True to overwrite it", dest.display())));
+    }
+    if exists {
+        stores::check_replaceable(dest, &dest_abs, inputs).map_err(|e| Error::from_anyhow(ErrorKind::Exists, &e))?;
+    }
+    Output::create(dest, format, force, inputs).map_err(|e| Error::from_anyhow(ErrorKind::Io, &e))
+}
+
+/// The output format of `spec`.
+fn out_format(output: &Path, format: Format, zarr_format: u8) -> Result<OutFormat> {
+    let zarr = |v: u8| OutFormat::Zarr(if v == 2 { adcat_zarr::ZarrVersion::V2 } else { adcat_zarr::ZarrVersion::V3 });
+    match format {
+        Format::H5ad => Ok(OutFormat::H5ad),
+        Format::Zarr => Ok(zarr(zarr_format)),
+        Format::FromExtension => output_format(output, zarr_format).map_err(|e| Error::from_anyhow(ErrorKind::Invalid, &e)),
+    }
+}
+
+/// The checked arguments of a concatenation, and its input stores opened.
+fn prepared(spec: &ConcatSpec) -> Result<(crate::Prepared, Vec<Box<dyn adcat_store::Store>>)> {
+    let args = ConcatArgs {
+        inputs: vec![],
+        inputs_from: None,
+        output: spec.output.clone(),
+        axis: spec.axis.clone(),
+        join: spec.join.clone(),
+        merge: spec.merge.clone(),
+        uns_merge: spec.uns_merge.clone(),
+        label: spec.label.clone(),
+        keys: spec.keys.clone(),
+        index_unique: spec.index_unique.clone(),
+        fill_value: spec.fill_value,
+        pairwise: spec.pairwise,
+        task_size: "1GiB".into(),
+        write: spec.write.args(),
+    };
+    let specs = spec.inputs.iter().map(|p| inputs::Input { path: p.clone(), key: None }).collect();
+    let mut p = prepare_inputs(specs, args).map_err(|e| Error::from_anyhow(ErrorKind::Invalid, &e))?;
+    p.format = out_format(&spec.output, spec.format, spec.write.zarr_format)?;
+    let opts = input_opts(p.copts.write.max_memory, spec.follow_external_links);
+    let stores = p.inputs.iter().map(|i| open(i, opts)).collect::<Result<Vec<_>>>()?;
+    Ok((p, stores))
+}
+
+/// An engine error, attributed as the CLI attributes it.
+fn engine_error(p: &crate::Prepared, e: ConcatError) -> Error {
+    let kind = concat_kind(&e);
+    Error::from_anyhow(kind, &p.err(e))
+}
+
+/// Concatenate as `adcat concat`; returns the warnings. `progress` hears of every
+/// element and byte written.
+pub fn concat(spec: &ConcatSpec, progress: &dyn Progress, stop: &StopToken) -> Result<Vec<String>> {
+    stoppable(stop, || {
+        let (p, stores) = prepared(spec)?;
+        let refs: Vec<&dyn adcat_store::Store> = stores.iter().map(|s| s.as_ref()).collect();
+        let out = create_output(&p.output, p.format, p.force, &p.inputs)?;
+        let report = adcat_concat::concat(&refs, out.store(), &p.copts, progress).map_err(|e| engine_error(&p, e))?;
+        out.commit(Some(report.shape)).map_err(|e| Error::from_anyhow(ErrorKind::Io, &e))?;
+        Ok(report.warnings)
+    })
+}
+
+/// The plan of a concatenation, as `adcat plan --json` prints it; reads metadata only.
+pub fn plan(spec: &ConcatSpec) -> Result<String> {
+    let (p, stores) = prepared(spec)?;
+    let refs: Vec<&dyn adcat_store::Store> = stores.iter().map(|s| s.as_ref()).collect();
+    let kind = p.format.kind();
+    let plan = adcat_concat::plan::plan(&refs, kind, &p.copts).map_err(|e| engine_error(&p, e))?;
+    planview::render(&plan, &p.inputs, &p.output, kind, &p.copts, true).map_err(|e| Error::from_anyhow(ErrorKind::Invalid, &e))
+}
+
+/// Convert one store to another format, as `adcat convert`.
+pub fn convert(input: &Path, output: &Path, format: Format, write: &WriteSpec, follow: bool, progress: &dyn Progress, stop: &StopToken) -> Result<()> {
+    stoppable(stop, || {
+        let opts = write.options()?;
+        let format = out_format(output, format, write.zarr_format)?;
+        crate::check_codec(&opts, format, output).map_err(|e| Error::from_anyhow(ErrorKind::Invalid, &e))?;
+        let src = open(input, input_opts(opts.max_memory, follow))?;
+        let out = create_output(output, format, write.force, std::slice::from_ref(&input.to_path_buf()))?;
+        adcat_format::convert(src.as_ref(), out.store(), &opts, progress).map_err(|e| {
+            let (kind, at) = if e.is_output() { (ErrorKind::Io, output) } else { (format_kind(&e), input) };
+            Error::new(kind, format!("{}: {e}", at.display()))
+        })?;
+        let planned = adcat_format::validate::validate(&adcat_format::LegacyView::new(src.as_ref()), false);
+        out.commit(planned.n_obs.zip(planned.n_vars)).map_err(|e| Error::from_anyhow(ErrorKind::Io, &e))
+    })
+}
+
+/// The element tree of a store, as `adcat inspect --json` prints it.
+pub fn inspect(path: &Path, follow: bool) -> Result<String> {
+    let s = open(path, input_opts(WriteOptions::default().max_memory, follow))?;
+    let tree = adcat_format::inspect::inspect(&adcat_format::LegacyView::new(s.as_ref())).map_err(|e| Error::new(format_kind(&e), format!("{}: {e}", path.display())))?;
+    let doc = serde_json::json!({
+        "location": path.display().to_string(),
+        "format": s.kind().to_string(),
+        "root": adcat_format::inspect::to_json(&tree),
+    });
+    serde_json::to_string_pretty(&doc).map_err(|e| Error::new(ErrorKind::Invalid, format!("{}: {e}", path.display())))
+}
+
+/// Check a store against the AnnData format, as `adcat validate` (`quick`: metadata only).
+pub fn validate(path: &Path, quick: bool, follow: bool) -> Result<Validation> {
+    let s = open(path, input_opts(WriteOptions::default().max_memory, follow))?;
+    let r = adcat_format::validate::validate(&adcat_format::LegacyView::new(s.as_ref()), !quick);
+    Ok(Validation { n_obs: r.n_obs, n_vars: r.n_vars, problems: r.problems.iter().map(ToString::to_string).collect() })
+}

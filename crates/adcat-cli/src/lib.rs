@@ -1,0 +1,525 @@
+//! The `adcat` command line, as a library: [`run_main`] is the whole command (the
+//! `adcat` binary and the Python package's `adcat` script call it), and [`api`] offers
+//! the same jobs to other front ends (the Python package) with typed errors.
+
+pub mod api;
+pub mod guard;
+mod inputs;
+mod job;
+mod planview;
+mod progress;
+mod stores;
+mod synth;
+
+use adcat_format::{inspect, WriteOptions};
+use adcat_store::Compression;
+use anyhow::{anyhow, bail, Result};
+use clap::{CommandFactory, Parser, Subcommand};
+use std::ffi::OsString;
+use std::path::PathBuf;
+use stores::{open_input, output_format, Output};
+
+#[derive(Parser, Debug)]
+#[command(name = "adcat", version, about = "Concatenate and convert AnnData stores (.h5ad, .zarr) out of core")]
+struct Cli {
+    /// No progress display.
+    #[arg(short, long, global = true)]
+    quiet: bool,
+    /// Print the time and size of every element written (on stderr).
+    #[arg(short, long, global = true)]
+    verbose: bool,
+    /// Worker threads for compression and encoding (default: one per core).
+    #[arg(short = 'j', long, global = true, value_name = "N")]
+    threads: Option<usize>,
+    /// Read HDF5 external links, virtual datasets and externally stored data, which take
+    /// data from files other than the inputs named (refused by default).
+    #[arg(long, global = true)]
+    follow_external_links: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub(crate) struct WriteArgs {
+    /// Zarr format of a .zarr output.
+    #[arg(long, default_value = "3", value_parser = ["2", "3"])]
+    zarr_format: String,
+    /// Chunk compression: none, gzip[:LEVEL], lzf, zstd[:LEVEL], blosc[:CNAME[:LEVEL]].
+    /// Default as anndata: none for .h5ad, zstd for zarr v3, blosc-lz4 for zarr v2.
+    #[arg(long)]
+    compression: Option<String>,
+    /// Memory budget for data in flight, e.g. 512MiB, 2GiB.
+    #[arg(long, default_value = "1GiB")]
+    max_memory: String,
+    /// Overwrite an existing OUTPUT (never an input).
+    #[arg(long)]
+    force: bool,
+}
+
+/// The arguments of `concat` and `plan`.
+#[derive(clap::Args, Debug, Clone)]
+pub(crate) struct ConcatArgs {
+    /// Input stores, in order: paths, KEY=PATH (the key as with --keys), or glob
+    /// patterns (matches in sorted order).
+    #[arg(required_unless_present = "inputs_from", value_name = "INPUT")]
+    pub inputs: Vec<String>,
+    /// Read more inputs from FILE (`-`: standard input): one path per line, or
+    /// KEY<TAB>PATH; `#` starts a comment line. Relative paths are relative to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub inputs_from: Option<PathBuf>,
+    /// Output path; .h5ad -> HDF5, .zarr -> Zarr.
+    #[arg(short, long)]
+    output: PathBuf,
+    /// Axis to concatenate along: obs (0) or var (1).
+    #[arg(long, default_value = "obs", value_parser = ["obs", "var", "0", "1"])]
+    axis: String,
+    /// How to combine the other axis: inner (intersection) or outer (union).
+    #[arg(long, default_value = "inner", value_parser = ["inner", "outer"])]
+    join: String,
+    /// Strategy for off-axis annotations (var columns, varm, varp).
+    #[arg(long, value_parser = ["same", "unique", "first", "only"])]
+    merge: Option<String>,
+    /// Strategy for uns.
+    #[arg(long, value_parser = ["same", "unique", "first", "only"])]
+    uns_merge: Option<String>,
+    /// Add a categorical column with this name recording each cell's input.
+    #[arg(long)]
+    label: Option<String>,
+    /// Names of the inputs for --label and --index-unique (default 0,1,...).
+    #[arg(long, value_delimiter = ',')]
+    keys: Option<Vec<String>>,
+    /// Make names along the axis unique: NAME + SEP + KEY.
+    #[arg(long, value_name = "SEP")]
+    index_unique: Option<String>,
+    /// Value for entries missing after an outer join (default 0 sparse, NaN dense).
+    #[arg(long, allow_negative_numbers = true)]
+    fill_value: Option<f64>,
+    /// Concatenate obsp (varp for --axis var) block-diagonally.
+    #[arg(long)]
+    pairwise: bool,
+    /// Target uncompressed output size of one task of the job (see `adcat job`).
+    #[arg(long, default_value = "1GiB", value_name = "SIZE")]
+    task_size: String,
+    #[command(flatten)]
+    write: WriteArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Convert one AnnData store to another format (h5ad, zarr v2, zarr v3), every element kept.
+    Convert {
+        /// Input .h5ad file or .zarr directory.
+        input: PathBuf,
+        /// Output path; .h5ad -> HDF5, .zarr -> Zarr.
+        output: PathBuf,
+        #[command(flatten)]
+        write: WriteArgs,
+    },
+    /// Concatenate AnnData stores (any mix of .h5ad and .zarr), like `anndata.concat`.
+    Concat {
+        #[command(flatten)]
+        args: ConcatArgs,
+        /// Print the plan (as `adcat plan`) and write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// With --dry-run: the plan as JSON.
+        #[arg(long, requires = "dry_run")]
+        json: bool,
+        /// Run as a job recorded in DIR (see `adcat job`), so that an interrupted run
+        /// can be resumed with --resume; zarr outputs.
+        #[arg(long, value_name = "DIR", conflicts_with = "dry_run")]
+        job_dir: Option<PathBuf>,
+        /// Continue the job in --job-dir: finished tasks are not run again.
+        #[arg(long, requires = "job_dir")]
+        resume: bool,
+    },
+    /// Show what `adcat concat` with the same arguments would do, reading only metadata,
+    /// indexes and off-axis tables: output shape, every element and how it is combined,
+    /// dropped keys, dtype promotions, reindexing, estimated size and memory.
+    Plan {
+        #[command(flatten)]
+        args: ConcatArgs,
+        /// Machine-readable JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// A concatenation as a job of tasks for a scheduler: create, run, status, finish.
+    #[command(subcommand)]
+    Job(job::JobCommand),
+    /// Write a synthetic AnnData store (sample and benchmark data).
+    Generate {
+        /// Output path; .h5ad -> HDF5, .zarr -> Zarr.
+        output: PathBuf,
+        /// Number of cells (obs).
+        #[arg(long, default_value_t = 1000)]
+        cells: u64,
+        /// Number of genes (var).
+        #[arg(long, default_value_t = 500)]
+        genes: u64,
+        /// First gene number (files with different offsets share part of their genes).
+        #[arg(long, default_value_t = 0)]
+        gene_offset: u64,
+        /// Fraction of non-zero entries in X.
+        #[arg(long, default_value_t = 0.05)]
+        density: f64,
+        /// Random seed (also prefixes cell names).
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Put the genes in a random (seeded) order.
+        #[arg(long)]
+        shuffle_genes: bool,
+        /// Write X and the counts layer dense instead of CSR.
+        #[arg(long)]
+        dense: bool,
+        #[command(flatten)]
+        write: WriteArgs,
+    },
+    /// Check a store against the AnnData format and report every problem found.
+    Validate {
+        /// The .h5ad file or .zarr directory to check.
+        path: PathBuf,
+        /// Only metadata, attributes and shapes (skip scanning sparse indices and codes).
+        #[arg(long)]
+        quick: bool,
+    },
+    /// Print shell completions for adcat (e.g. `adcat completions bash > /etc/bash_completion.d/adcat`).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) for adcat.
+    #[command(hide = true)]
+    Man,
+    /// Show the element tree: encodings, shapes, dtypes, nnz, chunking, codecs and sizes.
+    Inspect {
+        /// Machine-readable JSON instead of the indented tree.
+        #[arg(long)]
+        json: bool,
+        /// .h5ad file or .zarr directory.
+        path: PathBuf,
+    },
+}
+
+/// Parse sizes like `512MiB`, `2GiB`, `1G`, `1000000`.
+pub(crate) fn parse_size(s: &str) -> Result<u64> {
+    let v = parse_bytes(s)?;
+    if v < (1 << 20) {
+        bail!("invalid size {s:?}: the memory budget must be at least 1MiB");
+    }
+    Ok(v)
+}
+
+/// A size in bytes: a number with an optional unit (k, KiB, M, MiB, G, GiB, T, TiB).
+fn parse_bytes(s: &str) -> Result<u64> {
+    let t = s.trim();
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num.parse().map_err(|_| anyhow!("invalid size {s:?}: expected e.g. 512MiB or 2GiB"))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" => 1_000,
+        "kib" => 1 << 10,
+        "m" | "mb" => 1_000_000,
+        "mib" => 1 << 20,
+        "g" | "gb" => 1_000_000_000,
+        "gib" => 1 << 30,
+        "t" | "tb" => 1_000_000_000_000,
+        "tib" => 1 << 40,
+        _ => bail!("invalid size {s:?}: unknown unit {unit:?}"),
+    };
+    Ok(((n * mult as f64) as u64).max(1))
+}
+
+pub(crate) fn parse_compression(s: &str) -> Result<Compression> {
+    let parts: Vec<&str> = s.split(':').collect();
+    let level = |i: usize, default: i64, max: i64| -> Result<i64> {
+        match parts.get(i) {
+            None => Ok(default),
+            Some(x) => x
+                .parse::<i64>()
+                .ok()
+                .filter(|l| (0..=max).contains(l))
+                .ok_or_else(|| anyhow!("invalid compression level {x:?} in {s:?} (0-{max})")),
+        }
+    };
+    Ok(match parts[0] {
+        "none" => Compression::None,
+        "gzip" => Compression::Gzip(level(1, 4, 9)? as u32),
+        "lzf" => Compression::Lzf,
+        "zstd" => Compression::Zstd(level(1, 3, 22)? as i32),
+        "blosc" => Compression::Blosc {
+            cname: parts.get(1).copied().unwrap_or("lz4").to_owned(),
+            clevel: level(2, 5, 9)? as u8,
+            shuffle: 1,
+        },
+        other => bail!("invalid --compression {other:?}: use none, gzip[:L], lzf, zstd[:L] or blosc[:CNAME[:L]]"),
+    })
+}
+
+/// `c` as `--compression` takes it (inverse of [`parse_compression`]).
+pub(crate) fn compression_arg(c: &Compression) -> String {
+    match c {
+        Compression::None => "none".into(),
+        Compression::Gzip(l) => format!("gzip:{l}"),
+        Compression::Lzf => "lzf".into(),
+        Compression::Zstd(l) => format!("zstd:{l}"),
+        Compression::Blosc { cname, clevel, .. } => format!("blosc:{cname}:{clevel}"),
+        // Found on read only; parsing it back fails, as it should.
+        Compression::Other(s) => s.clone(),
+    }
+}
+
+fn write_options(w: &WriteArgs) -> Result<WriteOptions> {
+    Ok(WriteOptions {
+        compression: w.compression.as_deref().map(parse_compression).transpose().map_err(|e| anyhow!("--compression: {e}"))?,
+        max_memory: parse_size(&w.max_memory).map_err(|e| anyhow!("--max-memory: {e}"))?,
+        ..WriteOptions::default()
+    })
+}
+
+/// Refuse a codec the output format cannot carry (readable without plugins).
+pub(crate) fn check_codec(opts: &WriteOptions, format: stores::OutFormat, output: &std::path::Path) -> Result<()> {
+    if opts.compression.as_ref().is_some_and(|c| matches!(c, Compression::Lzf) && format != stores::OutFormat::H5ad) {
+        bail!("{}: lzf compression is only available for .h5ad output; use zstd, gzip or blosc for zarr", output.display());
+    }
+    if opts.compression.as_ref().is_some_and(|c| matches!(c, Compression::Zstd(_) | Compression::Blosc { .. }) && format == stores::OutFormat::H5ad) {
+        bail!("{}: zstd and blosc need an HDF5 plugin to read; use gzip or lzf for .h5ad output", output.display());
+    }
+    Ok(())
+}
+
+/// A concatenation's arguments, checked: inputs, options, output and its format.
+pub(crate) struct Prepared {
+    pub inputs: Vec<PathBuf>,
+    pub copts: adcat_concat::ConcatOptions,
+    pub output: PathBuf,
+    pub format: stores::OutFormat,
+    pub force: bool,
+}
+
+pub(crate) fn prepare(args: ConcatArgs) -> Result<Prepared> {
+    let specs = inputs::resolve(&args.inputs, args.inputs_from.as_deref())?;
+    prepare_inputs(specs, args)
+}
+
+/// As [`prepare`], with the inputs resolved already (`args.inputs` is not read).
+pub(crate) fn prepare_inputs(specs: Vec<inputs::Input>, args: ConcatArgs) -> Result<Prepared> {
+    let ConcatArgs { inputs: _, inputs_from: _, output, axis, join, merge, uns_merge, label, keys, index_unique, fill_value, pairwise, task_size, write } = args;
+    let keys = inputs::keys(&specs, keys)?;
+    let inputs: Vec<PathBuf> = specs.into_iter().map(|i| i.path).collect();
+    let opts = write_options(&write)?;
+    let format = output_format(&output, write.zarr_format.parse().unwrap_or(3))?;
+    let parse_strategy = |s: Option<String>| s.map(|x| x.parse::<adcat_concat::Strategy>().map_err(|e| anyhow!(e))).transpose();
+    let copts = adcat_concat::ConcatOptions {
+        axis: if axis == "var" || axis == "1" { adcat_concat::Axis::Var } else { adcat_concat::Axis::Obs },
+        join: if join == "outer" { adcat_concat::Join::Outer } else { adcat_concat::Join::Inner },
+        merge: parse_strategy(merge)?,
+        uns_merge: parse_strategy(uns_merge)?,
+        label,
+        keys,
+        index_unique,
+        fill_value,
+        pairwise,
+        write: opts,
+        task_bytes: Some(parse_bytes(&task_size).map_err(|e| anyhow!("--task-size: {e}"))?),
+        dry_run: false,
+    };
+    if let Some(k) = &copts.keys {
+        if k.len() < inputs.len() {
+            bail!("--keys has {} names for {} inputs; give one name per input (comma-separated)", k.len(), inputs.len());
+        }
+    }
+    Ok(Prepared { inputs, copts, output, format, force: write.force })
+}
+
+impl Prepared {
+    pub fn open_inputs(&self, follow: bool) -> Result<Vec<Box<dyn adcat_store::Store>>> {
+        let iopts = stores::InputOptions { follow_external: follow, max_memory: self.copts.write.max_memory, budget_flag: true };
+        self.inputs.iter().map(|p| open_input(p, iopts)).collect()
+    }
+
+    /// Attribute an engine error: output errors name the output path.
+    pub fn err(&self, e: adcat_concat::ConcatError) -> anyhow::Error {
+        match e {
+            adcat_concat::ConcatError::Output(inner) => anyhow!("{}: {inner}", self.output.display()),
+            other => anyhow!("{other}"),
+        }
+    }
+}
+
+/// `concat`, or with `plan = Some(json)` the plan only.
+fn concat_cmd(args: ConcatArgs, plan: Option<bool>, quiet: bool, verbose: bool, follow: bool) -> Result<()> {
+    let p = prepare(args)?;
+    let stores = p.open_inputs(follow)?;
+    let refs: Vec<&dyn adcat_store::Store> = stores.iter().map(|s| s.as_ref()).collect();
+    if let Some(json) = plan {
+        let kind = p.format.kind();
+        let plan = adcat_concat::plan::plan(&refs, kind, &p.copts).map_err(|e| p.err(e))?;
+        print!("{}", planview::render(&plan, &p.inputs, &p.output, kind, &p.copts, json)?);
+        return Ok(());
+    }
+    let out = Output::create(&p.output, p.format, p.force, &p.inputs)?;
+    let bar = progress::Reporter::new(quiet, verbose);
+    let report = adcat_concat::concat(&refs, out.store(), &p.copts, &bar).map_err(|e| p.err(e));
+    bar.finish();
+    let report = report?;
+    out.commit(Some(report.shape))?;
+    for w in &report.warnings {
+        eprintln!("adcat: warning: {w}");
+    }
+    Ok(())
+}
+
+fn run(cli: Cli) -> Result<()> {
+    if let Some(n) = cli.threads {
+        if n == 0 {
+            bail!("--threads must be at least 1");
+        }
+        rayon::ThreadPoolBuilder::new().num_threads(n).build_global().map_err(|e| anyhow!("--threads {n}: {e}"))?;
+    }
+    match cli.command {
+        Command::Convert { input, output, write } => {
+            let opts = write_options(&write)?;
+            let format = output_format(&output, write.zarr_format.parse().unwrap_or(3))?;
+            check_codec(&opts, format, &output)?;
+            let src = open_input(&input, stores::InputOptions { follow_external: cli.follow_external_links, max_memory: opts.max_memory, budget_flag: true })?;
+            let out = Output::create(&output, format, write.force, std::slice::from_ref(&input))?;
+            let bar = progress::Reporter::new(cli.quiet, cli.verbose);
+            let r = adcat_format::convert(src.as_ref(), out.store(), &opts, &bar)
+                .map_err(|e| anyhow!("{}: {}", if e.is_output() { output.display() } else { input.display() }, e));
+            bar.finish();
+            r?;
+            let planned = adcat_format::validate::validate(&adcat_format::LegacyView::new(src.as_ref()), false);
+            out.commit(planned.n_obs.zip(planned.n_vars))?;
+            Ok(())
+        }
+        Command::Concat { args, job_dir: Some(dir), resume, .. } => job::concat_via_job(args, &dir, resume, cli.quiet, cli.verbose, cli.follow_external_links),
+        Command::Concat { args, dry_run, json, .. } => concat_cmd(args, if dry_run { Some(json) } else { None }, cli.quiet, cli.verbose, cli.follow_external_links),
+        Command::Job(cmd) => job::run(cmd, cli.quiet, cli.verbose, cli.follow_external_links),
+        Command::Plan { args, json } => concat_cmd(args, Some(json), cli.quiet, cli.verbose, cli.follow_external_links),
+        Command::Generate { output, cells, genes, gene_offset, density, seed, shuffle_genes, dense, write } => {
+            let opts = write_options(&write)?;
+            if !(0.0..=1.0).contains(&density) {
+                bail!("--density must be between 0 and 1");
+            }
+            let format = output_format(&output, write.zarr_format.parse().unwrap_or(3))?;
+            let out = Output::create(&output, format, write.force, &[])?;
+            let synth = synth::Synth { cells, genes, gene_offset, density, seed, shuffle_genes, dense };
+            synth.write(out.store(), &opts).map_err(|e| anyhow!("{}: {}", output.display(), e))?;
+            out.commit(Some((cells, genes)))
+        }
+        Command::Validate { path, quick } => {
+            let s = open_input(&path, stores::InputOptions { follow_external: cli.follow_external_links, max_memory: WriteOptions::default().max_memory, budget_flag: false })?;
+            let report = adcat_format::validate::validate(&adcat_format::LegacyView::new(s.as_ref()), !quick);
+            if report.is_valid() {
+                let dim = |d: Option<u64>| d.map_or("?".to_owned(), |v| v.to_string());
+                println!("{}: valid AnnData ({} obs x {} var)", path.display(), dim(report.n_obs), dim(report.n_vars));
+                return Ok(());
+            }
+            for p in &report.problems {
+                println!("{}: {p}", path.display());
+            }
+            bail!("{}: {} problem(s) found (listed above)", path.display(), report.problems.len())
+        }
+        Command::Inspect { path, json } => {
+            let s = open_input(&path, stores::InputOptions { follow_external: cli.follow_external_links, max_memory: WriteOptions::default().max_memory, budget_flag: false })?;
+            let tree = inspect::inspect(&adcat_format::LegacyView::new(s.as_ref())).map_err(|e| anyhow!("{}: {}", path.display(), e))?;
+            if json {
+                let doc = serde_json::json!({
+                    "location": path.display().to_string(),
+                    "format": s.kind().to_string(),
+                    "root": inspect::to_json(&tree),
+                });
+                println!("{}", serde_json::to_string_pretty(&doc)?);
+            } else {
+                print!("{}", inspect::render(&tree, &path.display().to_string(), s.kind()));
+            }
+            Ok(())
+        }
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "adcat", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::Man => {
+            clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
+            Ok(())
+        }
+    }
+}
+
+/// Parse the command line; usage errors become one line (as every adcat error is),
+/// help and version print as clap renders them. `Err(code)`: exit with `code`.
+fn parse_cli(args: Vec<OsString>) -> Result<Cli, i32> {
+    match Cli::try_parse_from(args) {
+        Ok(c) => Ok(c),
+        Err(e) if !e.use_stderr() => {
+            let _ = e.print();
+            Err(e.exit_code())
+        }
+        Err(e) => {
+            let text = e.render().to_string();
+            let parts: Vec<&str> = text
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with("For more information") && !l.starts_with("Usage:"))
+                .collect();
+            let msg = parts.join(" ");
+            let msg = msg.strip_prefix("error: ").unwrap_or(&msg);
+            eprintln!("adcat: error: {msg} (see adcat --help)");
+            Err(2)
+        }
+    }
+}
+
+/// The `adcat` command with arguments `args` (the program name first); returns the
+/// exit status. Installs the SIGINT/SIGTERM handlers (see [`guard`]).
+pub fn run_main(args: impl IntoIterator<Item = OsString>) -> i32 {
+    let cli = match parse_cli(args.into_iter().collect()) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    if let Err(e) = guard::install() {
+        eprintln!("adcat: error: cannot install signal handlers: {e}");
+        return 1;
+    }
+    let result = run(cli);
+    // An interrupted job has unwound and removed its partial output by now. (A signal
+    // that arrives after the output was complete and in place changes nothing.)
+    if let (Some(sig), Err(_)) = (guard::interrupted(), &result) {
+        eprintln!("{}", guard::interrupt_message(sig));
+        return 128 + sig;
+    }
+    if let Err(e) = result {
+        // One line: the chain joined, so the file and element path come first.
+        let msg = format!("{e:#}").replace('\n', " ");
+        eprintln!("adcat: error: {msg}");
+        return 1;
+    }
+    0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("512MiB").unwrap(), 512 << 20);
+        assert_eq!(parse_size("2GiB").unwrap(), 2 << 30);
+        assert_eq!(parse_size("1G").unwrap(), 1_000_000_000);
+        assert_eq!(parse_size("1.5GiB").unwrap(), 3 << 29);
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("12").is_err(), "below 1MiB");
+    }
+
+    #[test]
+    fn compressions() {
+        assert_eq!(parse_compression("gzip:6").unwrap(), Compression::Gzip(6));
+        assert_eq!(parse_compression("zstd").unwrap(), Compression::Zstd(3));
+        assert!(parse_compression("gzip:99").is_err());
+        assert!(parse_compression("brotli").is_err());
+        for c in [Compression::None, Compression::Gzip(6), Compression::Lzf, Compression::Zstd(3), Compression::Blosc { cname: "zstd".into(), clevel: 5, shuffle: 1 }] {
+            assert_eq!(parse_compression(&compression_arg(&c)).unwrap(), c);
+        }
+    }
+}

@@ -1,0 +1,478 @@
+"""The public functions: ``concat_on_disk`` (a drop-in for anndata's), ``convert``,
+``plan``, ``inspect`` and ``validate``."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Collection, Mapping
+from pathlib import Path
+from typing import Any, Literal, Union
+
+from . import _adcat
+from ._errors import AdcatFileNotFoundError, AdcatKeyError, AdcatNotImplementedError, AdcatTypeError, AdcatValueError
+from ._progress import run_with_bar
+from ._targets import OutputTarget, Scratch, input_path
+
+#: What names a store: a path, an open h5py group or file, or a zarr group or store.
+Target = Union[str, "os.PathLike[str]", Any]
+
+_STRATEGIES = ("same", "unique", "first", "only")
+
+#: Bytes per element of ``max_loaded_elems``: a float32 value and an int32 index, the
+#: unit anndata counts when it loads a sparse block.
+BYTES_PER_ELEM = 8
+#: The smallest budget derived from ``max_loaded_elems``: adcat decodes whole chunks, and
+#: anndata's own chunks reach a few MiB.
+MIN_DERIVED_BUDGET = 64 << 20
+
+
+def _strategy(value: Any, name: str) -> str | None:
+    if value is None:
+        return None
+    if callable(value):
+        raise AdcatNotImplementedError(
+            f"{name}: a callable merge strategy is not supported by adcat; use one of {', '.join(map(repr, _STRATEGIES))}"
+        )
+    if value not in _STRATEGIES:
+        raise AdcatKeyError(f"{name}: unknown merge strategy {value!r}; use None or one of {', '.join(map(repr, _STRATEGIES))}")
+    return str(value)
+
+
+def _axis(axis: Any) -> str:
+    if isinstance(axis, str) and axis in ("obs", "var"):
+        return axis
+    if not isinstance(axis, (str, bool)) and axis in (0, 1):
+        return "obs" if axis == 0 else "var"
+    raise AdcatValueError(f"`axis` must be either 0, 1, 'obs', or 'var', was {axis!r}")
+
+
+def _budget(max_memory: int | str | None, max_loaded_elems: int) -> str:
+    if max_memory is not None:
+        if isinstance(max_memory, bool) or not isinstance(max_memory, (int, str)):
+            raise AdcatTypeError(f"max_memory must be bytes (int) or a size like '2GiB', not {type(max_memory).__name__}")
+        return str(max_memory)
+    if isinstance(max_loaded_elems, bool) or not isinstance(max_loaded_elems, int) or max_loaded_elems < 1:
+        raise AdcatValueError(f"max_loaded_elems must be a positive integer, was {max_loaded_elems!r}")
+    return str(max(max_loaded_elems * BYTES_PER_ELEM, MIN_DERIVED_BUDGET))
+
+
+def _fill(fill_value: Any) -> float | None:
+    if fill_value is None:
+        return None
+    try:
+        return float(fill_value)
+    except (TypeError, ValueError):
+        raise AdcatNotImplementedError(f"fill_value must be a number (adcat fills numeric arrays), was {fill_value!r}") from None
+
+
+def _zarr_format(given: int | None, target: OutputTarget) -> int:
+    if given is not None:
+        if given not in (2, 3):
+            raise AdcatValueError(f"zarr_format must be 2 or 3, was {given!r}")
+        return int(given)
+    if target.zarr_format is not None:
+        return int(target.zarr_format)
+    # As anndata: its setting decides, when anndata is in use.
+    anndata = sys.modules.get("anndata")
+    if anndata is not None:
+        return int(anndata.settings.zarr_write_format)
+    return 3
+
+
+def _opt_str(value: Any, name: str) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    raise AdcatTypeError(f"{name} must be a string or None, was {type(value).__name__}")
+
+
+def _concat_args(
+    in_files: Collection[Target] | Mapping[str, Target],
+    out_file: Target,
+    scratch: Scratch,
+    *,
+    max_loaded_elems: int,
+    axis: Any,
+    join: str,
+    merge: Any,
+    uns_merge: Any,
+    label: str | None,
+    keys: Collection[str] | None,
+    index_unique: str | None,
+    fill_value: Any,
+    pairwise: bool,
+    max_memory: int | str | None,
+    zarr_format: int | None,
+    compression: str | None,
+    follow_external_links: bool,
+) -> tuple[OutputTarget, dict[str, Any]]:
+    """Check arguments in anndata's order, with anndata's exception types."""
+    if len(in_files) == 0:
+        raise AdcatValueError("No objects to concatenate.")
+    merge = _strategy(merge, "merge")
+    uns_merge = _strategy(uns_merge, "uns_merge")
+    if isinstance(out_file, (str, os.PathLike)):
+        out = Path(os.fspath(out_file))
+        if not out.parent.exists():
+            raise AdcatFileNotFoundError(f"Parent directory of {out} does not exist.")
+    if isinstance(in_files, Mapping):
+        if keys is not None:
+            raise AdcatTypeError("Cannot specify categories in both mapping keys and using `keys`. Only specify this once.")
+        keys, in_files = list(in_files.keys()), list(in_files.values())
+    else:
+        in_files = list(in_files)
+    axis_name = _axis(axis)
+    if join not in ("inner", "outer"):
+        raise AdcatValueError(f"`join` must be 'inner' or 'outer', was {join!r}")
+    if keys is not None:
+        keys = [str(k) for k in keys]
+    target = OutputTarget(out_file, scratch)
+    inputs = [input_path(f, scratch, f"in{i}") for i, f in enumerate(in_files)]
+    args = dict(
+        inputs=inputs,
+        output=target.path,
+        format=target.format,
+        keys=keys,
+        axis=axis_name,
+        join=join,
+        merge=merge,
+        uns_merge=uns_merge,
+        label=_opt_str(label, "label"),
+        index_unique=_opt_str(index_unique, "index_unique"),
+        fill_value=_fill(fill_value),
+        pairwise=bool(pairwise),
+        zarr_format=_zarr_format(zarr_format, target) if target.format == "zarr" else 3,
+        compression=_opt_str(compression, "compression"),
+        max_memory=_budget(max_memory, max_loaded_elems),
+        follow_external_links=bool(follow_external_links),
+    )
+    return target, args
+
+
+def concat_on_disk(
+    in_files: Collection[Target] | Mapping[str, Target],
+    out_file: Target,
+    *,
+    max_loaded_elems: int = 100_000_000,
+    axis: Literal["obs", 0, "var", 1] = 0,
+    join: Literal["inner", "outer"] = "inner",
+    merge: Literal["same", "unique", "first", "only"] | None = None,
+    uns_merge: Literal["same", "unique", "first", "only"] | None = None,
+    label: str | None = None,
+    keys: Collection[str] | None = None,
+    index_unique: str | None = None,
+    fill_value: Any | None = None,
+    pairwise: bool = False,
+    max_memory: int | str | None = None,
+    zarr_format: Literal[2, 3] | None = None,
+    compression: str | None = None,
+    threads: int | None = None,
+    progress: bool | None = None,
+    force: bool = True,
+    follow_external_links: bool = False,
+) -> None:
+    """Concatenate AnnData stores on disk, as :func:`anndata.concat` would in memory.
+
+    A drop-in for ``anndata.experimental.concat_on_disk`` (same parameters, defaults and
+    exception types), run by adcat's engine out of core: any mix of ``.h5ad`` and zarr
+    (v2, v3) inputs, every element (X, layers, obs, var, obsm, varm, obsp with
+    ``pairwise``, uns with ``uns_merge``, raw), memory bounded by ``max_memory``. The
+    GIL is released while it runs; Ctrl-C stops it and leaves no partial output. The
+    output appears only when complete and verified.
+
+    Parameters
+    ----------
+    in_files
+        The inputs, in order: paths (``str`` or ``os.PathLike``), open ``h5py.File`` /
+        ``h5py.Group`` or ``zarr.Group`` / zarr store objects; or a mapping
+        ``key -> input``, whose keys become ``keys``.
+    out_file
+        The output: a path (suffix ``.h5ad`` -> HDF5, anything else -> zarr, as
+        anndata decides), or an open ``h5py.File`` / ``h5py.Group`` or ``zarr.Group`` /
+        zarr store, filled when the output is complete.
+    max_loaded_elems
+        anndata's bound on elements loaded at once. Without ``max_memory`` it sets the
+        memory budget: ``8 * max_loaded_elems`` bytes (a float32 value and an int32
+        index per element), at least 64 MiB. The default gives 800 MB.
+    axis
+        ``0`` / ``"obs"`` to stack cells, ``1`` / ``"var"`` to stack genes.
+    join
+        ``"inner"`` (intersection) or ``"outer"`` (union) of the other axis.
+    merge
+        How var annotations (varm, varp) are kept across inputs: ``None``, ``"same"``,
+        ``"unique"``, ``"first"`` or ``"only"``, as in :func:`anndata.concat`.
+    uns_merge
+        The same for ``uns``.
+    label
+        Name of a categorical obs (var) column recording each row's input.
+    keys
+        Names of the inputs for ``label`` and ``index_unique`` (default ``"0"``,
+        ``"1"``, ...). Converted to ``str``.
+    index_unique
+        Separator making the names along the axis unique: ``name + sep + key``.
+    fill_value
+        Value of entries missing after an outer join (default: 0 sparse, NaN dense).
+    pairwise
+        Concatenate obsp (varp) block-diagonally. anndata's ``concat_on_disk`` raises
+        ``NotImplementedError`` here; adcat does it, as :func:`anndata.concat` does.
+    max_memory
+        adcat's memory budget for data in flight: bytes or a size like ``"2GiB"``;
+        overrides ``max_loaded_elems``.
+    zarr_format
+        2 or 3 for a zarr output (default: the output group's format, else
+        ``anndata.settings.zarr_write_format`` when anndata is imported, else 3).
+    compression
+        Chunk compression: ``"none"``, ``"gzip[:LEVEL]"``, ``"lzf"``,
+        ``"zstd[:LEVEL]"``, ``"blosc[:CNAME[:LEVEL]]"`` (default: as anndata writes).
+    threads
+        Threads for compression and encoding (default: one per core).
+    progress
+        Show a tqdm bar (terminal or notebook). Default: when interactive and tqdm is
+        installed.
+    force
+        Replace an existing ``out_file`` (as anndata does; only a file or an AnnData
+        store, never an input). ``False`` raises ``FileExistsError`` instead.
+    follow_external_links
+        Read HDF5 external links and virtual datasets (refused by default).
+
+    Returns
+    -------
+    None
+        Warnings (e.g. elements dropped because they differ) are issued with
+        :mod:`warnings` as ``UserWarning``.
+
+    Raises
+    ------
+    ValueError
+        No inputs, an invalid ``axis``/``join``/``keys``, or inputs that are not valid
+        AnnData or cannot be combined (:class:`adcat.AdcatValueError`).
+    KeyError
+        An unknown merge strategy name (:class:`adcat.AdcatKeyError`).
+    TypeError
+        ``keys`` with a mapping, or an input or output of an unsupported type
+        (:class:`adcat.AdcatTypeError`).
+    FileNotFoundError
+        A missing input or output directory (:class:`adcat.AdcatFileNotFoundError`).
+    FileExistsError
+        ``out_file`` exists and ``force=False`` (:class:`adcat.AdcatFileExistsError`).
+    NotImplementedError
+        A callable merge strategy, or an element adcat cannot concatenate
+        (:class:`adcat.AdcatNotImplementedError`).
+    OSError
+        Reading or writing failed (:class:`adcat.AdcatOSError`).
+    KeyboardInterrupt
+        Ctrl-C: the run stopped and its partial output was removed.
+
+    Examples
+    --------
+    >>> import adcat
+    >>> adcat.concat_on_disk(["a.h5ad", "b.zarr"], "atlas.h5ad", join="outer", label="batch")  # doctest: +SKIP
+    """
+    scratch = Scratch()
+    try:
+        target, args = _concat_args(
+            in_files, out_file, scratch,
+            max_loaded_elems=max_loaded_elems, axis=axis, join=join, merge=merge, uns_merge=uns_merge,
+            label=label, keys=keys, index_unique=index_unique, fill_value=fill_value, pairwise=pairwise,
+            max_memory=max_memory, zarr_format=zarr_format, compression=compression,
+            follow_external_links=follow_external_links,
+        )
+        inputs, output = args.pop("inputs"), args.pop("output")
+        warnings_ = run_with_bar(
+            progress, "adcat concat",
+            lambda bar: _adcat.concat(inputs, output, force=bool(force) or target.is_object, threads=threads, progress=bar, **args),
+        )
+        target.deliver()
+    finally:
+        scratch.cleanup()
+    _warn(warnings_)
+
+
+def _warn(messages: list[str]) -> None:
+    import warnings
+
+    for m in messages:
+        warnings.warn(m, UserWarning, stacklevel=3)
+
+
+def plan(
+    in_files: Collection[Target] | Mapping[str, Target],
+    out_file: Target,
+    *,
+    max_loaded_elems: int = 100_000_000,
+    axis: Literal["obs", 0, "var", 1] = 0,
+    join: Literal["inner", "outer"] = "inner",
+    merge: Literal["same", "unique", "first", "only"] | None = None,
+    uns_merge: Literal["same", "unique", "first", "only"] | None = None,
+    label: str | None = None,
+    keys: Collection[str] | None = None,
+    index_unique: str | None = None,
+    fill_value: Any | None = None,
+    pairwise: bool = False,
+    max_memory: int | str | None = None,
+    zarr_format: Literal[2, 3] | None = None,
+    compression: str | None = None,
+    follow_external_links: bool = False,
+) -> dict[str, Any]:
+    """What :func:`concat_on_disk` with the same arguments would do, writing nothing.
+
+    Reads only metadata, indexes and off-axis tables. The result is what
+    ``adcat plan --json`` prints: ``shape``, ``elements`` (path, encoding, shape, dtype,
+    bytes), ``decisions`` (how each element is combined), ``warnings``,
+    ``estimated_output_bytes``, ``estimated_peak_memory_bytes`` and the ``job`` of
+    tasks.
+
+    Parameters
+    ----------
+    in_files, out_file, max_loaded_elems, axis, join, merge, uns_merge, label, keys, index_unique, fill_value, pairwise, max_memory, zarr_format, compression, follow_external_links
+        As for :func:`concat_on_disk`.
+
+    Returns
+    -------
+    dict
+        The plan.
+
+    Raises
+    ------
+    ValueError, KeyError, TypeError, FileNotFoundError, NotImplementedError, OSError
+        As :func:`concat_on_disk`.
+
+    Examples
+    --------
+    >>> p = adcat.plan(["a.h5ad", "b.h5ad"], "out.zarr", join="outer")  # doctest: +SKIP
+    >>> p["shape"]  # doctest: +SKIP
+    [3500, 520]
+    """
+    scratch = Scratch()
+    try:
+        _, args = _concat_args(
+            in_files, out_file, scratch,
+            max_loaded_elems=max_loaded_elems, axis=axis, join=join, merge=merge, uns_merge=uns_merge,
+            label=label, keys=keys, index_unique=index_unique, fill_value=fill_value, pairwise=pairwise,
+            max_memory=max_memory, zarr_format=zarr_format, compression=compression,
+            follow_external_links=follow_external_links,
+        )
+        inputs, output = args.pop("inputs"), args.pop("output")
+        return json.loads(_adcat.plan(inputs, output, **args))
+    finally:
+        scratch.cleanup()
+
+
+def convert(
+    src: str | os.PathLike[str],
+    dst: str | os.PathLike[str],
+    *,
+    zarr_format: Literal[2, 3] = 3,
+    compression: str | None = None,
+    max_memory: int | str = "1GiB",
+    force: bool = False,
+    threads: int | None = None,
+    progress: bool | None = None,
+    follow_external_links: bool = False,
+) -> None:
+    """Convert one AnnData store to another format, every element kept (``adcat convert``).
+
+    Parameters
+    ----------
+    src
+        The input ``.h5ad`` file or zarr directory (format told by its contents).
+    dst
+        The output path: ``.h5ad`` -> HDF5, ``.zarr`` -> zarr.
+    zarr_format
+        2 or 3, for a zarr output.
+    compression
+        As for :func:`concat_on_disk`.
+    max_memory
+        Memory budget for data in flight: bytes or a size like ``"2GiB"``.
+    force
+        Replace an existing ``dst`` (a file or an AnnData store, never ``src``).
+    threads, progress, follow_external_links
+        As for :func:`concat_on_disk`.
+
+    Raises
+    ------
+    FileNotFoundError
+        ``src`` or the directory of ``dst`` does not exist.
+    FileExistsError
+        ``dst`` exists and ``force=False``.
+    ValueError, NotImplementedError, OSError
+        As for :func:`concat_on_disk`.
+
+    Examples
+    --------
+    >>> adcat.convert("pbmc.h5ad", "pbmc.zarr", compression="zstd:5")  # doctest: +SKIP
+    """
+    src_p, dst_p = Path(os.fspath(src)), Path(os.fspath(dst))
+    if zarr_format not in (2, 3):
+        raise AdcatValueError(f"zarr_format must be 2 or 3, was {zarr_format!r}")
+    run_with_bar(
+        progress, "adcat convert",
+        lambda bar: _adcat.convert(
+            src_p, dst_p, format="auto", zarr_format=int(zarr_format), compression=_opt_str(compression, "compression"),
+            max_memory=_budget(max_memory, 1), force=bool(force), follow_external_links=bool(follow_external_links),
+            threads=threads, progress=bar,
+        ),
+    )
+
+
+def inspect(path: str | os.PathLike[str], *, follow_external_links: bool = False) -> dict[str, Any]:
+    """The element tree of a store, as ``adcat inspect --json`` prints it.
+
+    Parameters
+    ----------
+    path
+        An ``.h5ad`` file or zarr directory.
+    follow_external_links
+        Read HDF5 external links and virtual datasets.
+
+    Returns
+    -------
+    dict
+        ``location``, ``format`` (``hdf5``, ``zarr2``, ``zarr3``) and ``root``: each
+        element with its encoding, shape, dtype, chunking, codecs and sizes.
+
+    Raises
+    ------
+    FileNotFoundError, ValueError, NotImplementedError, OSError
+        As for :func:`concat_on_disk`.
+
+    Examples
+    --------
+    >>> adcat.inspect("pbmc.h5ad")["root"]["children"][0]["name"]  # doctest: +SKIP
+    'X'
+    """
+    return json.loads(_adcat.inspect(Path(os.fspath(path)), follow_external_links=bool(follow_external_links)))
+
+
+def validate(path: str | os.PathLike[str], *, quick: bool = False, follow_external_links: bool = False) -> list[str]:
+    """Check a store against the AnnData format (``adcat validate``).
+
+    Parameters
+    ----------
+    path
+        An ``.h5ad`` file or zarr directory.
+    quick
+        Only metadata, attributes and shapes (skip scanning sparse indices and codes).
+    follow_external_links
+        Read HDF5 external links and virtual datasets.
+
+    Returns
+    -------
+    list of str
+        Every problem found, each naming the element path; empty when valid.
+
+    Raises
+    ------
+    FileNotFoundError
+        ``path`` does not exist.
+    ValueError
+        ``path`` is not an HDF5 file or zarr directory at all.
+
+    Examples
+    --------
+    >>> adcat.validate("pbmc.h5ad")  # doctest: +SKIP
+    []
+    """
+    _, _, problems = _adcat.validate(Path(os.fspath(path)), quick=bool(quick), follow_external_links=bool(follow_external_links))
+    return list(problems)

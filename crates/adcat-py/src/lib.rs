@@ -1,0 +1,280 @@
+//! `adcat._adcat`: the native half of the Python package. It wires Python values into
+//! `adcat_cli::api` and back; the public API, its argument checks and docs live in
+//! `python/adcat`. Every job runs on a thread of its own with the GIL released, while the
+//! calling thread wakes every 100 ms to deliver Ctrl-C (stopping the job, which removes
+//! its partial output) and progress.
+
+use adcat_cli::api::{self, ErrorKind, Format, WriteSpec};
+use adcat_cli::guard::StopToken;
+use pyo3::exceptions::PyRuntimeError;
+use pyo3::prelude::*;
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+// As in the `adcat` binary: blocks of tens of MiB are allocated and freed per element.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+// Defined in Python (python/adcat/_errors.py) so that each is both an `AdcatError` and
+// the built-in type anndata raises for the same mistake.
+pyo3::import_exception!(adcat._errors, AdcatFileNotFoundError);
+pyo3::import_exception!(adcat._errors, AdcatFileExistsError);
+pyo3::import_exception!(adcat._errors, AdcatValueError);
+pyo3::import_exception!(adcat._errors, AdcatNotImplementedError);
+pyo3::import_exception!(adcat._errors, AdcatOSError);
+
+/// The Python exception for an adcat error.
+fn py_error(e: api::Error) -> PyErr {
+    let m = e.message;
+    match e.kind {
+        ErrorKind::NotFound => AdcatFileNotFoundError::new_err(m),
+        ErrorKind::Exists => AdcatFileExistsError::new_err(m),
+        ErrorKind::Invalid => AdcatValueError::new_err(m),
+        ErrorKind::Unsupported => AdcatNotImplementedError::new_err(m),
+        ErrorKind::Interrupted => pyo3::exceptions::PyKeyboardInterrupt::new_err(m),
+        ErrorKind::Io => AdcatOSError::new_err(m),
+    }
+}
+
+/// Bytes written and the element being written, read by the calling thread.
+#[derive(Debug, Default)]
+struct Tracker {
+    total: AtomicU64,
+    done: AtomicU64,
+    element: Mutex<String>,
+}
+
+impl adcat_format::Progress for Tracker {
+    fn total_bytes(&self, bytes: u64) {
+        self.total.store(bytes, Ordering::Relaxed);
+    }
+    fn element(&self, path: &str) {
+        *self.element.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = format!("/{path}");
+    }
+    fn advance(&self, bytes: u64) {
+        self.done.fetch_add(bytes, Ordering::Relaxed);
+    }
+}
+
+impl Tracker {
+    fn snapshot(&self) -> (u64, u64, String) {
+        let element = self.element.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        (self.total.load(Ordering::Relaxed), self.done.load(Ordering::Relaxed), element)
+    }
+}
+
+/// What the calling thread does between waits: deliver signals (a pending
+/// `KeyboardInterrupt` stops the job) and progress. Returns the error to raise.
+fn tend(py: Python<'_>, stop: &StopToken, tracker: &Tracker, progress: Option<&Py<PyAny>>) -> Option<PyErr> {
+    if let Err(e) = py.check_signals() {
+        stop.stop(libc::SIGINT);
+        return Some(e);
+    }
+    if let Some(cb) = progress {
+        if let Err(e) = cb.call1(py, tracker.snapshot()) {
+            stop.stop(libc::SIGINT);
+            return Some(e);
+        }
+    }
+    None
+}
+
+/// Run `job` on its own thread (in a pool of `threads` when given) with the GIL
+/// released; see the module docs.
+fn run_job<T: Send>(py: Python<'_>, threads: Option<usize>, progress: Option<Py<PyAny>>, job: impl FnOnce(&Tracker, &StopToken) -> api::Result<T> + Send) -> PyResult<T> {
+    let pool = match threads {
+        Some(0) => return Err(AdcatValueError::new_err("threads must be at least 1")),
+        Some(n) => Some(rayon::ThreadPoolBuilder::new().num_threads(n).build().map_err(|e| PyRuntimeError::new_err(format!("cannot start {n} threads: {e}")))?),
+        None => None,
+    };
+    let tracker = Tracker::default();
+    let stop = StopToken::new();
+    let mut raised: Option<PyErr> = None;
+    let outcome = py.detach(|| {
+        std::thread::scope(|s| {
+            let (tx, rx) = std::sync::mpsc::channel();
+            let (pool, tracker_ref, stop_ref) = (&pool, &tracker, &stop);
+            let worker = s.spawn(move || {
+                let r = match pool {
+                    Some(p) => p.install(|| job(tracker_ref, stop_ref)),
+                    None => job(tracker_ref, stop_ref),
+                };
+                let _ = tx.send(());
+                r
+            });
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(Duration::from_millis(100)) {
+                if raised.is_none() {
+                    raised = Python::attach(|py| tend(py, &stop, &tracker, progress.as_ref()));
+                }
+            }
+            worker.join()
+        })
+    });
+    if let Some(cb) = &progress {
+        // The final figures, so a bar ends full.
+        cb.call1(py, tracker.snapshot())?;
+    }
+    match outcome {
+        Err(panic) => {
+            let what = panic.downcast_ref::<&str>().map(|s| (*s).to_owned()).or_else(|| panic.downcast_ref::<String>().cloned()).unwrap_or_default();
+            Err(PyRuntimeError::new_err(format!("adcat failed unexpectedly ({what}); the output was not written; please report this as a bug")))
+        }
+        Ok(Err(_)) if raised.is_some() => Err(raised.take().expect("checked")),
+        Ok(r) => r.map_err(py_error),
+    }
+}
+
+fn format_arg(format: &str) -> PyResult<Format> {
+    match format {
+        "h5ad" => Ok(Format::H5ad),
+        "zarr" => Ok(Format::Zarr),
+        "auto" => Ok(Format::FromExtension),
+        other => Err(AdcatValueError::new_err(format!("format must be 'h5ad', 'zarr' or 'auto', not {other:?}"))),
+    }
+}
+
+/// Concatenate stores (see `adcat.concat_on_disk`); returns the warnings.
+#[pyfunction]
+#[pyo3(signature = (inputs, output, *, format, keys, axis, join, merge, uns_merge, label, index_unique, fill_value, pairwise, zarr_format, compression, max_memory, force, follow_external_links, threads, progress))]
+#[allow(clippy::too_many_arguments)]
+fn concat(
+    py: Python<'_>,
+    inputs: Vec<PathBuf>,
+    output: PathBuf,
+    format: &str,
+    keys: Option<Vec<String>>,
+    axis: String,
+    join: String,
+    merge: Option<String>,
+    uns_merge: Option<String>,
+    label: Option<String>,
+    index_unique: Option<String>,
+    fill_value: Option<f64>,
+    pairwise: bool,
+    zarr_format: u8,
+    compression: Option<String>,
+    max_memory: String,
+    force: bool,
+    follow_external_links: bool,
+    threads: Option<usize>,
+    progress: Option<Py<PyAny>>,
+) -> PyResult<Vec<String>> {
+    let spec = api::ConcatSpec {
+        inputs,
+        keys,
+        output,
+        format: format_arg(format)?,
+        axis,
+        join,
+        merge,
+        uns_merge,
+        label,
+        index_unique,
+        fill_value,
+        pairwise,
+        write: WriteSpec { zarr_format, compression, max_memory, force },
+        follow_external_links,
+    };
+    run_job(py, threads, progress, |t, stop| api::concat(&spec, t, stop))
+}
+
+/// The plan of a concatenation as JSON text (see `adcat.plan`).
+#[pyfunction]
+#[pyo3(signature = (inputs, output, *, format, keys, axis, join, merge, uns_merge, label, index_unique, fill_value, pairwise, zarr_format, compression, max_memory, follow_external_links))]
+#[allow(clippy::too_many_arguments)]
+fn plan(
+    py: Python<'_>,
+    inputs: Vec<PathBuf>,
+    output: PathBuf,
+    format: &str,
+    keys: Option<Vec<String>>,
+    axis: String,
+    join: String,
+    merge: Option<String>,
+    uns_merge: Option<String>,
+    label: Option<String>,
+    index_unique: Option<String>,
+    fill_value: Option<f64>,
+    pairwise: bool,
+    zarr_format: u8,
+    compression: Option<String>,
+    max_memory: String,
+    follow_external_links: bool,
+) -> PyResult<String> {
+    let spec = api::ConcatSpec {
+        inputs,
+        keys,
+        output,
+        format: format_arg(format)?,
+        axis,
+        join,
+        merge,
+        uns_merge,
+        label,
+        index_unique,
+        fill_value,
+        pairwise,
+        write: WriteSpec { zarr_format, compression, max_memory, force: true },
+        follow_external_links,
+    };
+    run_job(py, None, None, |_, stop| stop.scope(|| api::plan(&spec)))
+}
+
+/// Convert one store (see `adcat.convert`).
+#[pyfunction]
+#[pyo3(signature = (src, dst, *, format, zarr_format, compression, max_memory, force, follow_external_links, threads, progress))]
+#[allow(clippy::too_many_arguments)]
+fn convert(
+    py: Python<'_>,
+    src: PathBuf,
+    dst: PathBuf,
+    format: &str,
+    zarr_format: u8,
+    compression: Option<String>,
+    max_memory: String,
+    force: bool,
+    follow_external_links: bool,
+    threads: Option<usize>,
+    progress: Option<Py<PyAny>>,
+) -> PyResult<()> {
+    let write = WriteSpec { zarr_format, compression, max_memory, force };
+    let format = format_arg(format)?;
+    run_job(py, threads, progress, |t, stop| api::convert(&src, &dst, format, &write, follow_external_links, t, stop))
+}
+
+/// The element tree as JSON text (see `adcat.inspect`).
+#[pyfunction]
+#[pyo3(signature = (path, *, follow_external_links))]
+fn inspect(py: Python<'_>, path: PathBuf, follow_external_links: bool) -> PyResult<String> {
+    run_job(py, None, None, |_, stop| stop.scope(|| api::inspect(&path, follow_external_links)))
+}
+
+/// `(n_obs, n_vars, problems)` (see `adcat.validate`).
+#[pyfunction]
+#[pyo3(signature = (path, *, quick, follow_external_links))]
+fn validate(py: Python<'_>, path: PathBuf, quick: bool, follow_external_links: bool) -> PyResult<(Option<u64>, Option<u64>, Vec<String>)> {
+    let v = run_job(py, None, None, |_, stop| stop.scope(|| api::validate(&path, quick, follow_external_links)))?;
+    Ok((v.n_obs, v.n_vars, v.problems))
+}
+
+/// The `adcat` command (argv with the program name first); returns the exit status.
+#[pyfunction]
+fn main(py: Python<'_>, argv: Vec<OsString>) -> i32 {
+    py.detach(|| adcat_cli::run_main(argv))
+}
+
+/// The native module.
+#[pymodule]
+fn _adcat(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_function(wrap_pyfunction!(concat, m)?)?;
+    m.add_function(wrap_pyfunction!(plan, m)?)?;
+    m.add_function(wrap_pyfunction!(convert, m)?)?;
+    m.add_function(wrap_pyfunction!(inspect, m)?)?;
+    m.add_function(wrap_pyfunction!(validate, m)?)?;
+    m.add_function(wrap_pyfunction!(main, m)?)?;
+    Ok(())
+}
