@@ -240,6 +240,25 @@ def test_local_zarr_group_output_and_zarr_format_setting(tmp_path):
     assert_equal(ad.read_zarr(tmp_path / "g.zarr"), expected)
 
 
+def test_bare_store_output_takes_anndatas_setting_and_warns_as_anndata(tmp_path):
+    """A store (not a group) gets the group anndata would create: v2 when the setting says
+    so, with anndata's own DeprecationWarning (anndata's test_zarr_write_format_deprecated)."""
+    a, b = _adata(0), _adata(1)
+    a.write_h5ad(tmp_path / "a.h5ad")
+    b.write_h5ad(tmp_path / "b.h5ad")
+    out = zarr.storage.MemoryStore()
+    with ad.settings.override(zarr_write_format=2):
+        with pytest.warns(DeprecationWarning, match="zarr v3 will become the only option"):
+            adcat.concat_on_disk([tmp_path / "a.h5ad", tmp_path / "b.h5ad"], out)
+    group = zarr.open_group(out, mode="r")
+    assert group.metadata.zarr_format == 2
+    assert_equal(ad.io.read_elem(group), ad.concat([a, b]))
+    local = zarr.storage.LocalStore(tmp_path / "local.zarr")
+    adcat.concat_on_disk([tmp_path / "a.h5ad", tmp_path / "b.h5ad"], local, zarr_format=3)
+    assert (tmp_path / "local.zarr" / "zarr.json").exists()
+    assert_equal(ad.read_zarr(tmp_path / "local.zarr"), ad.concat([a, b]))
+
+
 def test_force_false_and_default_overwrite(tmp_path):
     a = tb._good(tmp_path)
     out = tmp_path / "o.h5ad"

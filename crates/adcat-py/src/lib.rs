@@ -136,15 +136,13 @@ fn format_arg(format: &str) -> PyResult<Format> {
     }
 }
 
-/// Concatenate stores (see `adcat.concat_on_disk`); returns the warnings.
-#[pyfunction]
-#[pyo3(signature = (inputs, output, *, format, keys, axis, join, merge, uns_merge, label, index_unique, fill_value, pairwise, zarr_format, compression, max_memory, force, follow_external_links, threads, progress))]
-#[allow(clippy::too_many_arguments)]
-fn concat(
-    py: Python<'_>,
+/// The options of a concatenation, as `adcat._api._concat_args` builds them (a dict).
+#[derive(FromPyObject)]
+#[pyo3(from_item_all)]
+struct ConcatArgs {
     inputs: Vec<PathBuf>,
     output: PathBuf,
-    format: &str,
+    format: String,
     keys: Option<Vec<String>>,
     axis: String,
     join: String,
@@ -157,69 +155,42 @@ fn concat(
     zarr_format: u8,
     compression: Option<String>,
     max_memory: String,
-    force: bool,
     follow_external_links: bool,
-    threads: Option<usize>,
-    progress: Option<Py<PyAny>>,
-) -> PyResult<Vec<String>> {
-    let spec = api::ConcatSpec {
-        inputs,
-        keys,
-        output,
-        format: format_arg(format)?,
-        axis,
-        join,
-        merge,
-        uns_merge,
-        label,
-        index_unique,
-        fill_value,
-        pairwise,
-        write: WriteSpec { zarr_format, compression, max_memory, force },
-        follow_external_links,
-    };
+}
+
+impl ConcatArgs {
+    fn into_spec(self, force: bool) -> PyResult<api::ConcatSpec> {
+        Ok(api::ConcatSpec {
+            format: format_arg(&self.format)?,
+            inputs: self.inputs,
+            keys: self.keys,
+            output: self.output,
+            axis: self.axis,
+            join: self.join,
+            merge: self.merge,
+            uns_merge: self.uns_merge,
+            label: self.label,
+            index_unique: self.index_unique,
+            fill_value: self.fill_value,
+            pairwise: self.pairwise,
+            write: WriteSpec { zarr_format: self.zarr_format, compression: self.compression, max_memory: self.max_memory, force },
+            follow_external_links: self.follow_external_links,
+        })
+    }
+}
+
+/// Concatenate stores (see `adcat.concat_on_disk`); returns the warnings.
+#[pyfunction]
+#[pyo3(signature = (args, *, force, threads, progress))]
+fn concat(py: Python<'_>, args: ConcatArgs, force: bool, threads: Option<usize>, progress: Option<Py<PyAny>>) -> PyResult<Vec<String>> {
+    let spec = args.into_spec(force)?;
     run_job(py, threads, progress, |t, stop| api::concat(&spec, t, stop))
 }
 
 /// The plan of a concatenation as JSON text (see `adcat.plan`).
 #[pyfunction]
-#[pyo3(signature = (inputs, output, *, format, keys, axis, join, merge, uns_merge, label, index_unique, fill_value, pairwise, zarr_format, compression, max_memory, follow_external_links))]
-#[allow(clippy::too_many_arguments)]
-fn plan(
-    py: Python<'_>,
-    inputs: Vec<PathBuf>,
-    output: PathBuf,
-    format: &str,
-    keys: Option<Vec<String>>,
-    axis: String,
-    join: String,
-    merge: Option<String>,
-    uns_merge: Option<String>,
-    label: Option<String>,
-    index_unique: Option<String>,
-    fill_value: Option<f64>,
-    pairwise: bool,
-    zarr_format: u8,
-    compression: Option<String>,
-    max_memory: String,
-    follow_external_links: bool,
-) -> PyResult<String> {
-    let spec = api::ConcatSpec {
-        inputs,
-        keys,
-        output,
-        format: format_arg(format)?,
-        axis,
-        join,
-        merge,
-        uns_merge,
-        label,
-        index_unique,
-        fill_value,
-        pairwise,
-        write: WriteSpec { zarr_format, compression, max_memory, force: true },
-        follow_external_links,
-    };
+fn plan(py: Python<'_>, args: ConcatArgs) -> PyResult<String> {
+    let spec = args.into_spec(true)?;
     run_job(py, None, None, |_, stop| stop.scope(|| api::plan(&spec)))
 }
 

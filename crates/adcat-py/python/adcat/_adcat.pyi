@@ -1,24 +1,32 @@
 # The native module (src/lib.rs). Private: use the functions of `adcat`.
 from os import PathLike
-from typing import Callable
+from typing import Callable, TypedDict
 
 _Path = str | PathLike[str]
 _Progress = Callable[[int, int, str], object] | None
 
 __version__: str
 
-def concat(
-    inputs: list[_Path], output: _Path, *, format: str, keys: list[str] | None, axis: str, join: str,
-    merge: str | None, uns_merge: str | None, label: str | None, index_unique: str | None,
-    fill_value: float | None, pairwise: bool, zarr_format: int, compression: str | None,
-    max_memory: str, force: bool, follow_external_links: bool, threads: int | None, progress: _Progress,
-) -> list[str]: ...
-def plan(
-    inputs: list[_Path], output: _Path, *, format: str, keys: list[str] | None, axis: str, join: str,
-    merge: str | None, uns_merge: str | None, label: str | None, index_unique: str | None,
-    fill_value: float | None, pairwise: bool, zarr_format: int, compression: str | None,
-    max_memory: str, follow_external_links: bool,
-) -> str: ...
+class _ConcatArgs(TypedDict):
+    inputs: list[_Path]
+    output: _Path
+    format: str
+    keys: list[str] | None
+    axis: str
+    join: str
+    merge: str | None
+    uns_merge: str | None
+    label: str | None
+    index_unique: str | None
+    fill_value: float | None
+    pairwise: bool
+    zarr_format: int
+    compression: str | None
+    max_memory: str
+    follow_external_links: bool
+
+def concat(args: _ConcatArgs, *, force: bool, threads: int | None, progress: _Progress) -> list[str]: ...
+def plan(args: _ConcatArgs) -> str: ...
 def convert(
     src: _Path, dst: _Path, *, format: str, zarr_format: int, compression: str | None, max_memory: str,
     force: bool, follow_external_links: bool, threads: int | None, progress: _Progress,

@@ -74,17 +74,50 @@ def _zarr_format(given: int | None, target: OutputTarget) -> int:
         return int(given)
     if target.zarr_format is not None:
         return int(target.zarr_format)
-    # As anndata: its setting decides, when anndata is in use.
+    return _anndata_zarr_write_format()
+
+
+def _anndata_zarr_write_format() -> int:
+    """anndata's ``settings.zarr_write_format`` when anndata is in use, else 3.
+
+    Read as anndata's own writer reads it (bypassing the setting's deprecation
+    descriptor), with the same ``DeprecationWarning`` when it asks for zarr v2.
+    """
     anndata = sys.modules.get("anndata")
-    if anndata is not None:
-        return int(anndata.settings.zarr_write_format)
-    return 3
+    if anndata is None:
+        return 3
+    settings = anndata.settings
+    fmt = settings.__dict__.get("zarr_write_format")
+    if fmt is None:
+        fmt = getattr(settings, "zarr_write_format", 3)
+    if fmt == 2:
+        import warnings
+
+        warnings.warn(
+            "zarr v3 will become the only option in 0.14 anndata for `{read,write}_zarr`. "
+            "This setting (`anndata.settings.zarr_write_format`) will be removed in 0.14.",
+            DeprecationWarning,
+            stacklevel=4,
+        )
+    return int(fmt)
 
 
 def _opt_str(value: Any, name: str) -> str | None:
     if value is None or isinstance(value, str):
         return value
     raise AdcatTypeError(f"{name} must be a string or None, was {type(value).__name__}")
+
+
+#: The options of :func:`concat_on_disk` that :func:`plan` shares, checked by ``_concat_args``.
+_CONCAT_OPTIONS = (
+    "max_loaded_elems", "axis", "join", "merge", "uns_merge", "label", "keys", "index_unique", "fill_value",
+    "pairwise", "max_memory", "zarr_format", "compression", "follow_external_links",
+)
+
+
+def _options(arguments: dict[str, Any]) -> dict[str, Any]:
+    """The shared options among a caller's arguments (its ``locals()``)."""
+    return {name: arguments[name] for name in _CONCAT_OPTIONS}
 
 
 def _concat_args(
@@ -271,17 +304,10 @@ def concat_on_disk(
     """
     scratch = Scratch()
     try:
-        target, args = _concat_args(
-            in_files, out_file, scratch,
-            max_loaded_elems=max_loaded_elems, axis=axis, join=join, merge=merge, uns_merge=uns_merge,
-            label=label, keys=keys, index_unique=index_unique, fill_value=fill_value, pairwise=pairwise,
-            max_memory=max_memory, zarr_format=zarr_format, compression=compression,
-            follow_external_links=follow_external_links,
-        )
-        inputs, output = args.pop("inputs"), args.pop("output")
+        target, args = _concat_args(in_files, out_file, scratch, **_options(locals()))
         warnings_ = run_with_bar(
             progress, "adcat concat",
-            lambda bar: _adcat.concat(inputs, output, force=bool(force) or target.is_object, threads=threads, progress=bar, **args),
+            lambda bar: _adcat.concat(args, force=bool(force) or target.is_object, threads=threads, progress=bar),
         )
         target.deliver()
     finally:
@@ -346,15 +372,8 @@ def plan(
     """
     scratch = Scratch()
     try:
-        _, args = _concat_args(
-            in_files, out_file, scratch,
-            max_loaded_elems=max_loaded_elems, axis=axis, join=join, merge=merge, uns_merge=uns_merge,
-            label=label, keys=keys, index_unique=index_unique, fill_value=fill_value, pairwise=pairwise,
-            max_memory=max_memory, zarr_format=zarr_format, compression=compression,
-            follow_external_links=follow_external_links,
-        )
-        inputs, output = args.pop("inputs"), args.pop("output")
-        return json.loads(_adcat.plan(inputs, output, **args))
+        _, args = _concat_args(in_files, out_file, scratch, **_options(locals()))
+        return json.loads(_adcat.plan(args))
     finally:
         scratch.cleanup()
 

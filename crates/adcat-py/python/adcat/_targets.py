@@ -52,27 +52,42 @@ def is_h5py_group(obj: Any) -> bool:
     return h5py is not None and isinstance(obj, h5py.Group)
 
 
-def _zarr_group(obj: Any, mode: str) -> Any | None:
-    """``obj`` as a zarr.Group (a Store is opened as anndata opens it), or None."""
+def _zarr_store(obj: Any) -> Any | None:
+    """``obj`` if it is a zarr store (``zarr.abc.store.Store``), else None."""
+    zarr = _zarr()
+    store_cls = getattr(getattr(zarr, "abc", None), "store", None)
+    if store_cls is not None and isinstance(obj, store_cls.Store):
+        return obj
+    return None
+
+
+def _zarr_group(obj: Any) -> Any | None:
+    """``obj`` as a zarr.Group to read (a store is opened as anndata opens it), or None."""
     zarr = _zarr()
     if zarr is None:
         return None
     if isinstance(obj, zarr.Group):
         return obj
-    store_cls = getattr(getattr(zarr, "abc", None), "store", None)
-    if store_cls is not None and isinstance(obj, store_cls.Store):
-        return zarr.open_group(obj, mode=mode)
+    if _zarr_store(obj) is not None:
+        return zarr.open_group(obj, mode="r")
     return None
+
+
+def _local_root(store: Any) -> Path | None:
+    """The directory of a local directory store."""
+    root = getattr(store, "root", None)
+    if root is None or type(store).__name__ != "LocalStore":
+        return None
+    return Path(root)
 
 
 def _local_zarr_dir(group: Any) -> Path | None:
     """The directory of a zarr group in a local directory store."""
     sp = getattr(group, "store_path", None)
-    store = getattr(sp, "store", None)
-    root = getattr(store, "root", None)
-    if root is None or type(store).__name__ != "LocalStore":
+    root = _local_root(getattr(sp, "store", None))
+    if root is None:
         return None
-    return Path(root) / sp.path if sp.path else Path(root)
+    return root / sp.path if sp.path else root
 
 
 def _zarr_copy(src: Any, src_prefix: str, dst: Any, dst_prefix: str, clear: bool) -> None:
@@ -122,7 +137,7 @@ def input_path(obj: Any, scratch: Scratch, name: str) -> Path:
         with h5py.File(path, "w") as dst:
             _h5_copy_into(obj, dst)
         return path
-    group = _zarr_group(obj, mode="r")
+    group = _zarr_group(obj)
     if group is not None:
         local = _local_zarr_dir(group)
         if local is not None:
@@ -141,7 +156,8 @@ class OutputTarget:
     def __init__(self, obj: Any, scratch: Scratch) -> None:
         self.obj = obj
         self.h5py_group: Any | None = None
-        self.zarr_group: Any | None = None
+        self.zarr_store: Any | None = None
+        self.zarr_prefix = ""
         self.zarr_format: int | None = None
         if isinstance(obj, (str, os.PathLike)):
             self.path = Path(os.fspath(obj))
@@ -151,22 +167,29 @@ class OutputTarget:
             self.h5py_group = obj
             self.path = scratch.path("out.h5ad")
             self.format = "h5ad"
+        elif _zarr_store(obj) is not None:
+            # A bare store gets the group anndata would create in it: its format comes
+            # from zarr_format or anndata's setting, not from the store.
+            self.format = "zarr"
+            self._zarr_into(obj, "", _local_root(obj), scratch)
         else:
-            group = _zarr_group(obj, mode="w")
-            if group is None:
+            zarr = _zarr()
+            if zarr is None or not isinstance(obj, zarr.Group):
                 raise AdcatTypeError(f"out_file: cannot write to a {type(obj).__name__}; pass {_KINDS}")
             self.format = "zarr"
-            self.zarr_format = group.metadata.zarr_format
-            local = _local_zarr_dir(group)
-            if local is not None:
-                self.path = local
-            else:
-                self.zarr_group = group
-                self.path = scratch.path("out.zarr")
+            self.zarr_format = obj.metadata.zarr_format
+            self._zarr_into(obj.store_path.store, _prefix(obj), _local_zarr_dir(obj), scratch)
+
+    def _zarr_into(self, store: Any, prefix: str, local: Path | None, scratch: Scratch) -> None:
+        if local is not None:
+            self.path = local
+        else:
+            self.zarr_store, self.zarr_prefix = store, prefix
+            self.path = scratch.path("out.zarr")
 
     @property
     def is_object(self) -> bool:
-        return self.h5py_group is not None or self.zarr_group is not None
+        return self.h5py_group is not None or self.zarr_store is not None
 
     def deliver(self) -> None:
         """Copy a complete output from the scratch directory into the object."""
@@ -175,8 +198,7 @@ class OutputTarget:
             with h5py.File(self.path, "r") as src:
                 _h5_copy_into(src, self.h5py_group)
             self.h5py_group.file.flush()
-        elif self.zarr_group is not None:
+        elif self.zarr_store is not None:
             from zarr.storage import LocalStore
 
-            g = self.zarr_group
-            _zarr_copy(LocalStore(self.path, read_only=True), "", g.store_path.store, _prefix(g), clear=True)
+            _zarr_copy(LocalStore(self.path, read_only=True), "", self.zarr_store, self.zarr_prefix, clear=True)
