@@ -10,6 +10,7 @@ files, equal to `anndata.concat` of anndata's reads.
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -23,27 +24,35 @@ import pandas as pd
 import pytest
 from anndata.tests.helpers import assert_equal
 
+import downloads
 import oracle
 from test_concat import read, write
 
-REPO = Path(__file__).resolve().parents[2]
-CACHE = REPO / "target" / "test-data"
-SDIST = "anndata==0.13.4"
+CACHE = downloads.CACHE
+
+
+def anndata_sdist() -> Path:
+    """anndata 0.13.4's source distribution, downloaded once into the cache."""
+    try:
+        return downloads.anndata_sdist()
+    except downloads.DownloadError as e:
+        pytest.fail(str(e), pytrace=False)
 
 
 def archives_root() -> Path:
     """The unpacked `tests/data/archives` of anndata 0.13.4's sdist (downloaded once)."""
     root = CACHE / "anndata-0.13.4-archives"
-    if (root / "v0.13.3" / "adata.h5ad").exists():
-        return root
-    CACHE.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--no-binary", ":all:", SDIST, "-d", str(CACHE)]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    tarballs = sorted(CACHE.glob("anndata-0.13.4.tar.gz"))
-    if proc.returncode != 0 or not tarballs:
-        pytest.fail(f"cannot download anndata's sdist for its test archives: `{' '.join(cmd)}` said:\n{proc.stderr}", pytrace=False)
+    tarball = anndata_sdist()
+    with downloads.cache_lock("anndata-archives"):
+        if not (root / "v0.13.3" / "adata.h5ad").exists():
+            _unpack_archives(tarball, root)
+    return root
+
+
+def _unpack_archives(tarball: Path, root: Path) -> None:
     tmp = root.with_suffix(".partial")
-    with tarfile.open(tarballs[0]) as t:
+    shutil.rmtree(tmp, ignore_errors=True)  # left by an interrupted run
+    with tarfile.open(tarball) as t:
         members = [m for m in t.getmembers() if "/tests/data/archives/" in m.name and m.isfile()]
         for m in members:
             rel = m.name.split("/tests/data/archives/", 1)[1]
@@ -56,7 +65,6 @@ def archives_root() -> Path:
         with zipfile.ZipFile(z) as zf:
             zf.extractall(z.parent / "adata.zarr")
     tmp.rename(root)
-    return root
 
 
 @pytest.fixture(scope="session")
@@ -73,9 +81,13 @@ def pbmc68k_reduced() -> Path:
     era: compound obs/var/obsm, raw.X at the root, rank_genes_groups as fixed-length byte
     string records), from scanpy's wheel."""
     dest = CACHE / "pbmc68k_reduced.h5ad"
-    if dest.exists():
-        return dest
-    CACHE.mkdir(parents=True, exist_ok=True)
+    with downloads.cache_lock("pbmc68k_reduced"):
+        if not dest.exists():
+            _extract_pbmc68k_reduced(dest)
+    return dest
+
+
+def _extract_pbmc68k_reduced(dest: Path) -> None:
     wheels = CACHE / "wheels"
     cmd = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary", ":all:", SCANPY, "-d", str(wheels)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -87,7 +99,6 @@ def pbmc68k_reduced() -> Path:
     tmp = dest.with_suffix(".partial")
     tmp.write_bytes(data)
     tmp.rename(dest)
-    return dest
 
 
 H5AD_VERSIONS = ["v0.5.0", "v0.7.0", "v0.7.8", "v0.11.4", "v0.13.3"]

@@ -5,6 +5,12 @@
 translated into Python calls, inputs given as a mapping whenever they have keys (so
 both forms of `in_files` are exercised), and every result is compared with
 `anndata.concat` by the cases themselves.
+
+Two groups run in part: `test_matrix` on a grid where every axis, join, merge, array
+type and format still occurs (anndata's own test_concatenate_disk.py, run through
+`adcat.concat_on_disk` by `cargo xtask test`, covers the full cross product), and the
+engine's stress cases (hundreds of blocks under a 1 MiB budget) not at all: they test
+the engine, which the binary's run of them covers, and add minutes, not coverage.
 """
 
 from __future__ import annotations
@@ -18,7 +24,20 @@ import warnings
 import pytest
 
 import adcat
+import test_concat
 from test_concat import *  # noqa: F403  (the cases, collected again with this run_adcat)
+
+del test_var_axis_csr_transposed_in_many_blocks, test_many_blocks_tiny_budget  # noqa: F821
+
+
+@pytest.mark.parametrize("fmt", ["h5ad", "zarr"])
+@pytest.mark.parametrize("array_type", test_concat.ARRAY_TYPES)
+@pytest.mark.parametrize(
+    ("axis", "join", "merge"),
+    [(0, "inner", None), (0, "outer", "same"), (1, "inner", "unique"), (1, "outer", "first"), (0, "outer", "only")],
+)
+def test_matrix(run_adcat, tmp_path, axis, join, merge, array_type, fmt):
+    test_concat.test_matrix(run_adcat, tmp_path, axis, join, merge, array_type, fmt)
 
 
 def _parser() -> argparse.ArgumentParser:

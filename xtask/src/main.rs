@@ -7,6 +7,7 @@
 mod bench;
 mod bench_jobs;
 mod bench_scale;
+mod wheel;
 
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
@@ -27,6 +28,9 @@ cargo xtask <task>
   bench-scale   time and peak RSS against the number of files (2-500), the input size (to 11 GB) and
                 the threads (1, 2); cost per file and per GB; a Tahoe-100M-sized projection
   bench-jobs    cost of `adcat job` create/run/finish and of a task per process, for 10/100/1000 inputs
+  wheel         build the self-contained wheel of the Python package (HDF5 linked in, built from
+                source; installs cmake from PyPI if missing) into target/wheels, then check it: no
+                libhdf5 in `ldd`, and a smoke test in a fresh venv with the system libhdf5 hidden
   man           write the adcat man page to target/man/adcat.1 (from the clap definitions)
   fuzz          the damaged-metadata fuzzer and random round trips, long (ADCAT_FUZZ_ITERS, default 3000;
                 `test` runs them briefly)
@@ -183,11 +187,22 @@ fn conformance(vpy: &Path) -> Result<()> {
     run(cargo().args(["build", "--locked", "-p", "adcat-cli"]))?;
     install_python_package(vpy)?;
     let bin = root().join("target/debug/adcat");
-    let jobs = std::env::var("ADCAT_PYTEST_ARGS").unwrap_or_default();
+    let extra = std::env::var("ADCAT_PYTEST_ARGS").unwrap_or_default();
     let mut cmd = Command::new(vpy);
-    cmd.current_dir(root()).args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/python"]).env("ADCAT_BIN", &bin);
-    cmd.args(jobs.split_whitespace());
-    run(&mut cmd)
+    // One pytest-xdist worker per core; a module's tests stay on one worker, so its
+    // fixtures (large generated inputs) are made once.
+    cmd.current_dir(root()).args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "auto", "--dist", "loadscope", "tests/python"]).env("ADCAT_BIN", &bin);
+    cmd.args(extra.split_whitespace());
+    run(&mut cmd)?;
+    anndata_suite(vpy)
+}
+
+/// anndata 0.13.4's own on-disk concat tests (tests/test_concatenate_disk.py, from its
+/// sdist) with `adcat.concat_on_disk` in place of anndata's; see tests/anndata_suite.
+fn anndata_suite(vpy: &Path) -> Result<()> {
+    let dest = root().join("target/anndata-suite");
+    run(Command::new(vpy).arg(root().join("tests/anndata_suite/prepare.py")).arg(&dest))?;
+    run(Command::new(vpy).current_dir(&dest).args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "auto", "test_concatenate_disk.py"]))
 }
 
 fn test() -> Result<()> {
@@ -338,6 +353,7 @@ fn main() -> Result<()> {
             conformance(&vpy)
         }
         "demo" => demo(),
+        "wheel" => wheel::wheel(),
         "bench-memory" => bench_memory(),
         // adcat against its floors and anndata's concat_on_disk (see bench.rs).
         "bench" => with_bench_env(bench::bench),
