@@ -31,7 +31,7 @@ pub fn wheel() -> Result<()> {
     let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
     run(Command::new(bin.join("maturin"))
         .current_dir(root().join("crates/adcat-py"))
-        .args(["build", "--release", "--locked", "--features", "static-hdf5", "--out"])
+        .args(["build", "--release", "--locked", "--strip", "--features", "static-hdf5", "--out"])
         .arg(&out)
         .env("PATH", &path))?;
     let wheel = only_wheel(&out)?;

@@ -143,11 +143,28 @@ fn read_chunk(ds_id: hid_t, path: &str, offset: u64) -> Result<Option<RawChunk>>
     }
     let mut bytes = vec![0u8; size as usize];
     // SAFETY: `bytes` holds the chunk's stored size, as libhdf5 just reported it.
-    let st = hdf5::sync::sync(|| unsafe { hdf5_sys::h5d::H5Dread_chunk(ds_id, hdf5_sys::h5p::H5P_DEFAULT, off.as_ptr(), &mut mask, bytes.as_mut_ptr().cast()) });
+    let st = hdf5::sync::sync(|| unsafe { h5_read_chunk(ds_id, &off, &mut mask, &mut bytes) });
     if st < 0 {
         return Err(StoreError::Backend { path: path.to_owned(), message: format!("cannot read the chunk at element {offset}") });
     }
     Ok(Some(RawChunk { mask, bytes }))
+}
+
+/// `H5Dread_chunk` of the stored chunk at `off` into `bytes`, whose length is its size.
+///
+/// # Safety
+/// `ds_id` is an open chunked dataset and `off` has one entry per dimension.
+unsafe fn h5_read_chunk(ds_id: hid_t, off: &[u64], mask: &mut u32, bytes: &mut [u8]) -> hdf5_sys::h5::herr_t {
+    // HDF5 2.0 added the buffer's size (in and out); 1.x trusts the buffer to be large enough.
+    #[cfg(hdf5_2)]
+    {
+        let mut len = bytes.len();
+        unsafe { hdf5_sys::h5d::H5Dread_chunk(ds_id, hdf5_sys::h5p::H5P_DEFAULT, off.as_ptr(), mask, bytes.as_mut_ptr().cast(), &mut len) }
+    }
+    #[cfg(not(hdf5_2))]
+    unsafe {
+        hdf5_sys::h5d::H5Dread_chunk(ds_id, hdf5_sys::h5p::H5P_DEFAULT, off.as_ptr(), mask, bytes.as_mut_ptr().cast())
+    }
 }
 
 /// Decode chunk `c` (of `chunk` elements) and copy its elements from `skip` into `seg`.

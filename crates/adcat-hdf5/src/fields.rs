@@ -138,6 +138,10 @@ unsafe fn read_ids(ds: hid_t, ftype: hid_t, path: &str, info: &RecordField, idx:
     }
     let out = decode(&buf, n as usize, size, info, vlen);
     if vlen && n > 0 {
+        // H5Treclaim replaced H5Dvlen_reclaim in 1.12 (gone when built without deprecated symbols).
+        #[cfg(hdf5_1_12)]
+        h5t::H5Treclaim(mem.0, mspace.0, h5p::H5P_DEFAULT, buf.as_mut_ptr().cast());
+        #[cfg(not(hdf5_1_12))]
         h5d::H5Dvlen_reclaim(mem.0, mspace.0, h5p::H5P_DEFAULT, buf.as_mut_ptr().cast());
     }
     out.ok_or_else(|| err(path, format!("cannot decode field {}", adcat_store::field_display(&info.name))))

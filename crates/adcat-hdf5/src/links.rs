@@ -11,7 +11,7 @@
 
 use adcat_store::{NodeKind, Result, StoreError};
 use hdf5::LocationType;
-use hdf5_sys::h5l::{H5L_info1_t, H5L_type_t};
+use hdf5_sys::h5l::H5L_type_t;
 use std::ffi::{CStr, CString};
 
 /// A resolved node.
@@ -32,12 +32,20 @@ impl Node {
 /// The kind of the link `name` in group `g`, or `None` when there is no such link.
 fn link_type(g: &hdf5::Group, name: &str) -> Option<H5L_type_t> {
     let c = CString::new(name).ok()?;
-    let mut info = H5L_info1_t::default();
     // SAFETY: `c` is a NUL-terminated string and `info` a valid out-parameter; the
-    // group id is alive for the call. H5Lget_info (v1) exists in every HDF5 >= 1.8.
-    #[allow(deprecated)]
-    let status = hdf5::sync::sync(|| unsafe { hdf5_sys::h5l::H5Lget_info1(g.id(), c.as_ptr(), &mut info, hdf5_sys::h5p::H5P_DEFAULT) });
-    (status >= 0).then_some(info.type_)
+    // group id is alive for the call. H5Lget_info2 replaced H5Lget_info in 1.12.
+    #[cfg(hdf5_1_12)]
+    let (status, info) = {
+        // A plain C struct (no Default): all-zero is a valid value.
+        let mut info: hdf5_sys::h5l::H5L_info2_t = unsafe { std::mem::zeroed() };
+        (hdf5::sync::sync(|| unsafe { hdf5_sys::h5l::H5Lget_info2(g.id(), c.as_ptr(), &mut info, hdf5_sys::h5p::H5P_DEFAULT) }), info.type_)
+    };
+    #[cfg(not(hdf5_1_12))]
+    let (status, info) = {
+        let mut info = hdf5_sys::h5l::H5L_info1_t::default();
+        (hdf5::sync::sync(|| unsafe { hdf5_sys::h5l::H5Lget_info1(g.id(), c.as_ptr(), &mut info, hdf5_sys::h5p::H5P_DEFAULT) }), info.type_)
+    };
+    (status >= 0).then_some(info)
 }
 
 /// `file:object` an external link points at, for messages.
