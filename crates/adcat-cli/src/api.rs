@@ -172,7 +172,7 @@ fn input_opts(max_memory: u64, follow: bool) -> stores::InputOptions {
 
 /// Open an input; a missing path is [`ErrorKind::NotFound`].
 fn open(path: &Path, opts: stores::InputOptions) -> Result<Box<dyn adcat_store::Store>> {
-    if !path.exists() {
+    if !path.exists() && !stores::is_url(path) {
         return Err(Error::new(ErrorKind::NotFound, format!("{}: no such file or directory", path.display())));
     }
     open_input(path, opts).map_err(|e| Error::from_anyhow(ErrorKind::Invalid, &e))
@@ -199,6 +199,10 @@ fn create_output(dest: &Path, format: OutFormat, force: bool, inputs: &[PathBuf]
 /// The output format of `spec`.
 fn out_format(output: &Path, format: Format, zarr_format: u8) -> Result<OutFormat> {
     let zarr = |v: u8| OutFormat::Zarr(if v == 2 { adcat_zarr::ZarrVersion::V2 } else { adcat_zarr::ZarrVersion::V3 });
+    if stores::is_url(output) {
+        // The message of output_format: object-storage outputs are not written yet.
+        return output_format(output, zarr_format).map_err(|e| Error::from_anyhow(ErrorKind::Unsupported, &e));
+    }
     match format {
         Format::H5ad => Ok(OutFormat::H5ad),
         Format::Zarr => Ok(zarr(zarr_format)),
@@ -208,6 +212,7 @@ fn out_format(output: &Path, format: Format, zarr_format: u8) -> Result<OutForma
 
 /// The checked arguments of a concatenation, and its input stores opened.
 fn prepared(spec: &ConcatSpec) -> Result<(crate::Prepared, Vec<Box<dyn adcat_store::Store>>)> {
+    out_format(&spec.output, spec.format, spec.write.zarr_format)?;
     let args = ConcatArgs {
         inputs: vec![],
         inputs_from: None,

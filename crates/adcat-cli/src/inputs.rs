@@ -69,7 +69,7 @@ fn read_list(file: &Path, out: &mut Vec<Input>) -> Result<()> {
             None => (None, line),
         };
         let p = PathBuf::from(p.trim());
-        let path = if p.is_relative() { base.join(p) } else { p };
+        let path = if p.is_relative() && !crate::stores::is_url(&p) { base.join(p) } else { p };
         out.push(Input { path, key });
     }
     Ok(())

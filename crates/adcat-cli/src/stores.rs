@@ -63,7 +63,16 @@ pub fn lazy_input(path: &Path, opts: InputOptions) -> Box<dyn Store> {
     Box::new(Guarded::new(Box::new(Lazy { path: path.to_path_buf(), location, opts, store: std::sync::OnceLock::new() })))
 }
 
+/// Whether `path` is a store in object storage (`s3://...`), not a local path.
+pub fn is_url(path: &Path) -> bool {
+    path.to_str().is_some_and(adcat_zarr::s3::is_url)
+}
+
 fn open_bounded(path: &Path, opts: InputOptions) -> Result<Box<dyn Store>> {
+    if let Some(url) = path.to_str().filter(|p| adcat_zarr::s3::is_url(p)) {
+        // Its errors name the URL (`cannot open s3://...: ...`).
+        return Ok(bounded(Box::new(ZarrStore::open_url(url).map_err(|e| anyhow!("{e}"))?), opts));
+    }
     if !path.exists() {
         bail!("{}: no such file or directory (check the path; patterns like 'runs/*.h5ad' are expanded by adcat)", path.display());
     }
@@ -84,12 +93,17 @@ fn open_bounded(path: &Path, opts: InputOptions) -> Result<Box<dyn Store>> {
     } else {
         bail!("{}: not an AnnData store (neither an HDF5 file nor a zarr directory); `adcat inspect` shows what a store holds", path.display())
     };
+    Ok(bounded(store, opts))
+}
+
+/// `store` with every read bounded by the memory budget.
+fn bounded(store: Box<dyn Store>, opts: InputOptions) -> Box<dyn Store> {
     let hint: adcat_store::bounded::LimitHint = if opts.budget_flag {
         Box::new(|size| format!("that is the memory budget (--max-memory); pass --max-memory {} or more to read it", adcat_store::bounded::human_bytes(size)))
     } else {
         Box::new(|_| "that is adcat's default memory budget".to_owned())
     };
-    Ok(Box::new(adcat_store::Bounded::new(store, opts.max_memory, hint)))
+    Box::new(adcat_store::Bounded::new(store, opts.max_memory, hint))
 }
 
 /// Open HDF5 inputs allowed under a memory budget: libhdf5's caches of an open input
@@ -128,6 +142,7 @@ impl Store for Lazy {
     fn kind(&self) -> adcat_store::StoreKind {
         match self.get() {
             Ok(s) => s.kind(),
+            Err(_) if is_url(&self.path) => adcat_store::StoreKind::ZarrV3,
             Err(_) if !self.path.is_dir() => adcat_store::StoreKind::Hdf5,
             Err(_) if self.path.join("zarr.json").exists() => adcat_store::StoreKind::ZarrV3,
             Err(_) => adcat_store::StoreKind::ZarrV2,
@@ -238,6 +253,9 @@ impl OutFormat {
 
 /// The output format implied by the path's extension.
 pub fn output_format(path: &Path, zarr_format: u8) -> Result<OutFormat> {
+    if is_url(path) {
+        bail!("{}: writing to object storage is not supported yet (s3:// works for inputs); write a local .zarr or .h5ad and upload it", path.display());
+    }
     match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
         Some("h5ad") | Some("h5") | Some("hdf5") => Ok(OutFormat::H5ad),
         Some("zarr") => Ok(OutFormat::Zarr(if zarr_format == 2 { ZarrVersion::V2 } else { ZarrVersion::V3 })),

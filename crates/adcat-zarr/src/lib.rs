@@ -12,6 +12,7 @@
 mod meta;
 mod rebased;
 mod record;
+pub mod s3;
 
 use adcat_store::{
     Compression, check_box, check_names, checked_path, norm_path, numeric_for_dtype, parent_path, with_numeric, ArrayData, ArrayMeta, ArraySpec, Attrs,
@@ -86,6 +87,16 @@ impl ZarrStore {
         }
         let fs = zarrs::filesystem::FilesystemStore::new(p).map_err(|e| StoreError::Open { location: location.clone(), reason: e.to_string() })?;
         Self::open_storage(Arc::new(fs), location, writable)
+    }
+
+    /// Open an existing store in S3-compatible object storage (`s3://bucket/prefix`)
+    /// read-only; configured from the `AWS_*` environment (see [`s3`]).
+    pub fn open_url(url: &str) -> Result<Self> {
+        let parsed = s3::S3Url::parse(url).map_err(|reason| StoreError::Open { location: url.to_owned(), reason })?;
+        Self::open_storage(s3::storage(&parsed)?, url.to_owned(), false).map_err(|e| match e {
+            StoreError::Open { location, reason } => StoreError::Open { location, reason: s3::one_line(&reason) },
+            other => other,
+        })
     }
 
     /// Open an existing hierarchy on any `zarrs` storage.

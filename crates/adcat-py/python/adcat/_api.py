@@ -13,7 +13,7 @@ from typing import Any, Literal, Union
 from . import _adcat
 from ._errors import AdcatFileNotFoundError, AdcatKeyError, AdcatNotImplementedError, AdcatTypeError, AdcatValueError
 from ._progress import run_with_bar
-from ._targets import OutputTarget, Scratch, input_path
+from ._targets import OutputTarget, Scratch, input_path, is_url
 
 #: What names a store: a path, an open h5py group or file, or a zarr group or store.
 Target = Union[str, "os.PathLike[str]", Any]
@@ -102,6 +102,11 @@ def _anndata_zarr_write_format() -> int:
     return int(fmt)
 
 
+def _location(path: str | os.PathLike[str]) -> Path | str:
+    """A local path, or an ``s3://`` URL kept as the string it is."""
+    return str(path) if is_url(path) else Path(os.fspath(path))
+
+
 def _opt_str(value: Any, name: str) -> str | None:
     if value is None or isinstance(value, str):
         return value
@@ -145,7 +150,7 @@ def _concat_args(
         raise AdcatValueError("No objects to concatenate.")
     merge = _strategy(merge, "merge")
     uns_merge = _strategy(uns_merge, "uns_merge")
-    if isinstance(out_file, (str, os.PathLike)):
+    if isinstance(out_file, (str, os.PathLike)) and not is_url(out_file):
         out = Path(os.fspath(out_file))
         if not out.parent.exists():
             raise AdcatFileNotFoundError(f"Parent directory of {out} does not exist.")
@@ -422,7 +427,7 @@ def convert(
     --------
     >>> adcat.convert("pbmc.h5ad", "pbmc.zarr", compression="zstd:5")  # doctest: +SKIP
     """
-    src_p, dst_p = Path(os.fspath(src)), Path(os.fspath(dst))
+    src_p, dst_p = _location(src), _location(dst)
     if zarr_format not in (2, 3):
         raise AdcatValueError(f"zarr_format must be 2 or 3, was {zarr_format!r}")
     run_with_bar(
@@ -461,7 +466,7 @@ def inspect(path: str | os.PathLike[str], *, follow_external_links: bool = False
     >>> adcat.inspect("pbmc.h5ad")["root"]["children"][0]["name"]  # doctest: +SKIP
     'X'
     """
-    return json.loads(_adcat.inspect(Path(os.fspath(path)), follow_external_links=bool(follow_external_links)))
+    return json.loads(_adcat.inspect(_location(path), follow_external_links=bool(follow_external_links)))
 
 
 def validate(path: str | os.PathLike[str], *, quick: bool = False, follow_external_links: bool = False) -> list[str]:
@@ -493,5 +498,5 @@ def validate(path: str | os.PathLike[str], *, quick: bool = False, follow_extern
     >>> adcat.validate("pbmc.h5ad")  # doctest: +SKIP
     []
     """
-    _, _, problems = _adcat.validate(Path(os.fspath(path)), quick=bool(quick), follow_external_links=bool(follow_external_links))
+    _, _, problems = _adcat.validate(_location(path), quick=bool(quick), follow_external_links=bool(follow_external_links))
     return list(problems)

@@ -124,8 +124,16 @@ def _h5_copy_into(src: Any, dst: Any) -> None:
         dst.attrs[k] = v
 
 
-def input_path(obj: Any, scratch: Scratch, name: str) -> Path:
-    """The path the engine reads for input ``obj``."""
+def is_url(obj: Any) -> bool:
+    """Whether ``obj`` names a store in object storage (``s3://bucket/prefix``), passed to
+    the engine as given (``pathlib`` would fold its ``//``)."""
+    return isinstance(obj, str) and obj.startswith("s3://")
+
+
+def input_path(obj: Any, scratch: Scratch, name: str) -> Path | str:
+    """The path (or object-storage URL) the engine reads for input ``obj``."""
+    if is_url(obj):
+        return str(obj)
     if isinstance(obj, (str, os.PathLike)):
         return Path(os.fspath(obj))
     if is_h5py_group(obj):
@@ -159,7 +167,10 @@ class OutputTarget:
         self.zarr_store: Any | None = None
         self.zarr_prefix = ""
         self.zarr_format: int | None = None
-        if isinstance(obj, (str, os.PathLike)):
+        if is_url(obj):
+            self.path: Path | str = str(obj)
+            self.format = "zarr"
+        elif isinstance(obj, (str, os.PathLike)):
             self.path = Path(os.fspath(obj))
             # anndata's rule: the suffix .h5ad means HDF5, anything else zarr.
             self.format = "h5ad" if self.path.suffix == ".h5ad" else "zarr"

@@ -1,0 +1,134 @@
+//! Zarr stores in S3-compatible object storage: `s3://bucket/prefix`.
+//!
+//! Requests go through `object_store` (ranged GETs, coalesced by `zarrs_object_store`;
+//! retries with exponential backoff on 5xx, throttling and timeouts) and are made
+//! synchronous for the engine by zarrs' `AsyncToSyncStorageAdapter` on one tokio runtime
+//! for the process. The engine calls stores from plain and rayon threads, never from
+//! inside the runtime, which is what the adapter requires.
+//!
+//! Configuration is the usual environment: `AWS_ENDPOINT_URL`, `AWS_ACCESS_KEY_ID`,
+//! `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, `AWS_REGION` (default `us-east-1`),
+//! `AWS_ALLOW_HTTP=true` for a plain-HTTP endpoint, and the other `AWS_*` keys
+//! `object_store` reads.
+
+use adcat_store::{Result, StoreError};
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::{BackoffConfig, ClientConfigKey, RetryConfig};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+use zarrs::storage::storage_adapter::async_to_sync::{AsyncToSyncBlockOn, AsyncToSyncStorageAdapter};
+use zarrs::storage::ReadableWritableListableStorage;
+
+/// The URL scheme of a store in S3-compatible object storage.
+pub const SCHEME: &str = "s3://";
+
+/// Whether `location` names a store in object storage (`s3://...`).
+pub fn is_url(location: &str) -> bool {
+    location.starts_with(SCHEME)
+}
+
+/// A parsed `s3://bucket/prefix` URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3Url {
+    /// The bucket.
+    pub bucket: String,
+    /// The key prefix of the store inside the bucket, without a trailing `/` (may be empty).
+    pub prefix: String,
+}
+
+impl S3Url {
+    /// Parse `s3://bucket/prefix`; the reason when it is not one.
+    pub fn parse(url: &str) -> std::result::Result<Self, String> {
+        let rest = url.strip_prefix(SCHEME).ok_or_else(|| format!("{url}: not an s3:// URL"))?;
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() {
+            return Err(format!("{url}: no bucket (expected s3://BUCKET/PREFIX)"));
+        }
+        let prefix = prefix.trim_end_matches('/');
+        if prefix.split('/').any(|part| part == "." || part == "..") || prefix.contains("//") {
+            return Err(format!("{url}: the key prefix has an empty, '.' or '..' part"));
+        }
+        Ok(Self { bucket: bucket.to_owned(), prefix: prefix.to_owned() })
+    }
+}
+
+impl std::fmt::Display for S3Url {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{SCHEME}{}/{}", self.bucket, self.prefix)
+    }
+}
+
+/// The process's runtime for object-store requests (its worker threads do the I/O; the
+/// engine's threads wait on it).
+fn runtime() -> Result<&'static tokio::runtime::Runtime> {
+    static RUNTIME: OnceLock<std::result::Result<tokio::runtime::Runtime, String>> = OnceLock::new();
+    RUNTIME
+        .get_or_init(|| tokio::runtime::Builder::new_multi_thread().worker_threads(2).thread_name("adcat-s3").enable_all().build().map_err(|e| e.to_string()))
+        .as_ref()
+        .map_err(|e| StoreError::Open { location: "s3".into(), reason: format!("cannot start the I/O runtime: {e}") })
+}
+
+struct TokioBlockOn(tokio::runtime::Handle);
+
+impl AsyncToSyncBlockOn for TokioBlockOn {
+    fn block_on<F: core::future::Future>(&self, future: F) -> F::Output {
+        self.0.block_on(future)
+    }
+}
+
+/// Retries for transient errors: a few, with backoff, and a bound on the whole so that
+/// an unreachable endpoint fails within seconds, not minutes.
+fn retry() -> RetryConfig {
+    RetryConfig {
+        backoff: BackoffConfig { init_backoff: Duration::from_millis(100), max_backoff: Duration::from_secs(5), base: 2.0 },
+        max_retries: 4,
+        retry_timeout: Duration::from_secs(30),
+    }
+}
+
+/// An S3 client for `url`'s bucket: adcat's timeouts and retries, then the `AWS_*`
+/// environment (which may override them).
+fn client(url: &S3Url) -> Result<object_store::aws::AmazonS3> {
+    let mut builder = AmazonS3Builder::new()
+        .with_config(AmazonS3ConfigKey::Client(ClientConfigKey::ConnectTimeout), "5s")
+        .with_config(AmazonS3ConfigKey::Client(ClientConfigKey::Timeout), "120s")
+        .with_region("us-east-1")
+        .with_retry(retry());
+    for (key, value) in std::env::vars() {
+        if key.starts_with("AWS_") {
+            if let Ok(k) = key.to_ascii_lowercase().parse::<AmazonS3ConfigKey>() {
+                builder = builder.with_config(k, value);
+            }
+        }
+    }
+    builder.with_bucket_name(&url.bucket).build().map_err(|e| StoreError::Open { location: url.to_string(), reason: one_line(&e) })
+}
+
+/// The zarrs storage of the store at `url` (keys relative to its prefix).
+pub fn storage(url: &S3Url) -> Result<ReadableWritableListableStorage> {
+    let s3 = client(url)?;
+    let prefixed = object_store::prefix::PrefixStore::new(s3, url.prefix.as_str());
+    let store = Arc::new(zarrs_object_store::AsyncObjectStore::new(prefixed));
+    Ok(Arc::new(AsyncToSyncStorageAdapter::new(store, TokioBlockOn(runtime()?.handle().clone()))))
+}
+
+/// An error of `object_store` on one line: its `Display` chains sources with newlines.
+pub(crate) fn one_line(e: &dyn std::fmt::Display) -> String {
+    e.to_string().split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_urls() {
+        assert_eq!(S3Url::parse("s3://b/a/x.zarr/").unwrap(), S3Url { bucket: "b".into(), prefix: "a/x.zarr".into() });
+        assert_eq!(S3Url::parse("s3://b").unwrap(), S3Url { bucket: "b".into(), prefix: String::new() });
+        assert!(S3Url::parse("s3:///x").is_err());
+        assert!(S3Url::parse("s3://b/a/../x").is_err());
+        assert!(S3Url::parse("s3://b/a//x").is_err());
+        assert!(S3Url::parse("/tmp/x").is_err());
+        assert!(is_url("s3://b/x") && !is_url("x.zarr"));
+    }
+}
