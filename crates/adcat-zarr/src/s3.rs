@@ -89,6 +89,10 @@ fn retry() -> RetryConfig {
 /// An S3 client for `url`'s bucket: adcat's timeouts and retries, then the `AWS_*`
 /// environment (which may override them).
 fn client(url: &S3Url) -> Result<object_store::aws::AmazonS3> {
+    // reqwest is built without a provider of its own; an error means one is installed.
+    // ring has no post-quantum key exchange (hence deprecated); S3 endpoints need none.
+    #[allow(deprecated)]
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let mut builder = AmazonS3Builder::new()
         .with_config(AmazonS3ConfigKey::Client(ClientConfigKey::ConnectTimeout), "5s")
         .with_config(AmazonS3ConfigKey::Client(ClientConfigKey::Timeout), "120s")
