@@ -240,6 +240,16 @@ def test_local_zarr_group_output_and_zarr_format_setting(tmp_path):
     assert_equal(ad.read_zarr(tmp_path / "g.zarr"), expected)
 
 
+def test_output_path_without_a_suffix_is_zarr_as_in_anndata(tmp_path):
+    """anndata's rule: `.h5ad` means HDF5, any other path a zarr store."""
+    a, b = _adata(0), _adata(1)
+    a.write_h5ad(tmp_path / "a.h5ad")
+    b.write_h5ad(tmp_path / "b.h5ad")
+    adcat.concat_on_disk([tmp_path / "a.h5ad", tmp_path / "b.h5ad"], tmp_path / "atlas")
+    assert (tmp_path / "atlas" / "zarr.json").exists()
+    assert_equal(ad.read_zarr(tmp_path / "atlas"), ad.concat([a, b]))
+
+
 def test_bare_store_output_takes_anndatas_setting_and_warns_as_anndata(tmp_path):
     """A store (not a group) gets the group anndata would create: v2 when the setting says
     so, with anndata's own DeprecationWarning (anndata's test_zarr_write_format_deprecated)."""

@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import anndata as ad
@@ -55,8 +56,10 @@ def _free_ports(n: int) -> list[int]:
 class Server:
     """A running SeaweedFS with one bucket, and how to reach it."""
 
-    def __init__(self, s3_port: int) -> None:
-        self.endpoint = f"http://127.0.0.1:{s3_port}"
+    def __init__(self, d: Path, ports: dict[str, int], tls: tuple[Path, Path, Path] | None) -> None:
+        self.dir, self.ports, self.tls = d, ports, tls
+        self.endpoint = f"http://127.0.0.1:{ports['s3.port']}"
+        self.proc: subprocess.Popen | None = None
 
     def env(self, **overrides: str) -> dict[str, str]:
         env = {
@@ -69,10 +72,10 @@ class Server:
         env.update(overrides)
         return env
 
-    def store(self):
+    def store(self, prefix: str | None = None):
         from obstore.store import S3Store
 
-        return S3Store(BUCKET, endpoint=self.endpoint, access_key_id=KEY_ID, secret_access_key=SECRET,
+        return S3Store(BUCKET, prefix=prefix, endpoint=self.endpoint, access_key_id=KEY_ID, secret_access_key=SECRET,
                        region="us-east-1", client_options={"allow_http": True})
 
     def upload(self, local: Path, prefix: str) -> str:
@@ -84,6 +87,46 @@ class Server:
             if f.is_file():
                 obstore.put(store, f"{prefix}/{f.relative_to(local).as_posix()}", f.read_bytes())
         return f"s3://{BUCKET}/{prefix}"
+
+    def keys(self, prefix: str) -> list[str]:
+        """The object keys under `prefix/`, relative to it."""
+        import obstore
+
+        return sorted(o["path"][len(prefix) + 1:] for batch in obstore.list(self.store(), prefix + "/") for o in batch)
+
+    def read(self, prefix: str) -> ad.AnnData:
+        """The store under `prefix`, read by anndata through zarr-python's object store."""
+        import zarr
+        from zarr.storage import ObjectStore
+
+        group = zarr.open_group(ObjectStore(self.store(prefix), read_only=True), mode="r")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return ad.io.read_elem(group)
+
+    def start(self) -> None:
+        cmd = [str(_weed()), "mini", f"-dir={self.dir / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+               "-master.telemetry=false", "-admin.ui=false", f"-bucket={BUCKET}",
+               *(f"-{flag}={port}" for flag, port in self.ports.items())]
+        if self.tls:
+            cmd += [f"-s3.cert.file={self.tls[1]}", f"-s3.key.file={self.tls[2]}"]
+        (self.dir / "data").mkdir(exist_ok=True)
+        log = self.dir / "weed.log"
+        env = dict(os.environ, AWS_ACCESS_KEY_ID=KEY_ID, AWS_SECRET_ACCESS_KEY=SECRET)
+        with open(log, "ab") as out:
+            self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        _wait_ready(self, self.proc, log)
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc is None:
+            return
+        os.killpg(self.proc.pid, sig)
+        try:
+            self.proc.wait(timeout=5)  # its graceful stop can take 10 s; the data is scratch
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        self.proc = None
 
 
 def _weed() -> Path:
@@ -111,33 +154,37 @@ def _wait_ready(server: Server, proc: subprocess.Popen, log: Path, timeout: floa
     pytest.fail(f"SeaweedFS did not serve S3 within {timeout}s ({last}):\n{log.read_text()[-3000:]}", pytrace=False)
 
 
+def _tls_files(d: Path) -> tuple[Path, Path, Path]:
+    """A CA (its certificate) and a server certificate and key for 127.0.0.1 signed by it."""
+    import trustme
+
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    paths = (d / "ca.pem", d / "server.pem", d / "server.key")
+    ca.cert_pem.write_to_path(paths[0])
+    cert.cert_chain_pems[0].write_to_path(paths[1])
+    cert.private_key_pem.write_to_path(paths[2])
+    return paths
+
+
+def _new_server(d: Path, tls: bool = False) -> Server:
+    flags = PORT_FLAGS + (["s3.port.https"] if tls else [])
+    return Server(d, dict(zip(flags, _free_ports(len(flags)))), _tls_files(d) if tls else None)
+
+
 @pytest.fixture(scope="module")
 def s3(tmp_path_factory):
-    """SeaweedFS on 127.0.0.1 with bucket `adcat`; the `AWS_*` variables set for the module."""
-    d = tmp_path_factory.mktemp("seaweedfs")
-    ports = dict(zip(PORT_FLAGS, _free_ports(len(PORT_FLAGS))))
-    server = Server(ports["s3.port"])
-    cmd = [str(_weed()), "mini", f"-dir={d / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-           "-master.telemetry=false", "-admin.ui=false", f"-bucket={BUCKET}",
-           *(f"-{flag}={port}" for flag, port in ports.items())]
-    (d / "data").mkdir()
-    log = d / "weed.log"
-    env = dict(os.environ, AWS_ACCESS_KEY_ID=KEY_ID, AWS_SECRET_ACCESS_KEY=SECRET)
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    """SeaweedFS on 127.0.0.1 with bucket `adcat`, serving HTTP and HTTPS (a test CA);
+    the `AWS_*` variables set for the module."""
+    server = _new_server(tmp_path_factory.mktemp("seaweedfs"), tls=True)
     try:
-        _wait_ready(server, proc, log)
+        server.start()
         with pytest.MonkeyPatch.context() as mp:
             for k, v in server.env().items():
                 mp.setenv(k, v)
             yield server
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        server.stop()
 
 
 def _adatas():
@@ -216,16 +263,155 @@ def test_python_api_reads_urls(stores, tmp_path):
     assert adcat.inspect(urls["c"])["location"] == urls["c"]
 
 
-def test_missing_store_bucket_and_object_storage_output(run_adcat, stores, tmp_path):
-    urls, _ = stores
+def test_missing_store_bucket_and_h5ad_urls(run_adcat, stores, tmp_path):
+    urls, local = stores
     missing = f"s3://{BUCKET}/in/nothing.zarr"
-    _one_line_error(run_adcat("inspect", missing, expect_success=False), missing, "not a zarr store")
+    _one_line_error(run_adcat("inspect", missing, expect_success=False), missing, "nothing under this prefix")
     nobucket = "s3://no-such-bucket/x.zarr"
-    _one_line_error(run_adcat("inspect", nobucket, expect_success=False), nobucket)
-    out = f"s3://{BUCKET}/out.zarr"
-    _one_line_error(run_adcat("concat", urls["b"], "-o", out, expect_success=False), out, "not supported yet")
-    with pytest.raises(adcat.AdcatNotImplementedError, match="not supported yet"):
+    _one_line_error(run_adcat("inspect", nobucket, expect_success=False), nobucket, "bucket 'no-such-bucket' does not exist")
+    h5ad = f"s3://{BUCKET}/in/a.h5ad"
+    _one_line_error(run_adcat("inspect", h5ad, expect_success=False), h5ad, "download it first")
+    out = f"s3://{BUCKET}/out/x.h5ad"
+    _one_line_error(run_adcat("concat", urls["b"], "-o", out, expect_success=False), out, "write a .zarr there")
+    with pytest.raises(adcat.AdcatNotImplementedError, match="write a .zarr there"):
         adcat.concat_on_disk([urls["b"]], out)
+    array = urls["c"] + "/X"
+    _one_line_error(run_adcat("inspect", array, expect_success=False), array, "an array, not a store")
+
+
+KW = dict(join="outer", label="batch", keys=["a", "b", "c"], index_unique="-")
+CLI_KW = ["--join", "outer", "--label", "batch", "--keys", "a,b,c", "--index-unique", "-"]
+
+
+@pytest.mark.parametrize("zarr_format", ["2", "3"])
+def test_concat_to_s3_published_and_read_by_zarr_python(run_adcat, s3, stores, zarr_format):
+    urls, local = stores
+    prefix = f"out/v{zarr_format}.zarr"
+    run_adcat("concat", urls["a"], urls["b"], urls["c"], "-o", f"s3://{BUCKET}/{prefix}", "--zarr-format", zarr_format, *CLI_KW)
+    expected = ad.concat([read(local[k]) for k in "abc"], **KW)
+    assert_equal(s3.read(prefix), expected)
+    keys = s3.keys(prefix)
+    assert ("zarr.json" if zarr_format == "3" else ".zgroup") in keys
+    assert ".adcat-incomplete" not in keys, "the marker of an unpublished output is removed on publication"
+    # And back from S3 to a local h5ad, through adcat.
+    run_adcat("convert", f"s3://{BUCKET}/{prefix}", s3.dir / f"back{zarr_format}.h5ad")
+    assert_equal(read(s3.dir / f"back{zarr_format}.h5ad"), expected)
+
+
+def test_s3_output_force_replaces_only_anndata_stores(run_adcat, s3, stores):
+    import obstore
+
+    urls, local = stores
+    prefix, out = "force/x.zarr", f"s3://{BUCKET}/force/x.zarr"
+    run_adcat("convert", urls["b"], out)
+    obstore.put(s3.store(), "force/x.zarr-sibling/keep", b"1")  # shares the name's start only
+    _one_line_error(run_adcat("convert", urls["c"], out, expect_success=False), out, "output exists; pass --force")
+    with pytest.raises(FileExistsError):
+        adcat.convert(urls["c"], out)
+    run_adcat("convert", urls["c"], out, "--force")
+    assert_equal(s3.read(prefix), read(local["c"]))
+    assert "c.zarr" not in str(s3.keys(prefix)) and s3.keys("force/x.zarr-sibling") == ["keep"]
+    # Not a zarr store, or a zarr store that is not AnnData: refused even with --force.
+    obstore.put(s3.store(), "force/other.zarr/notes.txt", b"mine")
+    other = f"s3://{BUCKET}/force/other.zarr"
+    _one_line_error(run_adcat("convert", urls["c"], other, "--force", expect_success=False), other, "not a zarr store")
+    assert s3.keys("force/other.zarr") == ["notes.txt"]
+    obstore.put(s3.store(), "force/plain.zarr/zarr.json", json.dumps({"zarr_format": 3, "node_type": "group", "attributes": {}}).encode())
+    plain = f"s3://{BUCKET}/force/plain.zarr"
+    _one_line_error(run_adcat("convert", urls["c"], plain, "--force", expect_success=False), plain, "not an AnnData store")
+    assert s3.keys("force/plain.zarr") == ["zarr.json"]
+    # Outputs never replace or sit inside an input.
+    _one_line_error(run_adcat("concat", urls["b"], "-o", urls["b"] + "/sub.zarr", expect_success=False), "inputs are never modified")
+    nested = s3.upload(local["b"], "nest.zarr/b.zarr")
+    _one_line_error(run_adcat("concat", nested, "-o", f"s3://{BUCKET}/nest.zarr", "--force", expect_success=False), "holds the input")
+    assert ".zgroup" in s3.keys("nest.zarr/b.zarr")
+
+
+def test_python_api_writes_s3(s3, stores):
+    urls, local = stores
+    prefix = "py/o.zarr"
+    adcat.concat_on_disk({"b": urls["b"], "a": local["a"]}, f"s3://{BUCKET}/{prefix}", join="inner", label="src")
+    expected = ad.concat({"b": read(local["b"]), "a": read(local["a"])}, join="inner", label="src")
+    assert_equal(s3.read(prefix), expected)
+
+
+def _big_input(run_adcat, d: Path) -> Path:
+    """A local h5ad that takes a debug build seconds to write to S3 in small pieces."""
+    path = d / "big.h5ad"
+    if not path.exists():
+        run_adcat("generate", path, "--cells", "40000", "--genes", "2000", "--density", "0.05", "--seed", "7")
+    return path
+
+
+def _wait_for_objects(server: Server, prefix: str, proc: subprocess.Popen, at_least: int = 3) -> list[str]:
+    """Poll until the running adcat has written objects under `prefix`; checks on the way
+    that no root metadata is visible (the store is unpublished)."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"adcat ended before it could be interrupted: {proc.communicate()}"
+        keys = server.keys(prefix)
+        assert not {"zarr.json", ".zgroup", ".zmetadata"} & set(keys), f"root metadata visible mid-write: {keys}"
+        if len(keys) >= at_least:
+            return keys
+        time.sleep(0.05)
+    pytest.fail("adcat wrote nothing to S3 within 120 s")
+
+
+def _start(adcat_bin: Path, *args, env=None) -> subprocess.Popen:
+    return subprocess.Popen([str(adcat_bin), *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=dict(env or os.environ, NO_COLOR="1"))
+
+
+def test_interrupted_s3_output_is_never_published_and_removed(adcat_bin, run_adcat, s3):
+    big = _big_input(run_adcat, s3.dir)
+    prefix = "interrupted/x.zarr"
+    proc = _start(adcat_bin, "convert", big, f"s3://{BUCKET}/{prefix}", "--compression", "gzip:9", "--s3-concurrency", "1")
+    _wait_for_objects(s3, prefix, proc)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted by SIGINT" in err
+    assert s3.keys(prefix) == [], "the partial output is removed"
+
+
+def test_server_killed_mid_run(adcat_bin, run_adcat, tmp_path):
+    """The server dies while adcat writes: one clear error, nothing published, and the
+    leftover is recognised and removed by the next run with --force."""
+    server = _new_server(tmp_path)
+    try:
+        server.start()
+        big = _big_input(run_adcat, tmp_path)
+        prefix, url = "killed/x.zarr", f"s3://{BUCKET}/killed/x.zarr"
+        env = dict(os.environ, **server.env())
+        proc = _start(adcat_bin, "convert", big, url, "--compression", "gzip:9", "--s3-concurrency", "1", env=env)
+        _wait_for_objects(server, prefix, proc)
+        server.stop(signal.SIGKILL)
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode not in (0, None)
+        lines = [line for line in err.splitlines() if line.strip()]
+        assert lines[-1].startswith("adcat: error:") and url in lines[-1], err
+        assert any("cannot remove the partial output" in line and "aws s3 rm" in line for line in lines), err
+        server.start()
+        keys = server.keys(prefix)
+        assert ".adcat-incomplete" in keys and not {"zarr.json", ".zgroup"} & set(keys), keys
+        proc = subprocess.run([str(adcat_bin), "convert", big, url], capture_output=True, text=True, env=env)
+        _one_line_error(proc, url, "stopped before it could clean up", "--force")
+        subprocess.run([str(adcat_bin), "convert", "-q", big, url, "--force"], check=True, env=env)
+        assert_equal(server.read(prefix), read(big))
+    finally:
+        server.stop()
+
+
+def test_https_endpoint_with_a_custom_ca(adcat_bin, s3, stores):
+    urls, local = stores
+    https = dict(os.environ, AWS_ENDPOINT_URL=f"https://127.0.0.1:{s3.ports['s3.port.https']}", NO_COLOR="1")
+    https.pop("AWS_ALLOW_HTTP")
+    proc = subprocess.run([str(adcat_bin), "validate", urls["c"]], capture_output=True, text=True, env=https)
+    _one_line_error(proc, urls["c"])  # the test CA is not trusted by default
+    https["SSL_CERT_FILE"] = str(s3.tls[0])
+    proc = subprocess.run([str(adcat_bin), "validate", urls["c"]], capture_output=True, text=True, env=https)
+    n = read(local["c"])
+    assert proc.returncode == 0 and f"valid AnnData ({n.n_obs} obs x {n.n_vars} var)" in proc.stdout, proc.stderr
 
 
 def test_wrong_credentials_and_unreachable_endpoint(adcat_bin, stores):

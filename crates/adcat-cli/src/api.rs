@@ -4,7 +4,7 @@
 //! verified, and moved into place only when complete.
 
 use crate::guard::StopToken;
-use crate::stores::{self, open_input, output_format, OutFormat, Output};
+use crate::stores::{self, open_input, OutFormat, Output};
 use crate::{inputs, planview, prepare_inputs, write_options, ConcatArgs, WriteArgs};
 use adcat_concat::ConcatError;
 use adcat_format::{FormatError, Progress, WriteOptions};
@@ -180,6 +180,13 @@ fn open(path: &Path, opts: stores::InputOptions) -> Result<Box<dyn adcat_store::
 
 /// Create the output's temporary store, with the checks' kinds.
 fn create_output(dest: &Path, format: OutFormat, force: bool, inputs: &[PathBuf]) -> Result<Output> {
+    if stores::is_url(dest) {
+        let occupied = stores::remote_occupant(dest).map_err(|e| Error::from_anyhow(ErrorKind::Io, &e))? != adcat_zarr::publish::Occupant::Nothing;
+        if occupied && !force {
+            return Err(Error::new(ErrorKind::Exists, format!("{}: output exists (objects under this prefix); pass force=True to replace an AnnData store", dest.display())));
+        }
+        return Output::create(dest, format, force, inputs).map_err(|e| Error::from_anyhow(if occupied { ErrorKind::Exists } else { ErrorKind::Invalid }, &e));
+    }
     let parent = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     if !parent.is_dir() {
         return Err(Error::new(ErrorKind::NotFound, format!("{}: the parent directory {} does not exist; create it first", dest.display(), parent.display())));
@@ -199,20 +206,18 @@ fn create_output(dest: &Path, format: OutFormat, force: bool, inputs: &[PathBuf]
 /// The output format of `spec`.
 fn out_format(output: &Path, format: Format, zarr_format: u8) -> Result<OutFormat> {
     let zarr = |v: u8| OutFormat::Zarr(if v == 2 { adcat_zarr::ZarrVersion::V2 } else { adcat_zarr::ZarrVersion::V3 });
-    if stores::is_url(output) {
-        // The message of output_format: object-storage outputs are not written yet.
-        return output_format(output, zarr_format).map_err(|e| Error::from_anyhow(ErrorKind::Unsupported, &e));
-    }
-    match format {
-        Format::H5ad => Ok(OutFormat::H5ad),
-        Format::Zarr => Ok(zarr(zarr_format)),
-        Format::FromExtension => output_format(output, zarr_format).map_err(|e| Error::from_anyhow(ErrorKind::Invalid, &e)),
-    }
+    let f = match format {
+        Format::H5ad => OutFormat::H5ad,
+        Format::Zarr => zarr(zarr_format),
+        Format::FromExtension => stores::format_from_extension(output, zarr_format).map_err(|e| Error::from_anyhow(ErrorKind::Invalid, &e))?,
+    };
+    stores::check_location(output, f).map_err(|e| Error::from_anyhow(ErrorKind::Unsupported, &e))?;
+    Ok(f)
 }
 
 /// The checked arguments of a concatenation, and its input stores opened.
 fn prepared(spec: &ConcatSpec) -> Result<(crate::Prepared, Vec<Box<dyn adcat_store::Store>>)> {
-    out_format(&spec.output, spec.format, spec.write.zarr_format)?;
+    let format = out_format(&spec.output, spec.format, spec.write.zarr_format)?;
     let args = ConcatArgs {
         inputs: vec![],
         inputs_from: None,
@@ -230,8 +235,7 @@ fn prepared(spec: &ConcatSpec) -> Result<(crate::Prepared, Vec<Box<dyn adcat_sto
         write: spec.write.args(),
     };
     let specs = spec.inputs.iter().map(|p| inputs::Input { path: p.clone(), key: None }).collect();
-    let mut p = prepare_inputs(specs, args).map_err(|e| Error::from_anyhow(ErrorKind::Invalid, &e))?;
-    p.format = out_format(&spec.output, spec.format, spec.write.zarr_format)?;
+    let p = prepare_inputs(specs, args, Some(format)).map_err(|e| Error::from_anyhow(ErrorKind::Invalid, &e))?;
     let opts = input_opts(p.copts.write.max_memory, spec.follow_external_links);
     let stores = p.inputs.iter().map(|i| open(i, opts)).collect::<Result<Vec<_>>>()?;
     Ok((p, stores))

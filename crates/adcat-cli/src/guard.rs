@@ -136,6 +136,14 @@ pub fn unregister_temp(p: &Path) {
 fn force_exit(sig: i32) -> ! {
     let temps = TEMPS.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
     for t in &temps {
+        if crate::stores::is_url(t) {
+            // Unpublished (no root metadata): readers never see it, whatever is left.
+            let url = t.to_string_lossy();
+            if let Err(e) = adcat_zarr::publish::remove(&url) {
+                eprintln!("adcat: warning: cannot remove the partial output under {url} ({e}); remove it with `aws s3 rm --recursive {url}/`");
+            }
+            continue;
+        }
         // The job may still be adding files to a zarr directory: retry a few times.
         for _ in 0..20 {
             let r = if t.is_dir() { std::fs::remove_dir_all(t) } else { std::fs::remove_file(t) };

@@ -35,6 +35,9 @@ struct Cli {
     /// data from files other than the inputs named (refused by default).
     #[arg(long, global = true)]
     follow_external_links: bool,
+    /// Requests in flight at once to each store in object storage (s3://).
+    #[arg(long, global = true, value_name = "N", default_value_t = adcat_zarr::s3::DEFAULT_CONCURRENCY)]
+    s3_concurrency: usize,
     #[command(subcommand)]
     command: Command,
 }
@@ -299,16 +302,20 @@ pub(crate) struct Prepared {
 
 pub(crate) fn prepare(args: ConcatArgs) -> Result<Prepared> {
     let specs = inputs::resolve(&args.inputs, args.inputs_from.as_deref())?;
-    prepare_inputs(specs, args)
+    prepare_inputs(specs, args, None)
 }
 
-/// As [`prepare`], with the inputs resolved already (`args.inputs` is not read).
-pub(crate) fn prepare_inputs(specs: Vec<inputs::Input>, args: ConcatArgs) -> Result<Prepared> {
+/// As [`prepare`], with the inputs resolved already (`args.inputs` is not read), and the
+/// output format given (`None`: from the output's extension).
+pub(crate) fn prepare_inputs(specs: Vec<inputs::Input>, args: ConcatArgs, format: Option<stores::OutFormat>) -> Result<Prepared> {
     let ConcatArgs { inputs: _, inputs_from: _, output, axis, join, merge, uns_merge, label, keys, index_unique, fill_value, pairwise, task_size, write } = args;
     let keys = inputs::keys(&specs, keys)?;
     let inputs: Vec<PathBuf> = specs.into_iter().map(|i| i.path).collect();
     let opts = write_options(&write)?;
-    let format = output_format(&output, write.zarr_format.parse().unwrap_or(3))?;
+    let format = match format {
+        Some(f) => f,
+        None => output_format(&output, write.zarr_format.parse().unwrap_or(3))?,
+    };
     let parse_strategy = |s: Option<String>| s.map(|x| x.parse::<adcat_concat::Strategy>().map_err(|e| anyhow!(e))).transpose();
     let copts = adcat_concat::ConcatOptions {
         axis: if axis == "var" || axis == "1" { adcat_concat::Axis::Var } else { adcat_concat::Axis::Obs },
@@ -371,6 +378,10 @@ fn concat_cmd(args: ConcatArgs, plan: Option<bool>, quiet: bool, verbose: bool, 
 }
 
 fn run(cli: Cli) -> Result<()> {
+    if cli.s3_concurrency == 0 {
+        bail!("--s3-concurrency must be at least 1");
+    }
+    adcat_zarr::s3::set_concurrency(cli.s3_concurrency);
     if let Some(n) = cli.threads {
         if n == 0 {
             bail!("--threads must be at least 1");

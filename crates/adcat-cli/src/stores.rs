@@ -2,6 +2,8 @@
 
 use adcat_hdf5::{Hdf5Options, Hdf5Store};
 use adcat_store::Store;
+use adcat_zarr::publish::{self, Occupant, Publisher};
+use adcat_zarr::s3::S3Url;
 use adcat_zarr::{ZarrStore, ZarrVersion};
 use anyhow::{anyhow, bail, Context, Result};
 use crate::guard::{self, Guarded};
@@ -69,9 +71,9 @@ pub fn is_url(path: &Path) -> bool {
 }
 
 fn open_bounded(path: &Path, opts: InputOptions) -> Result<Box<dyn Store>> {
-    if let Some(url) = path.to_str().filter(|p| adcat_zarr::s3::is_url(p)) {
+    if is_url(path) {
         // Its errors name the URL (`cannot open s3://...: ...`).
-        return Ok(bounded(Box::new(ZarrStore::open_url(url).map_err(|e| anyhow!("{e}"))?), opts));
+        return Ok(bounded(Box::new(ZarrStore::open_url(&path.to_string_lossy()).map_err(|e| anyhow!("{e}"))?), opts));
     }
     if !path.exists() {
         bail!("{}: no such file or directory (check the path; patterns like 'runs/*.h5ad' are expanded by adcat)", path.display());
@@ -253,14 +255,26 @@ impl OutFormat {
 
 /// The output format implied by the path's extension.
 pub fn output_format(path: &Path, zarr_format: u8) -> Result<OutFormat> {
-    if is_url(path) {
-        bail!("{}: writing to object storage is not supported yet (s3:// works for inputs); write a local .zarr or .h5ad and upload it", path.display());
-    }
-    match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
-        Some("h5ad") | Some("h5") | Some("hdf5") => Ok(OutFormat::H5ad),
-        Some("zarr") => Ok(OutFormat::Zarr(if zarr_format == 2 { ZarrVersion::V2 } else { ZarrVersion::V3 })),
+    let format = format_from_extension(path, zarr_format)?;
+    check_location(path, format)?;
+    Ok(format)
+}
+
+/// The format the path's extension names (`.h5ad`/`.h5`/`.hdf5`, `.zarr`).
+pub fn format_from_extension(path: &Path, zarr_format: u8) -> Result<OutFormat> {
+    Ok(match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+        Some("h5ad") | Some("h5") | Some("hdf5") => OutFormat::H5ad,
+        Some("zarr") => OutFormat::Zarr(if zarr_format == 2 { ZarrVersion::V2 } else { ZarrVersion::V3 }),
         _ => bail!("{}: cannot tell the output format from the extension; use .h5ad or .zarr", path.display()),
+    })
+}
+
+/// Refuse a format that cannot be written at `path`: h5ad in object storage.
+pub fn check_location(path: &Path, format: OutFormat) -> Result<()> {
+    if is_url(path) && format == OutFormat::H5ad {
+        bail!("{}: h5ad files cannot be written to object storage (HDF5 needs a file it can seek in and rewrite); write a .zarr there, or a local .h5ad and upload it", path.display());
     }
+    Ok(())
 }
 
 /// A store being written beside its final path; renamed into place by [`Output::commit`],
@@ -278,6 +292,9 @@ pub struct Output {
     discard: bool,
     /// A job's staged store, converted into this output: removed once it is published.
     spent: Option<PathBuf>,
+    /// An output in object storage, written in place and published by its root metadata
+    /// (`tmp` and `dest` are then its URL).
+    remote: Option<Publisher>,
 }
 
 /// A new empty store of `format` at `tmp`, which becomes `dest` (named in errors).
@@ -335,6 +352,12 @@ impl Output {
     /// As [`Output::create`]; for a job (`job`), the store is built at
     /// [`Output::job_staging`] and survives this process ([`Output::keep`]).
     pub fn create_as(dest: &Path, format: OutFormat, force: bool, inputs: &[PathBuf], job: bool) -> Result<Output> {
+        if is_url(dest) {
+            if job {
+                bail!("{}: a job's output must be a local path for now (its tasks stage their work beside it); run the concatenation without --job-dir", dest.display());
+            }
+            return Output::create_remote(dest, format, force, inputs);
+        }
         let parent = match dest.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
@@ -349,7 +372,7 @@ impl Output {
         let lock_path = canon_parent.join(format!(".{}.adcat-lock", name.to_string_lossy()));
         let lock = lock_output(dest, &lock_path)?;
         remove_leftovers(&canon_parent, &name.to_string_lossy());
-        let mut out = Output { tmp: PathBuf::new(), dest: dest_abs.clone(), store: None, lock: Some((lock_path, lock)), discard: true, spent: None };
+        let mut out = Output { tmp: PathBuf::new(), dest: dest_abs.clone(), store: None, lock: Some((lock_path, lock)), discard: true, spent: None, remote: None };
         if dest.symlink_metadata().is_ok() {
             if !force {
                 bail!("{}: output exists; pass --force to overwrite it", dest.display());
@@ -367,6 +390,22 @@ impl Output {
         out.tmp = tmp.clone();
         out.store = Some(new_store(format, &tmp, dest)?);
         Ok(out)
+    }
+
+    /// An output in object storage: checked, the prefix cleared with `force`, and a new
+    /// store created under it (published by [`Output::commit`], removed on drop).
+    fn create_remote(dest: &Path, format: OutFormat, force: bool, inputs: &[PathBuf]) -> Result<Output> {
+        let OutFormat::Zarr(version) = format else {
+            check_location(dest, format)?;
+            bail!("{}: only zarr stores are written to object storage", dest.display());
+        };
+        let url = dest.to_string_lossy().into_owned();
+        check_remote_not_an_input(&url, inputs)?;
+        clear_remote(&url, force)?;
+        let (store, publisher) = ZarrStore::create_url(&url, version).map_err(|e| anyhow!("{e}"))?;
+        guard::register_temp(dest);
+        let store: Box<dyn Store> = Box::new(Guarded::new(Box::new(store)));
+        Ok(Output { tmp: dest.to_path_buf(), dest: dest.to_path_buf(), store: Some(store), lock: None, discard: true, spent: None, remote: Some(publisher) })
     }
 
     /// Keep the store for the tasks of a job: flush and close it, release the lock, and
@@ -389,7 +428,7 @@ impl Output {
         } else {
             bail!("{}: the job's output under construction is missing; create the job again", staging.display())
         };
-        Ok(Output { tmp: staging.to_path_buf(), dest: parent.join(name), store: Some(Box::new(Guarded::new(store))), lock: Some((lock_path, lock)), discard: false, spent: None })
+        Ok(Output { tmp: staging.to_path_buf(), dest: parent.join(name), store: Some(Box::new(Guarded::new(store))), lock: Some((lock_path, lock)), discard: false, spent: None, remote: None })
     }
 
     /// Convert a job's finished staging store (zarr) into a new temporary output of
@@ -403,7 +442,7 @@ impl Output {
         let (parent, name) = split_dest(&self.dest)?;
         let tmp = parent.join(format!(".{name}.adcat-tmp-{}", std::process::id()));
         guard::register_temp(&tmp);
-        let mut out = Output { tmp: tmp.clone(), dest: self.dest.clone(), store: None, lock: self.lock.take(), discard: true, spent: Some(self.tmp.clone()) };
+        let mut out = Output { tmp: tmp.clone(), dest: self.dest.clone(), store: None, lock: self.lock.take(), discard: true, spent: Some(self.tmp.clone()), remote: None };
         out.store = Some(new_store(format, &tmp, &self.dest)?);
         let src = ZarrStore::open(&self.tmp).map_err(|e| anyhow!("{}: {}", self.tmp.display(), e))?;
         adcat_format::convert(&Guarded::new(Box::new(src)), out.store(), opts, &adcat_format::NoProgress).map_err(|e| {
@@ -427,6 +466,9 @@ impl Output {
     /// AnnData format (encodings, shapes, sparse structure ends); `expect` gives the
     /// `(n_obs, n_vars)` the job planned. Anything wrong keeps the output out of place.
     pub fn commit(mut self, expect: Option<(u64, u64)>) -> Result<()> {
+        if self.remote.is_some() {
+            return self.publish(expect);
+        }
         if let Some(s) = self.store.take() {
             s.flush().map_err(|e| anyhow!("{}: {}", self.dest.display(), e))?;
             drop(s);
@@ -436,16 +478,8 @@ impl Output {
         } else {
             Box::new(Hdf5Store::open(&self.tmp).map_err(|e| anyhow!("{}: reopening the written output: {}", self.dest.display(), e))?)
         };
-        let report = adcat_format::validate::validate(written.as_ref(), false);
+        verify(written.as_ref(), &self.dest, expect)?;
         drop(written);
-        if let Some(p) = report.problems.first() {
-            bail!("{}: the written output failed verification ({} problem(s)), first: {p}; nothing was written at the path, please report this as a bug", self.dest.display(), report.problems.len());
-        }
-        if let Some((n_obs, n_vars)) = expect {
-            if (report.n_obs, report.n_vars) != (Some(n_obs), Some(n_vars)) {
-                bail!("{}: the written output has shape {:?} x {:?}, planned {n_obs} x {n_vars}", self.dest.display(), report.n_obs, report.n_vars);
-            }
-        }
         // A file is replaced atomically by rename. A directory cannot be renamed over a
         // non-empty one: move the old one aside first and put it back if the swap fails.
         // Named after the temporary output, so a run killed mid-swap leaves something the
@@ -472,9 +506,55 @@ impl Output {
     }
 }
 
+impl Output {
+    /// Commit an output in object storage: flush, verify through the open store (its
+    /// root metadata is not in storage yet), then write the root metadata.
+    fn publish(mut self, expect: Option<(u64, u64)>) -> Result<()> {
+        let store = self.store.take().expect("store is present until commit");
+        store.flush().map_err(|e| anyhow!("{}: {}", self.dest.display(), e))?;
+        verify(store.as_ref(), &self.dest, expect)?;
+        drop(store);
+        if let Some(publisher) = &self.remote {
+            publisher.publish().map_err(|e| anyhow!("{}: publishing: {e}", self.dest.display()))?;
+        }
+        self.discard = false;
+        guard::unregister_temp(&self.tmp);
+        Ok(())
+    }
+
+    /// Remove an unpublished output in object storage, or say what is left.
+    fn discard_remote(&self, publisher: &Publisher) {
+        if let Err(e) = publisher.discard() {
+            let url = publisher.url();
+            eprintln!("adcat: warning: cannot remove the partial output under {url} ({e}); it has no root metadata, so readers do not open it; remove it with `aws s3 rm --recursive {url}/` or run again with --force");
+        }
+    }
+}
+
+/// Check a written store against the AnnData format and the planned shape.
+fn verify(written: &dyn Store, dest: &Path, expect: Option<(u64, u64)>) -> Result<()> {
+    let report = adcat_format::validate::validate(written, false);
+    if let Some(p) = report.problems.first() {
+        bail!("{}: the written output failed verification ({} problem(s)), first: {p}; nothing was published at the path, please report this as a bug", dest.display(), report.problems.len());
+    }
+    if let Some((n_obs, n_vars)) = expect {
+        if (report.n_obs, report.n_vars) != (Some(n_obs), Some(n_vars)) {
+            bail!("{}: the written output has shape {:?} x {:?}, planned {n_obs} x {n_vars}", dest.display(), report.n_obs, report.n_vars);
+        }
+    }
+    Ok(())
+}
+
 impl Drop for Output {
     fn drop(&mut self) {
         self.store.take();
+        if let Some(publisher) = self.remote.take() {
+            if self.discard {
+                self.discard_remote(&publisher);
+            }
+            guard::unregister_temp(&self.tmp);
+            return;
+        }
         if self.discard && !self.tmp.as_os_str().is_empty() && self.tmp.exists() {
             let _ = remove_path(&self.tmp);
         }
@@ -511,6 +591,45 @@ pub(crate) fn check_not_an_input(dest: &Path, dest_abs: &Path, inputs: &[PathBuf
         }
     }
     Ok(())
+}
+
+/// Refuse an output URL that is an input's, or lies inside or around an input store in
+/// object storage (`--force` would remove it).
+fn check_remote_not_an_input(url: &str, inputs: &[PathBuf]) -> Result<()> {
+    let Ok(out) = S3Url::parse(url) else { return Ok(()) };
+    let inside = |a: &S3Url, b: &S3Url| a.bucket == b.bucket && (a.prefix == b.prefix || b.prefix.is_empty() || a.prefix.starts_with(&format!("{}/", b.prefix)));
+    for input in inputs.iter().filter_map(|p| p.to_str()).filter_map(|p| S3Url::parse(p).ok()) {
+        if inside(&out, &input) {
+            bail!("{url}: output is an input or lies inside the input store {input}; inputs are never modified (choose another prefix)");
+        }
+        if inside(&input, &out) {
+            bail!("{url}: holds the input {input}; an output never replaces a prefix holding an input (choose another prefix)");
+        }
+    }
+    Ok(())
+}
+
+/// Make sure nothing is under the output prefix `url`: an AnnData store or the partial
+/// output of an interrupted run is removed with `force`; anything else is refused.
+fn clear_remote(url: &str, force: bool) -> Result<()> {
+    let why = match publish::occupant(url).map_err(|e| anyhow!("{e}"))? {
+        Occupant::Nothing => return Ok(()),
+        Occupant::Store { anndata: true } if force => None,
+        Occupant::Leftover if force => None,
+        Occupant::Store { anndata: true } => Some("output exists; pass --force to overwrite it".to_owned()),
+        Occupant::Leftover => Some("holds the partial output of an adcat run that was stopped before it could clean up; pass --force to remove it".to_owned()),
+        Occupant::Store { anndata: false } => Some("is a zarr store but not an AnnData store; --force replaces only AnnData stores (remove it yourself if you mean to)".to_owned()),
+        Occupant::Other => Some("holds objects that are not a zarr store; outputs are written to an empty prefix, or over an AnnData store with --force".to_owned()),
+    };
+    if let Some(why) = why {
+        bail!("{url}: {why}");
+    }
+    publish::remove(url).map_err(|e| anyhow!("{url}: cannot remove the existing output: {e}"))
+}
+
+/// What is under the output prefix `url` (for callers that classify the refusal).
+pub fn remote_occupant(url: &Path) -> Result<Occupant> {
+    publish::occupant(&url.to_string_lossy()).map_err(|e| anyhow!("{e}"))
 }
 
 /// `--force` replaces a file or an AnnData store, nothing else: never a directory that

@@ -10,6 +10,7 @@
 //! inline `consolidated_metadata`) a single pass over an in-memory cache at [`Store::flush`].
 
 mod meta;
+pub mod publish;
 mod rebased;
 mod record;
 pub mod s3;
@@ -36,6 +37,9 @@ pub enum ZarrVersion {
     V3,
 }
 
+/// The start of the reason a hierarchy without root metadata fails to open.
+const NOT_ZARR: &str = "not a zarr store";
+
 /// `.zgroup`, `.zarray` and `.zattrs` of one v2 node, as found in `.zmetadata`.
 type V2Docs = (Option<Value>, Option<Value>, Option<Value>);
 
@@ -51,6 +55,9 @@ pub struct ZarrStore {
     nodes: Mutex<BTreeMap<String, NodeMeta>>,
     complete: bool,
     arrays: Mutex<BTreeMap<String, Arc<ZArray>>>,
+    /// Root metadata held back until publication (stores created by
+    /// [`ZarrStore::create_url`]); `None` writes it at once.
+    held: Option<publish::Held>,
 }
 
 impl std::fmt::Debug for ZarrStore {
@@ -93,7 +100,12 @@ impl ZarrStore {
     /// read-only; configured from the `AWS_*` environment (see [`s3`]).
     pub fn open_url(url: &str) -> Result<Self> {
         let parsed = s3::S3Url::parse(url).map_err(|reason| StoreError::Open { location: url.to_owned(), reason })?;
-        Self::open_storage(s3::storage(&parsed)?, url.to_owned(), false).map_err(|e| match e {
+        if let Some(reason) = s3::not_zarr(&parsed) {
+            return Err(StoreError::Open { location: url.to_owned(), reason });
+        }
+        let storage = s3::storage(&parsed)?;
+        Self::open_storage(storage.clone(), url.to_owned(), false).map_err(|e| match e {
+            StoreError::Open { location, reason } if reason.starts_with(NOT_ZARR) => StoreError::Open { location, reason: s3::why_no_store(&parsed, &storage) },
             StoreError::Open { location, reason } => StoreError::Open { location, reason: s3::one_line(&reason) },
             other => other,
         })
@@ -117,7 +129,7 @@ impl ZarrStore {
             let cons = get(".zmetadata")?.and_then(|v| v.get("metadata").and_then(Value::as_object).cloned());
             (ZarrVersion::V2, Value::Null, cons)
         } else {
-            return Err(StoreError::Open { location, reason: "not a zarr store (no zarr.json or .zgroup at its root)".into() });
+            return Err(StoreError::Open { location, reason: format!("{NOT_ZARR} (no zarr.json or .zgroup at its root)") });
         };
         let mut nodes = BTreeMap::new();
         let complete = consolidated.is_some();
@@ -127,7 +139,11 @@ impl ZarrStore {
                 if let Some(o) = root.as_object_mut() {
                     o.remove("consolidated_metadata");
                 }
-                nodes.insert(String::new(), NodeMeta::from_v3("", root)?);
+                let root = NodeMeta::from_v3("", root)?;
+                if root.kind != NodeKind::Group {
+                    return Err(StoreError::Open { location, reason: "an array, not a store (a store's root is a group; name the store that holds it)".into() });
+                }
+                nodes.insert(String::new(), root);
                 for (k, doc) in consolidated.unwrap_or_default() {
                     // Keys are element paths: a `..` in one must not address files
                     // outside the store.
@@ -164,7 +180,7 @@ impl ZarrStore {
                 }
             }
         }
-        Ok(ZarrStore { storage, location, version, writable, nodes: Mutex::new(nodes), complete, arrays: Mutex::new(BTreeMap::new()) })
+        Ok(ZarrStore { storage, location, version, writable, nodes: Mutex::new(nodes), complete, arrays: Mutex::new(BTreeMap::new()), held: None })
     }
 
     /// Create a new, empty hierarchy in a local directory, which must not exist or be empty.
@@ -181,6 +197,10 @@ impl ZarrStore {
 
     /// Create a new hierarchy on any `zarrs` storage (assumed empty).
     pub fn create_storage(storage: ReadableWritableListableStorage, location: String, version: ZarrVersion) -> Result<Self> {
+        Self::create_held(storage, location, version, None)
+    }
+
+    fn create_held(storage: ReadableWritableListableStorage, location: String, version: ZarrVersion, held: Option<publish::Held>) -> Result<Self> {
         let s = ZarrStore {
             storage,
             location,
@@ -189,6 +209,7 @@ impl ZarrStore {
             nodes: Mutex::new(BTreeMap::new()),
             complete: true,
             arrays: Mutex::new(BTreeMap::new()),
+            held,
         };
         let root = NodeMeta::new_group(version);
         s.store_node("", &root)?;
@@ -228,6 +249,9 @@ impl ZarrStore {
     }
 
     fn set_json(&self, path: &str, name: &str, v: &Value) -> Result<()> {
+        if let (Some(held), true) = (&self.held, path.is_empty()) {
+            return publish::hold(held, name, v);
+        }
         let k = key(path, name)?;
         let bytes = serde_json::to_vec_pretty(v).map_err(|e| err(path, e))?;
         self.storage.set(&k, bytes.into()).map_err(|e| err(path, e))

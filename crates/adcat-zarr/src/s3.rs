@@ -14,6 +14,7 @@
 use adcat_store::{Result, StoreError};
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::{BackoffConfig, ClientConfigKey, RetryConfig};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use zarrs::storage::storage_adapter::async_to_sync::{AsyncToSyncBlockOn, AsyncToSyncStorageAdapter};
@@ -108,12 +109,54 @@ fn client(url: &S3Url) -> Result<object_store::aws::AmazonS3> {
     builder.with_bucket_name(&url.bucket).build().map_err(|e| StoreError::Open { location: url.to_string(), reason: one_line(&e) })
 }
 
-/// The zarrs storage of the store at `url` (keys relative to its prefix).
+/// Requests in flight at once per store, at most (`--s3-concurrency`).
+static CONCURRENCY: AtomicUsize = AtomicUsize::new(DEFAULT_CONCURRENCY);
+
+/// The default of [`set_concurrency`].
+pub const DEFAULT_CONCURRENCY: usize = 32;
+
+/// Bound the requests in flight at once to each store opened from now on (at least 1).
+pub fn set_concurrency(n: usize) {
+    CONCURRENCY.store(n.max(1), Ordering::Relaxed);
+}
+
+/// The zarrs storage of the store at `url` (keys relative to its prefix), with at most
+/// [`set_concurrency`] requests in flight.
 pub fn storage(url: &S3Url) -> Result<ReadableWritableListableStorage> {
-    let s3 = client(url)?;
-    let prefixed = object_store::prefix::PrefixStore::new(s3, url.prefix.as_str());
-    let store = Arc::new(zarrs_object_store::AsyncObjectStore::new(prefixed));
+    let s3 = object_store::limit::LimitStore::new(client(url)?, CONCURRENCY.load(Ordering::Relaxed));
+    adapt(object_store::prefix::PrefixStore::new(s3, url.prefix.as_str()))
+}
+
+/// As [`storage`], without the bound on requests in flight: for removing a prefix,
+/// whose listing holds a request slot while its deletions need more (with a bound of 1
+/// that would wait forever).
+pub(crate) fn storage_unbounded(url: &S3Url) -> Result<ReadableWritableListableStorage> {
+    adapt(object_store::prefix::PrefixStore::new(client(url)?, url.prefix.as_str()))
+}
+
+fn adapt<S: object_store::ObjectStore>(store: S) -> Result<ReadableWritableListableStorage> {
+    let store = Arc::new(zarrs_object_store::AsyncObjectStore::new(store));
     Ok(Arc::new(AsyncToSyncStorageAdapter::new(store, TokioBlockOn(runtime()?.handle().clone()))))
+}
+
+/// Why `url` cannot be opened as a zarr store when that is clear from its name alone:
+/// an HDF5 file (h5ad) in object storage.
+pub(crate) fn not_zarr(url: &S3Url) -> Option<String> {
+    let ext = url.prefix.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase())?;
+    matches!(ext.as_str(), "h5ad" | "h5" | "hdf5").then(|| {
+        "h5ad (HDF5) files are read from local paths only; download it first (e.g. `aws s3 cp URL .`), or keep the data in object storage as zarr (`adcat convert FILE.h5ad s3://BUCKET/NAME.zarr`)".to_owned()
+    })
+}
+
+/// Why no store opened at `url` (no root metadata): a missing bucket, nothing under the
+/// prefix, or objects that are not a zarr hierarchy.
+pub(crate) fn why_no_store(url: &S3Url, storage: &ReadableWritableListableStorage) -> String {
+    match storage.list_dir(&zarrs::storage::StorePrefix::root()) {
+        Err(e) if e.to_string().contains("NoSuchBucket") => format!("the bucket '{}' does not exist at this endpoint", url.bucket),
+        Err(e) => one_line(&e),
+        Ok(l) if l.keys().is_empty() && l.prefixes().is_empty() => "no such store (nothing under this prefix)".into(),
+        Ok(_) => "not a zarr store (no zarr.json or .zgroup under this prefix)".into(),
+    }
 }
 
 /// An error of `object_store` on one line: its `Display` chains sources with newlines.

@@ -222,13 +222,15 @@ def concat_on_disk(
     Parameters
     ----------
     in_files
-        The inputs, in order: paths (``str`` or ``os.PathLike``), open ``h5py.File`` /
-        ``h5py.Group`` or ``zarr.Group`` / zarr store objects; or a mapping
-        ``key -> input``, whose keys become ``keys``.
+        The inputs, in order: paths (``str`` or ``os.PathLike``), ``s3://BUCKET/PREFIX``
+        URLs of zarr stores, open ``h5py.File`` / ``h5py.Group`` or ``zarr.Group`` /
+        zarr store objects; or a mapping ``key -> input``, whose keys become ``keys``.
     out_file
         The output: a path (suffix ``.h5ad`` -> HDF5, anything else -> zarr, as
-        anndata decides), or an open ``h5py.File`` / ``h5py.Group`` or ``zarr.Group`` /
-        zarr store, filled when the output is complete.
+        anndata decides), an ``s3://BUCKET/PREFIX`` URL (zarr, published by writing its
+        root metadata last; configured by the ``AWS_*`` environment), or an open
+        ``h5py.File`` / ``h5py.Group`` or ``zarr.Group`` / zarr store, filled when the
+        output is complete.
     max_loaded_elems
         anndata's bound on elements loaded at once. Without ``max_memory`` it sets the
         memory budget: ``8 * max_loaded_elems`` bytes (a float32 value and an int32

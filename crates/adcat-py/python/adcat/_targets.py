@@ -169,7 +169,8 @@ class OutputTarget:
         self.zarr_format: int | None = None
         if is_url(obj):
             self.path: Path | str = str(obj)
-            self.format = "zarr"
+            # anndata's rule, as for paths (the engine refuses h5ad in object storage).
+            self.format = "h5ad" if self.path.endswith(".h5ad") else "zarr"
         elif isinstance(obj, (str, os.PathLike)):
             self.path = Path(os.fspath(obj))
             # anndata's rule: the suffix .h5ad means HDF5, anything else zarr.
