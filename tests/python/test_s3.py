@@ -335,6 +335,32 @@ def test_python_api_writes_s3(s3, stores):
     assert_equal(s3.read(prefix), expected)
 
 
+def test_job_with_s3_inputs_and_output(run_adcat, adcat_bin, s3, stores, tmp_path):
+    """The job protocol with URLs: inputs fingerprinted by their root metadata objects,
+    tasks of two processes writing the unpublished store in place, `finish` publishing."""
+    urls, local = stores
+    prefix = "job/x.zarr"
+    out = f"s3://{BUCKET}/{prefix}"
+    jobdir = tmp_path / "job"
+    run_adcat("job", "create", "-q", urls["a"], urls["b"], urls["c"], "-o", out, *CLI_KW, "--task-size", "4KiB", jobdir)
+    job = json.loads((jobdir / "job.json").read_text())
+    assert [i["path"] for i in job["inputs"]][1:] == [urls["b"], urls["c"]] and job["staging"] == out
+    assert len(job["plan"]["tasks"]) > 4
+    procs = [subprocess.Popen([str(adcat_bin), "job", "run", str(jobdir), "--worker", f"{i}/2", "--wait"],
+                              stderr=subprocess.PIPE, text=True) for i in range(2)]
+    for p in procs:
+        assert p.wait(timeout=300) == 0, p.stderr.read()
+    keys = s3.keys(prefix)
+    assert ".adcat-incomplete" in keys and not {"zarr.json", ".zgroup"} & set(keys), "unpublished until finish"
+    run_adcat("job", "finish", jobdir)
+    expected = ad.concat([read(local[k]) for k in "abc"], **KW)
+    assert_equal(s3.read(prefix), expected)
+    assert not [k for k in s3.keys(prefix) if k.startswith(".adcat")]
+    # The same through `concat --job-dir`, replacing the published store.
+    run_adcat("concat", urls["a"], urls["b"], urls["c"], "-o", out, *CLI_KW, "--force", "--job-dir", tmp_path / "j2")
+    assert_equal(s3.read(prefix), expected)
+
+
 def _big_input(run_adcat, d: Path) -> Path:
     """A local h5ad that takes a debug build seconds to write to S3 in small pieces."""
     path = d / "big.h5ad"

@@ -3,7 +3,7 @@
 //! in any order, any number of times; `finish` publishes the output.
 
 use crate::guard::{self, Guarded};
-use crate::stores::{lazy_input, InputOptions, OutFormat, Output};
+use crate::stores::{is_url, lazy_input, InputOptions, OutFormat, Output};
 use crate::{parse_size, prepare, progress, ConcatArgs};
 use adcat_concat::job::dir::ConvertOnFinish;
 use adcat_concat::job::{Counts, JobDir, JobFile, JobInput, JobPlan};
@@ -78,6 +78,9 @@ pub fn run(cmd: JobCommand, quiet: bool, verbose: bool, follow: bool) -> Result<
 /// store's directory and root metadata. Rewriting an input changes it; a chunk edited
 /// in place inside a zarr directory may not.
 pub fn fingerprint(path: &Path) -> Result<String> {
+    if is_url(path) {
+        return adcat_zarr::s3::fingerprint(&path.to_string_lossy()).map_err(|e| anyhow!("{e}"));
+    }
     let stamp = |p: &Path| -> Result<String> {
         let m = std::fs::metadata(p).with_context(|| format!("{}", p.display()))?;
         let t = m.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos());
@@ -92,6 +95,14 @@ pub fn fingerprint(path: &Path) -> Result<String> {
         }
     }
     Ok(parts.join(" "))
+}
+
+/// How a job records a path: absolute, or the URL as given.
+fn location(p: &Path) -> Result<String> {
+    if is_url(p) {
+        return Ok(p.to_string_lossy().into_owned());
+    }
+    Ok(std::path::absolute(p)?.to_string_lossy().into_owned())
 }
 
 fn check_inputs(job: &JobFile) -> Result<()> {
@@ -122,7 +133,7 @@ pub fn concat_via_job(args: ConcatArgs, jobdir: &Path, resume: bool, quiet: bool
             bail!("{}: holds a job already; pass --resume to continue it, or choose a new --job-dir", jobdir.display());
         }
         let (_, job) = JobDir::open(jobdir).map_err(|e| anyhow!("{e}"))?;
-        let output = std::path::absolute(&p.output)?.to_string_lossy().into_owned();
+        let output = location(&p.output)?;
         if job.output != output {
             bail!("{}: the job writes {}, not {output}; resume it with the same output", jobdir.display(), job.output);
         }
@@ -170,7 +181,7 @@ fn create_job(p: crate::Prepared, jobdir: &Path, quiet: bool, verbose: bool, fol
         .inputs
         .iter()
         .map(|i| {
-            let abs = i.canonicalize().with_context(|| format!("{}", i.display()))?;
+            let abs = if is_url(i) { i.clone() } else { i.canonicalize().with_context(|| format!("{}", i.display()))? };
             Ok(JobInput { path: abs.to_string_lossy().into_owned(), fingerprint: fingerprint(&abs)? })
         })
         .collect::<Result<Vec<_>>>()?;
@@ -180,7 +191,7 @@ fn create_job(p: crate::Prepared, jobdir: &Path, quiet: bool, verbose: bool, fol
     bar.finish();
     let report = report?;
     let staging = out.keep()?;
-    let output = std::path::absolute(&p.output)?.to_string_lossy().into_owned();
+    let output = location(&p.output)?;
     let job = JobFile {
         format: adcat_concat::job::dir::JOB_FORMAT.into(),
         version: adcat_concat::job::dir::JOB_VERSION,
@@ -194,7 +205,11 @@ fn create_job(p: crate::Prepared, jobdir: &Path, quiet: bool, verbose: bool, fol
         convert,
     };
     if let Err(e) = JobDir::create(jobdir, &job) {
-        let _ = std::fs::remove_dir_all(&staging);
+        if is_url(&staging) {
+            let _ = adcat_zarr::publish::remove(&staging.to_string_lossy());
+        } else {
+            let _ = std::fs::remove_dir_all(&staging);
+        }
         bail!("{e}");
     }
     for w in &report.warnings {
@@ -260,6 +275,10 @@ fn open_job_stores(job: &JobFile, budget: u64, follow: bool) -> Result<JobStores
     let iopts = InputOptions { follow_external: follow, max_memory: budget, budget_flag: true };
     let inputs = job.inputs.iter().map(|i| lazy_input(Path::new(&i.path), iopts)).collect();
     let staging = Path::new(&job.staging);
+    if is_url(staging) {
+        let (out, _) = ZarrStore::open_url_staged(&job.staging).map_err(|e| anyhow!("{e}; create the job again"))?;
+        return Ok((inputs, Box::new(Guarded::new(Box::new(out)))));
+    }
     if !staging.is_dir() {
         bail!("{}: the job's output under construction is missing (published already, or removed); create the job again", staging.display());
     }

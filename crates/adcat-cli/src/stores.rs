@@ -343,8 +343,12 @@ impl Output {
         Output::create_as(dest, format, force, inputs, false)
     }
 
-    /// The hidden sibling of `dest` where a job builds it.
+    /// The hidden sibling of `dest` where a job builds it (an output in object storage
+    /// is built in place, unpublished).
     pub fn job_staging(dest: &Path) -> Result<PathBuf> {
+        if is_url(dest) {
+            return Ok(dest.to_path_buf());
+        }
         let (parent, name) = split_dest(dest)?;
         Ok(parent.join(format!(".{name}.adcat-job")))
     }
@@ -353,9 +357,7 @@ impl Output {
     /// [`Output::job_staging`] and survives this process ([`Output::keep`]).
     pub fn create_as(dest: &Path, format: OutFormat, force: bool, inputs: &[PathBuf], job: bool) -> Result<Output> {
         if is_url(dest) {
-            if job {
-                bail!("{}: a job's output must be a local path for now (its tasks stage their work beside it); run the concatenation without --job-dir", dest.display());
-            }
+            // A job's tasks write the unpublished store in place too.
             return Output::create_remote(dest, format, force, inputs);
         }
         let parent = match dest.parent() {
@@ -414,12 +416,18 @@ impl Output {
         if let Some(s) = self.store.take() {
             s.flush().map_err(|e| anyhow!("{}: {}", self.dest.display(), e))?;
         }
+        self.discard = false;
         guard::unregister_temp(&self.tmp);
         Ok(std::mem::take(&mut self.tmp))
     }
 
     /// Take up a job's store at `staging` to finish and publish it as `dest`.
     pub fn reopen(dest: &Path, staging: &Path) -> Result<Output> {
+        if is_url(dest) {
+            let (store, publisher) = ZarrStore::open_url_staged(&dest.to_string_lossy()).map_err(|e| anyhow!("{e}; create the job again"))?;
+            let store: Box<dyn Store> = Box::new(Guarded::new(Box::new(store)));
+            return Ok(Output { tmp: dest.to_path_buf(), dest: dest.to_path_buf(), store: Some(store), lock: None, discard: false, spent: None, remote: Some(publisher) });
+        }
         let (parent, name) = split_dest(dest)?;
         let lock_path = parent.join(format!(".{name}.adcat-lock"));
         let lock = lock_output(dest, &lock_path)?;

@@ -55,9 +55,9 @@ pub struct ZarrStore {
     nodes: Mutex<BTreeMap<String, NodeMeta>>,
     complete: bool,
     arrays: Mutex<BTreeMap<String, Arc<ZArray>>>,
-    /// Root metadata held back until publication (stores created by
-    /// [`ZarrStore::create_url`]); `None` writes it at once.
-    held: Option<publish::Held>,
+    /// Root metadata is read and written under [`publish::STAGED`] until publication
+    /// (stores created by [`ZarrStore::create_url`]).
+    staged: bool,
 }
 
 impl std::fmt::Debug for ZarrStore {
@@ -113,8 +113,15 @@ impl ZarrStore {
 
     /// Open an existing hierarchy on any `zarrs` storage.
     pub fn open_storage(storage: ReadableWritableListableStorage, location: String, writable: bool) -> Result<Self> {
+        Self::open_at(storage, location, writable, false)
+    }
+
+    /// As [`ZarrStore::open_storage`]; `staged`: the root metadata is under
+    /// [`publish::STAGED`] (an unpublished output).
+    fn open_at(storage: ReadableWritableListableStorage, location: String, writable: bool, staged: bool) -> Result<Self> {
         let get = |k: &str| -> Result<Option<Value>> {
-            let key = StoreKey::new(k).map_err(|e| err("/", e))?;
+            let k = if staged { format!("{}/{k}", publish::STAGED) } else { k.to_owned() };
+            let key = StoreKey::new(k.as_str()).map_err(|e| err("/", e))?;
             match storage.get(&key).map_err(|e| StoreError::Open { location: location.clone(), reason: e.to_string() })? {
                 None => Ok(None),
                 Some(b) => serde_json::from_slice(&b)
@@ -180,7 +187,7 @@ impl ZarrStore {
                 }
             }
         }
-        Ok(ZarrStore { storage, location, version, writable, nodes: Mutex::new(nodes), complete, arrays: Mutex::new(BTreeMap::new()), held: None })
+        Ok(ZarrStore { storage, location, version, writable, nodes: Mutex::new(nodes), complete, arrays: Mutex::new(BTreeMap::new()), staged })
     }
 
     /// Create a new, empty hierarchy in a local directory, which must not exist or be empty.
@@ -197,10 +204,10 @@ impl ZarrStore {
 
     /// Create a new hierarchy on any `zarrs` storage (assumed empty).
     pub fn create_storage(storage: ReadableWritableListableStorage, location: String, version: ZarrVersion) -> Result<Self> {
-        Self::create_held(storage, location, version, None)
+        Self::create_at(storage, location, version, false)
     }
 
-    fn create_held(storage: ReadableWritableListableStorage, location: String, version: ZarrVersion, held: Option<publish::Held>) -> Result<Self> {
+    fn create_at(storage: ReadableWritableListableStorage, location: String, version: ZarrVersion, staged: bool) -> Result<Self> {
         let s = ZarrStore {
             storage,
             location,
@@ -209,7 +216,7 @@ impl ZarrStore {
             nodes: Mutex::new(BTreeMap::new()),
             complete: true,
             arrays: Mutex::new(BTreeMap::new()),
-            held,
+            staged,
         };
         let root = NodeMeta::new_group(version);
         s.store_node("", &root)?;
@@ -238,8 +245,16 @@ impl ZarrStore {
         }
     }
 
+    /// The key of metadata document `name` of the node at `path`.
+    fn meta_key(&self, path: &str, name: &str) -> Result<StoreKey> {
+        match (self.staged, path.is_empty()) {
+            (true, true) => key(publish::STAGED, name),
+            _ => key(path, name),
+        }
+    }
+
     fn get_json(&self, path: &str, name: &str) -> Result<Option<Value>> {
-        let k = key(path, name)?;
+        let k = self.meta_key(path, name)?;
         match self.storage.get(&k).map_err(|e| err(path, e))? {
             None => Ok(None),
             Some(b) => serde_json::from_slice(&b)
@@ -249,10 +264,7 @@ impl ZarrStore {
     }
 
     fn set_json(&self, path: &str, name: &str, v: &Value) -> Result<()> {
-        if let (Some(held), true) = (&self.held, path.is_empty()) {
-            return publish::hold(held, name, v);
-        }
-        let k = key(path, name)?;
+        let k = self.meta_key(path, name)?;
         let bytes = serde_json::to_vec_pretty(v).map_err(|e| err(path, e))?;
         self.storage.set(&k, bytes.into()).map_err(|e| err(path, e))
     }

@@ -3,9 +3,11 @@
 //!
 //! Object storage has no rename, so an output cannot be built aside and moved into
 //! place. Instead every object is written under the final prefix while the root
-//! metadata (`zarr.json`; `.zgroup`, `.zattrs`, `.zmetadata`) is held in memory, and
-//! [`Publisher::publish`] writes it last: zarr readers open a hierarchy by its root
-//! metadata, so until then no reader sees a store at the prefix, half-written or not.
+//! metadata (`zarr.json`; `.zgroup`, `.zattrs`, `.zmetadata`) is written under
+//! [`STAGED`], and [`Publisher::publish`] copies it to the root last: zarr readers open
+//! a hierarchy by its root metadata, so until then no reader sees a store at the
+//! prefix, half-written or not. Staged root metadata (not held in memory) lets the
+//! tasks of a job, in other processes, open the unpublished store.
 //!
 //! A marker object ([`MARKER`]) is written first and removed after publication, so a
 //! later run can tell the partial output of an interrupted run from someone else's
@@ -14,9 +16,6 @@
 use crate::s3::{self, S3Url};
 use crate::{ZarrStore, ZarrVersion};
 use adcat_store::{Result, StoreError};
-use serde_json::Value;
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
 use zarrs::storage::{ReadableWritableListableStorage, StoreKey, StorePrefix};
 
 /// The object that marks a prefix as the partial output of an adcat run.
@@ -27,8 +26,8 @@ pub const MARKER: &str = ".adcat-incomplete";
 /// `.zmetadata` beside it).
 const ROOT_DOCS: [&str; 4] = [".zattrs", ".zmetadata", ".zgroup", "zarr.json"];
 
-/// Root metadata held back until publication, by key.
-pub(crate) type Held = Arc<Mutex<BTreeMap<String, Vec<u8>>>>;
+/// Where an unpublished store keeps its root metadata documents.
+pub const STAGED: &str = ".adcat-staged";
 
 /// What a prefix in object storage holds, before an output is written there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,7 +116,6 @@ pub struct Publisher {
     storage: ReadableWritableListableStorage,
     /// For [`Publisher::discard`] (see `s3::storage_unbounded`).
     unbounded: ReadableWritableListableStorage,
-    held: Held,
 }
 
 impl std::fmt::Debug for Publisher {
@@ -127,18 +125,20 @@ impl std::fmt::Debug for Publisher {
 }
 
 impl Publisher {
-    /// Write the held root metadata (call after the store's `flush`), then remove the
-    /// marker: from here on readers see the store.
+    /// Copy the staged root metadata to the root (call after the store's `flush`), then
+    /// remove the staged copies and the marker: from here on readers see the store.
     pub fn publish(&self) -> Result<()> {
-        let held = self.held.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        let fail = |e: &dyn std::fmt::Display| open_err(&self.url, e);
+        let staged = |doc: &str| StoreKey::new(format!("{STAGED}/{doc}")).map_err(|e| fail(&e));
         for doc in ROOT_DOCS {
-            if let Some(bytes) = held.get(doc) {
-                let key = StoreKey::new(doc).map_err(|e| open_err(&self.url, e))?;
-                self.storage.set(&key, bytes.clone().into()).map_err(|e| open_err(&self.url, e))?;
+            if let Some(bytes) = self.storage.get(&staged(doc)?).map_err(|e| fail(&e))? {
+                self.storage.set(&StoreKey::new(doc).map_err(|e| fail(&e))?, bytes).map_err(|e| fail(&e))?;
             }
         }
-        let marker = StoreKey::new(MARKER).map_err(|e| open_err(&self.url, e))?;
-        self.storage.erase(&marker).map_err(|e| open_err(&self.url, e))
+        for doc in ROOT_DOCS {
+            self.storage.erase(&staged(doc)?).map_err(|e| fail(&e))?;
+        }
+        self.storage.erase(&StoreKey::new(MARKER).map_err(|e| fail(&e))?).map_err(|e| fail(&e))
     }
 
     /// Remove everything written under the prefix (the output was not completed).
@@ -165,16 +165,22 @@ impl ZarrStore {
         let marker = StoreKey::new(MARKER).map_err(|e| open_err(&parsed, e))?;
         let bytes = serde_json::to_vec_pretty(&note).unwrap_or_default();
         storage.set(&marker, bytes.into()).map_err(|e| open_err(&parsed, e))?;
-        let held: Held = Arc::default();
-        let store = ZarrStore::create_held(storage.clone(), parsed.to_string(), version, Some(held.clone()))?;
+        let store = ZarrStore::create_at(storage.clone(), parsed.to_string(), version, true)?;
         let unbounded = s3::storage_unbounded(&parsed)?;
-        Ok((store, Publisher { url: parsed, storage, unbounded, held }))
+        Ok((store, Publisher { url: parsed, storage, unbounded }))
     }
-}
 
-/// Hold `doc` as the root metadata document `name` until publication.
-pub(crate) fn hold(held: &Held, name: &str, doc: &Value) -> Result<()> {
-    let bytes = serde_json::to_vec_pretty(doc).map_err(|e| StoreError::backend("", e))?;
-    held.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(name.to_owned(), bytes);
-    Ok(())
+    /// Open the unpublished store an adcat run (a job) is building under `url`, for
+    /// reading and writing.
+    pub fn open_url_staged(url: &str) -> Result<(Self, Publisher)> {
+        let (parsed, storage) = storage_for_output(url)?;
+        let marker = StoreKey::new(MARKER).map_err(|e| open_err(&parsed, e))?;
+        if storage.get(&marker).map_err(|e| open_err(&parsed, e))?.is_none() {
+            let reason = "no unpublished adcat output here (published already, or removed)".to_owned();
+            return Err(StoreError::Open { location: parsed.to_string(), reason });
+        }
+        let store = ZarrStore::open_at(storage.clone(), parsed.to_string(), true, true)?;
+        let unbounded = s3::storage_unbounded(&parsed)?;
+        Ok((store, Publisher { url: parsed, storage, unbounded }))
+    }
 }

@@ -159,6 +159,28 @@ pub(crate) fn why_no_store(url: &S3Url, storage: &ReadableWritableListableStorag
     }
 }
 
+/// A cheap identity of the store at `url`: size and ETag (else modification time) of
+/// its root metadata objects. Rewriting a store changes it (consolidated metadata is
+/// rewritten with it); a chunk replaced in place may not.
+pub fn fingerprint(url: &str) -> Result<String> {
+    use object_store::ObjectStoreExt;
+    let parsed = S3Url::parse(url).map_err(|reason| StoreError::Open { location: url.to_owned(), reason })?;
+    let s3 = client(&parsed)?;
+    let mut parts = vec![];
+    for doc in ["zarr.json", ".zgroup", ".zattrs", ".zmetadata"] {
+        let key = if parsed.prefix.is_empty() { doc.to_owned() } else { format!("{}/{doc}", parsed.prefix) };
+        match runtime()?.block_on(s3.head(&object_store::path::Path::from(key))) {
+            Ok(m) => parts.push(format!("{doc}:{}@{}", m.size, m.e_tag.unwrap_or_else(|| m.last_modified.to_rfc3339()))),
+            Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => return Err(StoreError::Open { location: url.to_owned(), reason: one_line(&e) }),
+        }
+    }
+    if parts.is_empty() {
+        return Err(StoreError::Open { location: url.to_owned(), reason: "no zarr store here".into() });
+    }
+    Ok(parts.join(" "))
+}
+
 /// An error of `object_store` on one line: its `Display` chains sources with newlines.
 pub(crate) fn one_line(e: &dyn std::fmt::Display) -> String {
     e.to_string().split_whitespace().collect::<Vec<_>>().join(" ")
