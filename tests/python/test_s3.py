@@ -388,7 +388,7 @@ def _start(adcat_bin: Path, *args, env=None) -> subprocess.Popen:
                             text=True, env=dict(env or os.environ, NO_COLOR="1"))
 
 
-def test_interrupted_s3_output_is_never_published_and_removed(adcat_bin, run_adcat, s3):
+def test_interrupted_s3_output_is_never_published_and_removed(adcat_bin, run_adcat, s3, stores):
     big = _big_input(run_adcat, s3.dir)
     prefix = "interrupted/x.zarr"
     proc = _start(adcat_bin, "convert", big, f"s3://{BUCKET}/{prefix}", "--compression", "gzip:9", "--s3-concurrency", "1")
@@ -398,6 +398,11 @@ def test_interrupted_s3_output_is_never_published_and_removed(adcat_bin, run_adc
     assert proc.returncode == 130, err
     assert "interrupted by SIGINT" in err
     assert s3.keys(prefix) == [], "the partial output is removed"
+    # An emptied prefix is empty for the next run (servers may keep its directories).
+    _, local = stores
+    run_adcat("convert", local["a"], f"s3://{BUCKET}/{prefix}")
+    assert_equal(s3.read(prefix), read(local["a"]))
+    _one_line_error(run_adcat("inspect", f"s3://{BUCKET}/interrupted/x.zarr/X/indices", expect_success=False), "an array, not a store")
 
 
 def test_server_killed_mid_run(adcat_bin, run_adcat, tmp_path):

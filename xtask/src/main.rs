@@ -28,6 +28,7 @@ cargo xtask <task>
   bench-scale   time and peak RSS against the number of files (2-500), the input size (to 11 GB) and
                 the threads (1, 2); cost per file and per GB; a Tahoe-100M-sized projection
   bench-jobs    cost of `adcat job` create/run/finish and of a task per process, for 10/100/1000 inputs
+  bench-s3      concat into and out of a real S3 server (SeaweedFS on 127.0.0.1) next to plain uploads/downloads
   wheel         build the self-contained wheel of the Python package (HDF5 linked in, built from
                 source; installs cmake from PyPI if missing) into target/wheels, then check it: no
                 libhdf5 in `ldd`, and a smoke test in a fresh venv with the system libhdf5 hidden
@@ -336,6 +337,18 @@ fn gen_set(bin: &Path, dir: &Path, tag: &str, n: usize, cells: u64, genes: u64, 
     Ok(out)
 }
 
+/// `cargo xtask bench-s3`: concatenations into and out of a real S3 server (SeaweedFS
+/// on 127.0.0.1) next to plain uploads and downloads of the same bytes; the script
+/// (bench_s3.py) starts and stops the server.
+fn bench_s3(bin: &Path, vpy: &Path, root: &Path) -> Result<()> {
+    let work = root.join("target/bench-work/s3");
+    std::fs::create_dir_all(&work)?;
+    let script = work.join("bench_s3.py");
+    std::fs::write(&script, include_str!("bench_s3.py"))?;
+    let rounds = std::env::var("ADCAT_BENCH_REPEAT").unwrap_or_else(|_| "5".into());
+    run(Command::new(vpy).arg(&script).arg(bin).arg(&work).arg(rounds))
+}
+
 /// The benches' common set-up: HDF5, GNU time and the oracle venv, and a release build;
 /// then `f(adcat binary, venv python, repository root)`.
 fn with_bench_env(f: impl FnOnce(&Path, &Path, &Path) -> Result<()>) -> Result<()> {
@@ -362,6 +375,7 @@ fn main() -> Result<()> {
         "bench" => with_bench_env(bench::bench),
         "bench-scale" => with_bench_env(bench_scale::bench_scale),
         "bench-jobs" => with_bench_env(bench_jobs::bench_jobs),
+        "bench-s3" => with_bench_env(bench_s3),
         "man" => {
             run(cargo().args(["build", "--locked", "-p", "adcat-cli"]))?;
             let dir = root().join("target/man");

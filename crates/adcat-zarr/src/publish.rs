@@ -67,7 +67,7 @@ pub fn occupant(url: &str) -> Result<Occupant> {
     if names.contains(&MARKER) {
         return Ok(Occupant::Leftover);
     }
-    if names.is_empty() && top.prefixes().is_empty() {
+    if names.is_empty() && (top.prefixes().is_empty() || !s3::any_object(&parsed)?) {
         return Ok(Occupant::Nothing);
     }
     if !names.iter().any(|n| ROOT_DOCS.contains(n)) {

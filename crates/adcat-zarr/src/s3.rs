@@ -154,7 +154,7 @@ pub(crate) fn why_no_store(url: &S3Url, storage: &ReadableWritableListableStorag
     match storage.list_dir(&zarrs::storage::StorePrefix::root()) {
         Err(e) if e.to_string().contains("NoSuchBucket") => format!("the bucket '{}' does not exist at this endpoint", url.bucket),
         Err(e) => one_line(&e),
-        Ok(l) if l.keys().is_empty() && l.prefixes().is_empty() => "no such store (nothing under this prefix)".into(),
+        Ok(l) if l.keys().is_empty() && (l.prefixes().is_empty() || !any_object(url).unwrap_or(true)) => "no such store (nothing under this prefix)".into(),
         Ok(_) => "not a zarr store (no zarr.json or .zgroup under this prefix)".into(),
     }
 }
@@ -179,6 +179,20 @@ pub fn fingerprint(url: &str) -> Result<String> {
         return Err(StoreError::Open { location: url.to_owned(), reason: "no zarr store here".into() });
     }
     Ok(parts.join(" "))
+}
+
+/// Whether any object exists under `url`'s prefix: one listing request, whatever the
+/// number of objects. (A delimited listing is not enough: servers that keep directories,
+/// such as SeaweedFS, list emptied ones as common prefixes.)
+pub fn any_object(url: &S3Url) -> Result<bool> {
+    use futures::StreamExt;
+    let s3 = client(url)?;
+    let prefix = (!url.prefix.is_empty()).then(|| object_store::path::Path::from(url.prefix.as_str()));
+    match runtime()?.block_on(async { object_store::ObjectStore::list(&s3, prefix.as_ref()).next().await }) {
+        None => Ok(false),
+        Some(Ok(_)) => Ok(true),
+        Some(Err(e)) => Err(StoreError::Open { location: url.to_string(), reason: one_line(&e) }),
+    }
 }
 
 /// An error of `object_store` on one line: its `Display` chains sources with newlines.
