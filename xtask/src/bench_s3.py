@@ -159,6 +159,7 @@ def main() -> None:
         cases = {
             "adcat concat, local h5ad → local zarr": lambda: timed([*base, *map(str, h5ad), "-o", str(local_out)], env),
             "adcat concat, local h5ad → S3 zarr": lambda: timed([*base, *map(str, h5ad), "-o", f"s3://{BUCKET}/out-a.zarr"], env),
+            "adcat concat, local zarr → S3 zarr": lambda: timed([*base, *map(str, zarr), "-o", f"s3://{BUCKET}/out-c.zarr"], env),
             "adcat concat, S3 zarr → S3 zarr": lambda: timed([*base, *urls, "-o", f"s3://{BUCKET}/out-b.zarr"], env),
             "floor: upload of the output's objects (obstore put, 32 at once)": lambda: (upload(endpoint, local_out, "up.zarr"), 0),
             "floor: download of the inputs' objects (obstore get, 32 at once)": lambda: (download(endpoint, [f"in/{i}.zarr" for i in range(N_FILES)]), 0),
@@ -166,7 +167,7 @@ def main() -> None:
         results: dict[str, list[tuple[float, int]]] = {k: [] for k in cases}
         for _ in range(ROUNDS):
             for name, run in cases.items():
-                for p in ("out-a.zarr", "out-b.zarr", "up.zarr"):
+                for p in ("out-a.zarr", "out-b.zarr", "out-c.zarr", "up.zarr"):
                     clear(endpoint, p)
                 results[name].append(run())
         print(f"\n{N_FILES} inputs of {CELLS:,} cells x {GENES:,} genes (CSR float32 at {DENSITY:.0%}), written by anndata; "
