@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -277,6 +278,9 @@ def test_missing_store_bucket_and_h5ad_urls(run_adcat, stores, tmp_path):
         adcat.concat_on_disk([urls["b"]], out)
     array = urls["c"] + "/X"
     _one_line_error(run_adcat("inspect", array, expect_success=False), array, "an array, not a store")
+    # Another spelling of an input's prefix is refused, not taken for a different store.
+    double = urls["b"].replace(f"s3://{BUCKET}/", f"s3://{BUCKET}//")
+    _one_line_error(run_adcat("concat", urls["b"], "-o", double, "--force", expect_success=False), "empty")
 
 
 KW = dict(join="outer", label="batch", keys=["a", "b", "c"], index_unique="-")
@@ -352,6 +356,16 @@ def test_job_with_s3_inputs_and_output(run_adcat, adcat_bin, s3, stores, tmp_pat
         assert p.wait(timeout=300) == 0, p.stderr.read()
     keys = s3.keys(prefix)
     assert ".adcat-incomplete" in keys and not {"zarr.json", ".zgroup"} & set(keys), "unpublished until finish"
+    # Another run never replaces a job's store; a new job for the output may, and then
+    # the first job's tasks refuse to write into it.
+    _one_line_error(run_adcat("convert", local["a"], out, "--force", expect_success=False), out, "an adcat job is building this output")
+    other = tmp_path / "other-job"
+    _one_line_error(run_adcat("job", "create", "-q", urls["b"], "-o", out, other, expect_success=False), "pass --force to start the job over")
+    run_adcat("job", "create", "-q", urls["b"], "-o", out, "--force", other)
+    _one_line_error(run_adcat("job", "run", jobdir, expect_success=False), "another run's")
+    shutil.rmtree(jobdir)
+    run_adcat("job", "create", "-q", urls["a"], urls["b"], urls["c"], "-o", out, *CLI_KW, "--task-size", "4KiB", "--force", jobdir)
+    run_adcat("job", "run", jobdir)
     run_adcat("job", "finish", jobdir)
     expected = ad.concat([read(local[k]) for k in "abc"], **KW)
     assert_equal(s3.read(prefix), expected)
@@ -421,6 +435,7 @@ def test_server_killed_mid_run(adcat_bin, run_adcat, tmp_path):
         assert proc.returncode not in (0, None)
         lines = [line for line in err.splitlines() if line.strip()]
         assert lines[-1].startswith("adcat: error:") and url in lines[-1], err
+        assert all(line.startswith(("adcat: error:", "adcat: warning:")) for line in lines), err
         assert any("cannot remove the partial output" in line and "aws s3 rm" in line for line in lines), err
         server.start()
         keys = server.keys(prefix)

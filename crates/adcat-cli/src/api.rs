@@ -181,6 +181,7 @@ fn open(path: &Path, opts: stores::InputOptions) -> Result<Box<dyn adcat_store::
 /// Create the output's temporary store, with the checks' kinds.
 fn create_output(dest: &Path, format: OutFormat, force: bool, inputs: &[PathBuf]) -> Result<Output> {
     if stores::is_url(dest) {
+        stores::check_remote_not_an_input(&adcat_zarr::s3::normalize(&dest.to_string_lossy()), inputs).map_err(|e| Error::from_anyhow(ErrorKind::Invalid, &e))?;
         let occupied = stores::remote_occupant(dest).map_err(|e| Error::from_anyhow(ErrorKind::Io, &e))? != adcat_zarr::publish::Occupant::Nothing;
         if occupied && !force {
             return Err(Error::new(ErrorKind::Exists, format!("{}: output exists (objects under this prefix); pass force=True to replace an AnnData store", dest.display())));

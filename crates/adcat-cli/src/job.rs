@@ -100,14 +100,20 @@ pub fn fingerprint(path: &Path) -> Result<String> {
 /// How a job records a path: absolute, or the URL as given.
 fn location(p: &Path) -> Result<String> {
     if is_url(p) {
-        return Ok(p.to_string_lossy().into_owned());
+        return Ok(adcat_zarr::s3::normalize(&p.to_string_lossy()));
     }
     Ok(std::path::absolute(p)?.to_string_lossy().into_owned())
 }
 
 fn check_inputs(job: &JobFile) -> Result<()> {
     for i in &job.inputs {
-        let now = fingerprint(Path::new(&i.path)).unwrap_or_else(|_| "missing".into());
+        let path = Path::new(&i.path);
+        let now = match fingerprint(path) {
+            Ok(f) => f,
+            // A store in object storage that cannot be reached now has not changed.
+            Err(e) if is_url(path) => return Err(e),
+            Err(_) => "missing".into(),
+        };
         if now != i.fingerprint {
             bail!("{}: the input changed since the job was created (size or modification time); the job cannot go on: create it again", i.path);
         }
@@ -190,6 +196,7 @@ fn create_job(p: crate::Prepared, jobdir: &Path, quiet: bool, verbose: bool, fol
     let report = adcat_concat::create(&refs, out.store(), &copts, &bar).map_err(|e| p.err(e));
     bar.finish();
     let report = report?;
+    let staging_token = out.remote_token();
     let staging = out.keep()?;
     let output = location(&p.output)?;
     let job = JobFile {
@@ -203,6 +210,7 @@ fn create_job(p: crate::Prepared, jobdir: &Path, quiet: bool, verbose: bool, fol
         shape: [report.shape.0, report.shape.1],
         plan: report.job,
         convert,
+        staging_token,
     };
     if let Err(e) = JobDir::create(jobdir, &job) {
         if is_url(&staging) {
@@ -276,7 +284,7 @@ fn open_job_stores(job: &JobFile, budget: u64, follow: bool) -> Result<JobStores
     let inputs = job.inputs.iter().map(|i| lazy_input(Path::new(&i.path), iopts)).collect();
     let staging = Path::new(&job.staging);
     if is_url(staging) {
-        let (out, _) = ZarrStore::open_url_staged(&job.staging).map_err(|e| anyhow!("{e}; create the job again"))?;
+        let (out, _) = ZarrStore::open_url_staged(&job.staging, job.staging_token.as_deref()).map_err(|e| anyhow!("{e}; create the job again"))?;
         return Ok((inputs, Box::new(Guarded::new(Box::new(out)))));
     }
     if !staging.is_dir() {
@@ -392,7 +400,7 @@ fn finish(jobdir: &Path, follow: bool) -> Result<()> {
     }
     let (inputs, _) = open_job_stores(&job, job.max_memory, follow)?;
     let refs: Vec<&dyn Store> = inputs.iter().map(|s| s.as_ref()).collect();
-    let out = Output::reopen(Path::new(&job.output), Path::new(&job.staging))?;
+    let out = Output::reopen(Path::new(&job.output), Path::new(&job.staging), job.staging_token.as_deref())?;
     let plan = &job.plan;
     adcat_concat::run_tasks(&refs, out.store(), job.max_memory, &adcat_format::NoProgress, |exec| {
         for (e, el) in plan.elements.iter().enumerate() {

@@ -358,7 +358,7 @@ impl Output {
     pub fn create_as(dest: &Path, format: OutFormat, force: bool, inputs: &[PathBuf], job: bool) -> Result<Output> {
         if is_url(dest) {
             // A job's tasks write the unpublished store in place too.
-            return Output::create_remote(dest, format, force, inputs);
+            return Output::create_remote(dest, format, force, inputs, job);
         }
         let parent = match dest.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -396,18 +396,29 @@ impl Output {
 
     /// An output in object storage: checked, the prefix cleared with `force`, and a new
     /// store created under it (published by [`Output::commit`], removed on drop).
-    fn create_remote(dest: &Path, format: OutFormat, force: bool, inputs: &[PathBuf]) -> Result<Output> {
+    fn create_remote(dest: &Path, format: OutFormat, force: bool, inputs: &[PathBuf], job: bool) -> Result<Output> {
         let OutFormat::Zarr(version) = format else {
             check_location(dest, format)?;
             bail!("{}: only zarr stores are written to object storage", dest.display());
         };
-        let url = dest.to_string_lossy().into_owned();
+        let url = adcat_zarr::s3::normalize(&dest.to_string_lossy());
+        let dest = PathBuf::from(&url);
         check_remote_not_an_input(&url, inputs)?;
-        clear_remote(&url, force)?;
-        let (store, publisher) = ZarrStore::create_url(&url, version).map_err(|e| anyhow!("{e}"))?;
-        guard::register_temp(dest);
+        clear_remote(&url, force, job)?;
+        // Registered first: a forced stop while the marker is written still removes it.
+        guard::register_temp(&dest);
+        let (store, publisher) = ZarrStore::create_url(&url, version, job).map_err(|e| {
+            guard::unregister_temp(&dest);
+            anyhow!("{e}")
+        })?;
         let store: Box<dyn Store> = Box::new(Guarded::new(Box::new(store)));
-        Ok(Output { tmp: dest.to_path_buf(), dest: dest.to_path_buf(), store: Some(store), lock: None, discard: true, spent: None, remote: Some(publisher) })
+        Ok(Output { tmp: dest.clone(), dest, store: Some(store), lock: None, discard: true, spent: None, remote: Some(publisher) })
+    }
+
+    /// The token of an output in object storage under construction (a job records it,
+    /// see `ZarrStore::open_url_staged`).
+    pub fn remote_token(&self) -> Option<String> {
+        self.remote.as_ref().map(|p| p.token().to_owned())
     }
 
     /// Keep the store for the tasks of a job: flush and close it, release the lock, and
@@ -422,9 +433,9 @@ impl Output {
     }
 
     /// Take up a job's store at `staging` to finish and publish it as `dest`.
-    pub fn reopen(dest: &Path, staging: &Path) -> Result<Output> {
+    pub fn reopen(dest: &Path, staging: &Path, token: Option<&str>) -> Result<Output> {
         if is_url(dest) {
-            let (store, publisher) = ZarrStore::open_url_staged(&dest.to_string_lossy()).map_err(|e| anyhow!("{e}; create the job again"))?;
+            let (store, publisher) = ZarrStore::open_url_staged(&dest.to_string_lossy(), token).map_err(|e| anyhow!("{e}; create the job again"))?;
             let store: Box<dyn Store> = Box::new(Guarded::new(Box::new(store)));
             return Ok(Output { tmp: dest.to_path_buf(), dest: dest.to_path_buf(), store: Some(store), lock: None, discard: false, spent: None, remote: Some(publisher) });
         }
@@ -522,11 +533,16 @@ impl Output {
         store.flush().map_err(|e| anyhow!("{}: {}", self.dest.display(), e))?;
         verify(store.as_ref(), &self.dest, expect)?;
         drop(store);
-        if let Some(publisher) = &self.remote {
-            publisher.publish().map_err(|e| anyhow!("{}: publishing: {e}", self.dest.display()))?;
-        }
-        self.discard = false;
+        // From the first root document on, a forced stop must not remove the store: it is
+        // complete and verified (a root cut short is still marked as a leftover).
         guard::unregister_temp(&self.tmp);
+        if let Some(publisher) = &self.remote {
+            publisher.publish().map_err(|e| anyhow!("{e}"))?;
+            self.discard = false;
+            if let Err(e) = publisher.tidy() {
+                eprintln!("adcat: warning: {} is published, but {e}; the next run with --force on this prefix removes them", self.dest.display());
+            }
+        }
         Ok(())
     }
 
@@ -603,7 +619,7 @@ pub(crate) fn check_not_an_input(dest: &Path, dest_abs: &Path, inputs: &[PathBuf
 
 /// Refuse an output URL that is an input's, or lies inside or around an input store in
 /// object storage (`--force` would remove it).
-fn check_remote_not_an_input(url: &str, inputs: &[PathBuf]) -> Result<()> {
+pub(crate) fn check_remote_not_an_input(url: &str, inputs: &[PathBuf]) -> Result<()> {
     let Ok(out) = S3Url::parse(url) else { return Ok(()) };
     let inside = |a: &S3Url, b: &S3Url| a.bucket == b.bucket && (a.prefix == b.prefix || b.prefix.is_empty() || a.prefix.starts_with(&format!("{}/", b.prefix)));
     for input in inputs.iter().filter_map(|p| p.to_str()).filter_map(|p| S3Url::parse(p).ok()) {
@@ -619,13 +635,17 @@ fn check_remote_not_an_input(url: &str, inputs: &[PathBuf]) -> Result<()> {
 
 /// Make sure nothing is under the output prefix `url`: an AnnData store or the partial
 /// output of an interrupted run is removed with `force`; anything else is refused.
-fn clear_remote(url: &str, force: bool) -> Result<()> {
+fn clear_remote(url: &str, force: bool, job: bool) -> Result<()> {
     let why = match publish::occupant(url).map_err(|e| anyhow!("{e}"))? {
         Occupant::Nothing => return Ok(()),
         Occupant::Store { anndata: true } if force => None,
-        Occupant::Leftover if force => None,
+        Occupant::Leftover { job: false } if force => None,
+        // Its tasks may be writing it: only a new job for the output replaces it.
+        Occupant::Leftover { job: true } if force && job => None,
         Occupant::Store { anndata: true } => Some("output exists; pass --force to overwrite it".to_owned()),
-        Occupant::Leftover => Some("holds the partial output of an adcat run that was stopped before it could clean up; pass --force to remove it".to_owned()),
+        Occupant::Leftover { job: false } => Some("holds the partial output of an adcat run that was stopped before it could clean up; pass --force to remove it".to_owned()),
+        Occupant::Leftover { job: true } if job => Some("an adcat job is building this output; finish it, or pass --force to start the job over".to_owned()),
+        Occupant::Leftover { job: true } => Some("an adcat job is building this output (its tasks may be writing it); finish the job, or start it over with `adcat job create --force`".to_owned()),
         Occupant::Store { anndata: false } => Some("is a zarr store but not an AnnData store; --force replaces only AnnData stores (remove it yourself if you mean to)".to_owned()),
         Occupant::Other => Some("holds objects that are not a zarr store; outputs are written to an empty prefix, or over an AnnData store with --force".to_owned()),
     };

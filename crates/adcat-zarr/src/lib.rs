@@ -66,8 +66,10 @@ impl std::fmt::Debug for ZarrStore {
     }
 }
 
+/// A storage or codec error at `path`, on one line: object-store errors chain their
+/// causes (the request, the retries, the HTTP error) over several lines.
 fn err(path: &str, e: impl std::fmt::Display) -> StoreError {
-    StoreError::backend(path, e)
+    StoreError::backend(path, s3::one_line(&e))
 }
 
 fn key(path: &str, name: &str) -> Result<StoreKey> {
@@ -122,7 +124,7 @@ impl ZarrStore {
         let get = |k: &str| -> Result<Option<Value>> {
             let k = if staged { format!("{}/{k}", publish::STAGED) } else { k.to_owned() };
             let key = StoreKey::new(k.as_str()).map_err(|e| err("/", e))?;
-            match storage.get(&key).map_err(|e| StoreError::Open { location: location.clone(), reason: e.to_string() })? {
+            match storage.get(&key).map_err(|e| StoreError::Open { location: location.clone(), reason: s3::one_line(&e) })? {
                 None => Ok(None),
                 Some(b) => serde_json::from_slice(&b)
                     .map(Some)
@@ -475,7 +477,12 @@ impl Store for ZarrStore {
             return Err(StoreError::NotFound { path: p });
         }
         let prefix = StorePrefix::new(format!("{p}/")).map_err(|e| err(&p, e))?;
-        self.storage.erase_prefix(&prefix).map_err(|e| err(&p, e))?;
+        // Listed, then erased key by key: an object store's `erase_prefix` holds a
+        // request slot for its listing while its deletions wait for more (a deadlock
+        // under `--s3-concurrency 1`).
+        for k in self.storage.list_prefix(&prefix).map_err(|e| err(&p, e))? {
+            self.storage.erase(&k).map_err(|e| err(&p, e))?;
+        }
         let under = |k: &String| k == &p || k.starts_with(&format!("{p}/"));
         self.nodes_lock().retain(|k, _| !under(k));
         self.arrays_lock().retain(|k, _| !under(k));

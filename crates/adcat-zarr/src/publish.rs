@@ -40,14 +40,35 @@ pub enum Occupant {
         /// Whether it is an AnnData store.
         anndata: bool,
     },
-    /// The partial output of an adcat run that was stopped before it could clean up.
-    Leftover,
+    /// The unpublished output of an adcat run: of a job (`job`), whose tasks may still
+    /// be writing it, or of a run that was stopped before it could clean up.
+    Leftover {
+        /// Whether a job is building it.
+        job: bool,
+    },
     /// Objects that are not a zarr hierarchy.
     Other,
 }
 
+/// The marker's contents: who is writing the prefix.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct Marker {
+    note: String,
+    /// Unique per output under construction: a job's tasks check they write the store
+    /// their job created, not another run's at the same prefix.
+    token: String,
+    /// Whether a job (tasks in other processes) is building the store.
+    #[serde(default)]
+    job: bool,
+}
+
 fn open_err(url: &S3Url, e: impl std::fmt::Display) -> StoreError {
     StoreError::Open { location: url.to_string(), reason: s3::one_line(&e) }
+}
+
+/// A failure of `what` (removing, publishing) at `url`.
+fn io_err(url: &S3Url, what: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend { path: url.to_string(), message: format!("{what}: {}", s3::one_line(&e)) }
 }
 
 fn storage_for_output(url: &str) -> Result<(S3Url, ReadableWritableListableStorage)> {
@@ -59,13 +80,24 @@ fn storage_for_output(url: &str) -> Result<(S3Url, ReadableWritableListableStora
     Ok((parsed, storage))
 }
 
+fn marker_key() -> StoreKey {
+    StoreKey::new(MARKER).unwrap_or_else(|_| unreachable!("a constant, valid key"))
+}
+
+fn read_marker(url: &S3Url, storage: &ReadableWritableListableStorage) -> Result<Option<Marker>> {
+    let Some(bytes) = storage.get(&marker_key()).map_err(|e| open_err(url, e))? else { return Ok(None) };
+    // A marker of an older or foreign format still marks a leftover.
+    Ok(Some(serde_json::from_slice(&bytes).unwrap_or(Marker { note: String::new(), token: String::new(), job: false })))
+}
+
 /// What the prefix `url` holds.
 pub fn occupant(url: &str) -> Result<Occupant> {
     let (parsed, storage) = storage_for_output(url)?;
     let top = storage.list_dir(&StorePrefix::root()).map_err(|e| open_err(&parsed, e))?;
     let names: Vec<&str> = top.keys().iter().map(StoreKey::as_str).collect();
     if names.contains(&MARKER) {
-        return Ok(Occupant::Leftover);
+        let job = read_marker(&parsed, &storage)?.is_some_and(|m| m.job);
+        return Ok(Occupant::Leftover { job });
     }
     if names.is_empty() && (top.prefixes().is_empty() || !s3::any_object(&parsed)?) {
         return Ok(Occupant::Nothing);
@@ -86,17 +118,21 @@ fn is_anndata(store: &ZarrStore) -> bool {
     typed || (store.node_kind("obs").ok().flatten().is_some() && store.node_kind("var").ok().flatten().is_some())
 }
 
-/// Remove every object under the prefix `url`: the root metadata first, so that no
-/// reader opens a store while its other objects are being deleted.
+/// Remove every object under the prefix `url` (an existing store being replaced, or a
+/// leftover). A marker goes first, so that a removal cut short leaves a prefix the next
+/// run recognises as a leftover; then the root metadata, so that no reader opens a
+/// store while its other objects are being deleted.
 pub fn remove(url: &str) -> Result<()> {
-    let (parsed, _) = storage_for_output(url)?;
+    let (parsed, storage) = storage_for_output(url)?;
+    if read_marker(&parsed, &storage)?.is_none() {
+        write_marker(&parsed, &storage, &new_marker(false))?;
+    }
     remove_all(&parsed, &s3::storage_unbounded(&parsed)?)
 }
 
-/// Root metadata first, the marker last: a removal cut short leaves no store a reader
-/// opens, and a prefix the next run still recognises as a leftover.
+/// Root metadata first, the marker last (see [`remove`]).
 fn remove_all(url: &S3Url, storage: &ReadableWritableListableStorage) -> Result<()> {
-    let fail = |e: &dyn std::fmt::Display| open_err(url, e);
+    let fail = |e: &dyn std::fmt::Display| io_err(url, "removing the unpublished output", e);
     for doc in ROOT_DOCS.iter().rev() {
         storage.erase(&StoreKey::new(*doc).map_err(|e| fail(&e))?).map_err(|e| fail(&e))?;
     }
@@ -107,7 +143,21 @@ fn remove_all(url: &S3Url, storage: &ReadableWritableListableStorage) -> Result<
     for key in top.keys().iter().filter(|k| k.as_str() != MARKER) {
         storage.erase(key).map_err(|e| fail(&e))?;
     }
-    storage.erase(&StoreKey::new(MARKER).map_err(|e| fail(&e))?).map_err(|e| fail(&e))
+    storage.erase(&marker_key()).map_err(|e| fail(&e))
+}
+
+fn new_marker(job: bool) -> Marker {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    Marker {
+        note: "unpublished output of an adcat run; the store is complete once its root metadata exists and this object is gone".into(),
+        token: format!("{}-{nanos}", std::process::id()),
+        job,
+    }
+}
+
+fn write_marker(url: &S3Url, storage: &ReadableWritableListableStorage, m: &Marker) -> Result<()> {
+    let bytes = serde_json::to_vec_pretty(m).map_err(|e| open_err(url, e))?;
+    storage.set(&marker_key(), bytes.into()).map_err(|e| open_err(url, e))
 }
 
 /// Publishes (or discards) a store created by [`ZarrStore::create_url`].
@@ -116,6 +166,7 @@ pub struct Publisher {
     storage: ReadableWritableListableStorage,
     /// For [`Publisher::discard`] (see `s3::storage_unbounded`).
     unbounded: ReadableWritableListableStorage,
+    token: String,
 }
 
 impl std::fmt::Debug for Publisher {
@@ -125,20 +176,25 @@ impl std::fmt::Debug for Publisher {
 }
 
 impl Publisher {
-    /// Copy the staged root metadata to the root (call after the store's `flush`), then
-    /// remove the staged copies and the marker: from here on readers see the store.
+    /// Copy the staged root metadata to the root (call after the store's `flush`): from
+    /// here on readers see the store. Then [`Publisher::tidy`].
     pub fn publish(&self) -> Result<()> {
-        let fail = |e: &dyn std::fmt::Display| open_err(&self.url, e);
-        let staged = |doc: &str| StoreKey::new(format!("{STAGED}/{doc}")).map_err(|e| fail(&e));
+        let fail = |e: &dyn std::fmt::Display| io_err(&self.url, "publishing", e);
         for doc in ROOT_DOCS {
-            if let Some(bytes) = self.storage.get(&staged(doc)?).map_err(|e| fail(&e))? {
+            if let Some(bytes) = self.storage.get(&staged_key(doc)).map_err(|e| fail(&e))? {
                 self.storage.set(&StoreKey::new(doc).map_err(|e| fail(&e))?, bytes).map_err(|e| fail(&e))?;
             }
         }
+        Ok(())
+    }
+
+    /// Remove the staged root metadata and the marker of a published store.
+    pub fn tidy(&self) -> Result<()> {
+        let fail = |e: &dyn std::fmt::Display| io_err(&self.url, "removing the staged metadata", e);
         for doc in ROOT_DOCS {
-            self.storage.erase(&staged(doc)?).map_err(|e| fail(&e))?;
+            self.storage.erase(&staged_key(doc)).map_err(|e| fail(&e))?;
         }
-        self.storage.erase(&StoreKey::new(MARKER).map_err(|e| fail(&e))?).map_err(|e| fail(&e))
+        self.storage.erase(&marker_key()).map_err(|e| fail(&e))
     }
 
     /// Remove everything written under the prefix (the output was not completed).
@@ -150,37 +206,53 @@ impl Publisher {
     pub fn url(&self) -> String {
         self.url.to_string()
     }
+
+    /// The token of this output under construction (see [`ZarrStore::open_url_staged`]).
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+}
+
+fn staged_key(doc: &str) -> StoreKey {
+    StoreKey::new(format!("{STAGED}/{doc}")).unwrap_or_else(|_| unreachable!("constant, valid keys"))
 }
 
 impl ZarrStore {
     /// Create a new hierarchy under the prefix `url` in object storage, which must hold
-    /// no objects (see [`occupant`] and [`remove`]). Nothing is visible to readers until
-    /// the returned [`Publisher`] publishes it.
-    pub fn create_url(url: &str, version: ZarrVersion) -> Result<(Self, Publisher)> {
+    /// no objects (see [`occupant`] and [`remove`]); `job`: built by a job's tasks.
+    /// Nothing is visible to readers until the returned [`Publisher`] publishes it.
+    pub fn create_url(url: &str, version: ZarrVersion, job: bool) -> Result<(Self, Publisher)> {
         let (parsed, storage) = storage_for_output(url)?;
-        let note = serde_json::json!({
-            "note": "partial output of an adcat run; the store is complete once its root metadata exists and this object is gone",
-            "pid": std::process::id(),
-        });
-        let marker = StoreKey::new(MARKER).map_err(|e| open_err(&parsed, e))?;
-        let bytes = serde_json::to_vec_pretty(&note).unwrap_or_default();
-        storage.set(&marker, bytes.into()).map_err(|e| open_err(&parsed, e))?;
-        let store = ZarrStore::create_at(storage.clone(), parsed.to_string(), version, true)?;
+        let marker = new_marker(job);
+        write_marker(&parsed, &storage, &marker)?;
         let unbounded = s3::storage_unbounded(&parsed)?;
-        Ok((store, Publisher { url: parsed, storage, unbounded }))
+        let publisher = Publisher { url: parsed.clone(), storage: storage.clone(), unbounded, token: marker.token };
+        match ZarrStore::create_at(storage, parsed.to_string(), version, true) {
+            Ok(store) => Ok((store, publisher)),
+            Err(e) => {
+                let _ = publisher.discard();
+                Err(e)
+            }
+        }
     }
 
-    /// Open the unpublished store an adcat run (a job) is building under `url`, for
-    /// reading and writing.
-    pub fn open_url_staged(url: &str) -> Result<(Self, Publisher)> {
+    /// Open the unpublished store a job is building under `url`, for reading and
+    /// writing; `token` (from [`Publisher::token`] at creation) must match its marker,
+    /// so that a job never writes into another run's store at the same prefix.
+    pub fn open_url_staged(url: &str, token: Option<&str>) -> Result<(Self, Publisher)> {
         let (parsed, storage) = storage_for_output(url)?;
-        let marker = StoreKey::new(MARKER).map_err(|e| open_err(&parsed, e))?;
-        if storage.get(&marker).map_err(|e| open_err(&parsed, e))?.is_none() {
-            let reason = "no unpublished adcat output here (published already, or removed)".to_owned();
-            return Err(StoreError::Open { location: parsed.to_string(), reason });
+        let found = read_marker(&parsed, &storage)?;
+        let reason = match (&found, token) {
+            (None, _) => Some("no unpublished adcat output here (published already, or removed)"),
+            (Some(m), Some(t)) if m.token != t => Some("the unpublished output here is another run's (this job's was replaced)"),
+            _ => None,
+        };
+        if let Some(reason) = reason {
+            return Err(StoreError::Open { location: parsed.to_string(), reason: reason.into() });
         }
+        let token = found.map(|m| m.token).unwrap_or_default();
         let store = ZarrStore::open_at(storage.clone(), parsed.to_string(), true, true)?;
         let unbounded = s3::storage_unbounded(&parsed)?;
-        Ok((store, Publisher { url: parsed, storage, unbounded }))
+        Ok((store, Publisher { url: parsed, storage, unbounded, token }))
     }
 }

@@ -46,7 +46,9 @@ impl S3Url {
             return Err(format!("{url}: no bucket (expected s3://BUCKET/PREFIX)"));
         }
         let prefix = prefix.trim_end_matches('/');
-        if prefix.split('/').any(|part| part == "." || part == "..") || prefix.contains("//") {
+        // Empty parts (`s3://b//x`) would name the same objects as `s3://b/x` under
+        // another spelling, which comparisons of outputs with inputs would miss.
+        if !prefix.is_empty() && prefix.split('/').any(|part| part.is_empty() || part == "." || part == "..") {
             return Err(format!("{url}: the key prefix has an empty, '.' or '..' part"));
         }
         Ok(Self { bucket: bucket.to_owned(), prefix: prefix.to_owned() })
@@ -57,6 +59,12 @@ impl std::fmt::Display for S3Url {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{SCHEME}{}/{}", self.bucket, self.prefix)
     }
+}
+
+/// `url` spelled as adcat records and compares it (`s3://BUCKET/PREFIX`, no trailing
+/// `/`), or as given when it does not parse.
+pub fn normalize(url: &str) -> String {
+    S3Url::parse(url).map_or_else(|_| url.to_owned(), |u| u.to_string())
 }
 
 /// The process's runtime for object-store requests (its worker threads do the I/O; the
@@ -211,6 +219,8 @@ mod tests {
         assert!(S3Url::parse("s3:///x").is_err());
         assert!(S3Url::parse("s3://b/a/../x").is_err());
         assert!(S3Url::parse("s3://b/a//x").is_err());
+        assert!(S3Url::parse("s3://b//x").is_err());
+        assert_eq!(normalize("s3://b/a/x.zarr/"), "s3://b/a/x.zarr");
         assert!(S3Url::parse("/tmp/x").is_err());
         assert!(is_url("s3://b/x") && !is_url("x.zarr"));
     }

@@ -50,6 +50,10 @@ pub struct JobFile {
     /// converts into the output.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub convert: Option<ConvertOnFinish>,
+    /// For an output in object storage, built in place: the token of its marker, which
+    /// tasks check so that they never write into another run's store at the prefix.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub staging_token: Option<String>,
 }
 
 /// How `finish` converts a job's staged zarr store into its output.
@@ -208,6 +212,7 @@ mod tests {
             shape: [0, 0],
             plan: JobPlan::default(),
             convert: Some(ConvertOnFinish { compression: Some("gzip:4".into()) }),
+            staging_token: None,
         };
         let dir = JobDir::create(&root, &job).unwrap();
         assert!(JobDir::create(&root, &job).is_err(), "a used job directory is refused");
