@@ -106,7 +106,8 @@ def test_file_size_limit(tmp_path, big_inputs, ext, limit_mib, command):
 
 def test_second_writer_is_refused(tmp_path, big_inputs):
     out = tmp_path / "out.h5ad"
-    first = start("concat", *big_inputs, "-o", out, "-q", *SLOW)
+    # Slow enough to be writing when the second starts (gzip:9 would add a minute).
+    first = start("concat", *big_inputs, "-o", out, "-q", "--compression", "gzip:1", "--max-memory", "1MiB", "--threads", "1")
     wait_for_temp(tmp_path, first)
     second = start("concat", *big_inputs, "-o", out, "-q", "--force")
     _, err2 = second.communicate(timeout=120)

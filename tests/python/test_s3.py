@@ -471,3 +471,20 @@ def test_wrong_credentials_and_unreachable_endpoint(adcat_bin, stores):
     proc = subprocess.run([adcat_bin, "inspect", urls["b"]], capture_output=True, text=True, env=env, timeout=120)
     _one_line_error(proc, urls["b"])
     assert time.monotonic() - t0 < 60, "an unreachable endpoint should fail after a few retries, not hang"
+
+
+def test_dask_writes_s3(s3, stores):
+    """adcat.dask with an S3 output: worker processes (started after the `AWS_*`
+    variables are set, so they inherit them) write the unpublished store, finish
+    publishes it."""
+    import adcat.dask
+    from test_dask import local_cluster
+
+    urls, local = stores
+    prefix = "dask/o.zarr"
+    kw = {"join": "outer", "label": "src", "index_unique": "-"}
+    with local_cluster() as client:
+        adcat.dask.concat_on_disk({"a": local["a"], "b": urls["b"], "c": urls["c"]}, f"s3://{BUCKET}/{prefix}", client=client, task_size="4KiB", **kw)
+    assert ".adcat-incomplete" not in s3.keys(prefix)
+    expected = ad.concat({"a": read(local["a"]), "b": read(local["b"]), "c": read(local["c"])}, **kw)
+    assert_equal(s3.read(prefix), expected)

@@ -6,6 +6,7 @@
 use crate::guard::StopToken;
 use crate::stores::{self, open_input, OutFormat, Output};
 use crate::{inputs, planview, prepare_inputs, write_options, ConcatArgs, WriteArgs};
+use adcat_concat::job::JobFile;
 use adcat_concat::ConcatError;
 use adcat_format::{FormatError, Progress, WriteOptions};
 use adcat_store::StoreError;
@@ -125,6 +126,8 @@ pub struct ConcatSpec {
     pub write: WriteSpec,
     /// Read HDF5 external links and virtual datasets (`--follow-external-links`).
     pub follow_external_links: bool,
+    /// Target uncompressed output size of one task of a job (`--task-size`; `None`: 1GiB).
+    pub task_size: Option<String>,
 }
 
 /// The result of [`validate`].
@@ -180,13 +183,20 @@ fn open(path: &Path, opts: stores::InputOptions) -> Result<Box<dyn adcat_store::
 
 /// Create the output's temporary store, with the checks' kinds.
 fn create_output(dest: &Path, format: OutFormat, force: bool, inputs: &[PathBuf]) -> Result<Output> {
+    let kind = check_output(dest, force, inputs)?;
+    Output::create(dest, format, force, inputs).map_err(|e| Error::from_anyhow(kind, &e))
+}
+
+/// The checks of an output's destination, with their kinds; returns the kind of a
+/// failure to create it after them.
+fn check_output(dest: &Path, force: bool, inputs: &[PathBuf]) -> Result<ErrorKind> {
     if stores::is_url(dest) {
         stores::check_remote_not_an_input(&adcat_zarr::s3::normalize(&dest.to_string_lossy()), inputs).map_err(|e| Error::from_anyhow(ErrorKind::Invalid, &e))?;
         let occupied = stores::remote_occupant(dest).map_err(|e| Error::from_anyhow(ErrorKind::Io, &e))? != adcat_zarr::publish::Occupant::Nothing;
         if occupied && !force {
             return Err(Error::new(ErrorKind::Exists, format!("{}: output exists (objects under this prefix); pass force=True to replace an AnnData store", dest.display())));
         }
-        return Output::create(dest, format, force, inputs).map_err(|e| Error::from_anyhow(if occupied { ErrorKind::Exists } else { ErrorKind::Invalid }, &e));
+        return Ok(if occupied { ErrorKind::Exists } else { ErrorKind::Invalid });
     }
     let parent = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     if !parent.is_dir() {
@@ -201,7 +211,7 @@ fn create_output(dest: &Path, format: OutFormat, force: bool, inputs: &[PathBuf]
     if exists {
         stores::check_replaceable(dest, &dest_abs, inputs).map_err(|e| Error::from_anyhow(ErrorKind::Exists, &e))?;
     }
-    Output::create(dest, format, force, inputs).map_err(|e| Error::from_anyhow(ErrorKind::Io, &e))
+    Ok(ErrorKind::Io)
 }
 
 /// The output format of `spec`.
@@ -232,7 +242,7 @@ fn prepared(spec: &ConcatSpec) -> Result<(crate::Prepared, Vec<Box<dyn adcat_sto
         index_unique: spec.index_unique.clone(),
         fill_value: spec.fill_value,
         pairwise: spec.pairwise,
-        task_size: "1GiB".into(),
+        task_size: spec.task_size.clone().unwrap_or_else(|| "1GiB".into()),
         write: spec.write.args(),
     };
     let specs = spec.inputs.iter().map(|p| inputs::Input { path: p.clone(), key: None }).collect();
@@ -304,4 +314,93 @@ pub fn validate(path: &Path, quick: bool, follow: bool) -> Result<Validation> {
     let s = open(path, input_opts(WriteOptions::default().max_memory, follow))?;
     let r = adcat_format::validate::validate(&adcat_format::LegacyView::new(s.as_ref()), !quick);
     Ok(Validation { n_obs: r.n_obs, n_vars: r.n_vars, problems: r.problems.iter().map(ToString::to_string).collect() })
+}
+
+/// One task of a job, as a scheduler of the caller's (Dask) needs to know it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobTask {
+    /// The output element it writes (e.g. `X`, `obs/cell_type`).
+    pub element: String,
+    /// `count` (first stage: its result is data for later tasks) or `write`.
+    pub stage: &'static str,
+    /// The tasks whose results it takes, in order: an element's count tasks.
+    pub needs: Vec<usize>,
+}
+
+fn parse_job(job: &str) -> Result<JobFile> {
+    JobFile::from_json(job.as_bytes()).map_err(|e| Error::new(ErrorKind::Invalid, format!("the job given: {e}")))
+}
+
+/// An error of the CLI's job wiring: an engine error keeps its kind, others are `kind`.
+fn job_error(e: &anyhow::Error, kind: ErrorKind) -> Error {
+    let kind = e.downcast_ref::<crate::EngineFailure>().map_or(kind, |f| concat_kind(&f.error));
+    Error::from_anyhow(kind, e)
+}
+
+/// Plan `spec` as a job for a scheduler of the caller's: check the output, write its
+/// skeleton where the job's tasks build it (a hidden sibling of a local output, the
+/// unpublished prefix of an output in object storage) and return the job (JSON text,
+/// the whole of what any process needs to run its tasks) with the planning's warnings.
+pub fn job_create(spec: &ConcatSpec, stop: &StopToken) -> Result<(String, Vec<String>)> {
+    stoppable(stop, || {
+        let (p, stores) = prepared(spec)?;
+        drop(stores);
+        let kind = check_output(&p.output, p.force, &p.inputs)?;
+        let (job, warnings) = crate::job::plan_job(p, true, false, spec.follow_external_links).map_err(|e| job_error(&e, kind))?;
+        let text = serde_json::to_string(&job).map_err(|e| Error::new(ErrorKind::Invalid, format!("cannot write the job: {e}")))?;
+        Ok((text, warnings))
+    })
+}
+
+/// The tasks of a job (see [`job_create`]), in plan order.
+pub fn job_tasks(job: &str) -> Result<Vec<JobTask>> {
+    let job = parse_job(job)?;
+    let tasks = &job.plan.tasks;
+    let count_tasks = |e: usize| (0..tasks.len()).filter(|&c| tasks[c].element == e && tasks[c].stage() == 0).collect::<Vec<_>>();
+    Ok(tasks
+        .iter()
+        .map(|t| JobTask {
+            element: job.plan.elements.get(t.element).map_or_else(String::new, |e| e.path().to_owned()),
+            stage: if t.stage() == 0 { "count" } else { "write" },
+            needs: if t.stage() == 0 { vec![] } else { count_tasks(t.element) },
+        })
+        .collect())
+}
+
+/// Run task `task` of a job, given the results of the tasks it needs ([`JobTask::needs`],
+/// in order); returns a count task's result. Any process that sees the job's inputs and
+/// output can run any task, any number of times.
+pub fn job_run(job: &str, task: usize, needs: Vec<Vec<u64>>, max_memory: Option<&str>, follow: bool, stop: &StopToken) -> Result<Option<Vec<u64>>> {
+    stoppable(stop, || {
+        let job = parse_job(job)?;
+        let budget = max_memory.map(crate::parse_size).transpose().map_err(|e| Error::from_anyhow(ErrorKind::Invalid, &e.context("max_memory")))?;
+        crate::job::run_one(&job, task, needs, budget, follow).map_err(|e| job_error(&e, ErrorKind::Io))
+    })
+}
+
+/// Complete, verify and publish a job's output once every task ran; `results` holds
+/// each task's result in plan order (`None` for writing tasks). Returns the output's
+/// location.
+pub fn job_finish(job: &str, results: Vec<Option<Vec<u64>>>, follow: bool, stop: &StopToken) -> Result<String> {
+    stoppable(stop, || {
+        let job = parse_job(job)?;
+        let tasks = &job.plan.tasks;
+        if results.len() != tasks.len() {
+            return Err(Error::new(ErrorKind::Invalid, format!("finishing a job of {} tasks needs their {} results, {} were given", tasks.len(), tasks.len(), results.len())));
+        }
+        let counts = |e: usize| -> adcat_concat::Result<Vec<Vec<u64>>> {
+            (0..tasks.len())
+                .filter(|&t| tasks[t].element == e && tasks[t].stage() == 0)
+                .map(|t| results[t].clone().ok_or_else(|| ConcatError::Job(format!("count task {t} gave no counts"))))
+                .collect()
+        };
+        crate::job::finish_job(&job, &counts, follow).map_err(|e| job_error(&e, ErrorKind::Io))?;
+        Ok(job.output)
+    })
+}
+
+/// Remove a job's unpublished output (after a failed task): nothing is published.
+pub fn job_discard(job: &str) -> Result<()> {
+    let job = parse_job(job)?;
+    crate::job::discard(&job).map_err(|e| Error::from_anyhow(ErrorKind::Io, &e))
 }

@@ -8,7 +8,7 @@ use crate::{parse_size, prepare, progress, ConcatArgs};
 use adcat_concat::job::dir::ConvertOnFinish;
 use adcat_concat::job::{Counts, JobDir, JobFile, JobInput, JobPlan};
 use adcat_store::Store;
-use adcat_zarr::ZarrStore;
+use adcat_zarr::{Shared, ZarrStore};
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Subcommand;
 use std::path::{Path, PathBuf};
@@ -180,6 +180,28 @@ fn create_job(p: crate::Prepared, jobdir: &Path, quiet: bool, verbose: bool, fol
     if jobdir.exists() && std::fs::read_dir(jobdir).map(|mut d| d.next().is_some()).unwrap_or(true) {
         bail!("{}: job directory exists and is not empty; choose a new one", jobdir.display());
     }
+    let (job, warnings) = plan_job(p, quiet, verbose, follow)?;
+    if let Err(e) = JobDir::create(jobdir, &job) {
+        let _ = discard(&job);
+        bail!("{e}");
+    }
+    for w in &warnings {
+        eprintln!("adcat: warning: {w}");
+    }
+    let n = job.plan.tasks.len();
+    let counts = job.plan.tasks.iter().filter(|t| t.stage() == 0).count();
+    if !quiet {
+        println!("job {}: {n} tasks ({counts} count, {} write) over {} elements", jobdir.display(), n - counts, job.plan.elements.len());
+        println!("run:    adcat job run {} --worker I/K   (or --task N; count tasks 0-{} first)", jobdir.display(), counts.saturating_sub(1));
+        println!("finish: adcat job finish {}", jobdir.display());
+    }
+    Ok(job)
+}
+
+/// Plan `p` as a job: write the output's skeleton where the job's tasks build it (see
+/// [`staging`]) and return the job with the planning's warnings. The job lives wherever
+/// the caller keeps it (a job directory, or a Dask graph).
+pub(crate) fn plan_job(p: crate::Prepared, quiet: bool, verbose: bool, follow: bool) -> Result<(JobFile, Vec<String>)> {
     let (stage_format, convert, copts) = staging(&p);
     let stores = p.open_inputs(follow)?;
     let refs: Vec<&dyn Store> = stores.iter().map(|s| s.as_ref()).collect();
@@ -198,11 +220,10 @@ fn create_job(p: crate::Prepared, jobdir: &Path, quiet: bool, verbose: bool, fol
     let report = report?;
     let staging_token = out.remote_token();
     let staging = out.keep()?;
-    let output = location(&p.output)?;
     let job = JobFile {
         format: adcat_concat::job::dir::JOB_FORMAT.into(),
         version: adcat_concat::job::dir::JOB_VERSION,
-        output,
+        output: location(&p.output)?,
         staging: staging.to_string_lossy().into_owned(),
         output_format: p.format.name().into(),
         inputs,
@@ -212,25 +233,23 @@ fn create_job(p: crate::Prepared, jobdir: &Path, quiet: bool, verbose: bool, fol
         convert,
         staging_token,
     };
-    if let Err(e) = JobDir::create(jobdir, &job) {
-        if is_url(&staging) {
-            let _ = adcat_zarr::publish::remove(&staging.to_string_lossy());
-        } else {
-            let _ = std::fs::remove_dir_all(&staging);
+    Ok((job, report.warnings))
+}
+
+/// Remove a job's output under construction (nothing is published). An output in
+/// object storage is removed only while it is still this job's (its marker's token).
+pub(crate) fn discard(job: &JobFile) -> Result<()> {
+    let staging = Path::new(&job.staging);
+    if is_url(staging) {
+        if ZarrStore::open_url_staged(&job.staging, job.staging_token.as_deref(), Shared::Task).is_err() {
+            return Ok(());
         }
-        bail!("{e}");
+        return adcat_zarr::publish::remove(&job.staging).map_err(|e| anyhow!("{e}"));
     }
-    for w in &report.warnings {
-        eprintln!("adcat: warning: {w}");
+    match std::fs::remove_dir_all(staging) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e).with_context(|| format!("{}: cannot remove the job's output under construction", staging.display())),
+        _ => Ok(()),
     }
-    let n = job.plan.tasks.len();
-    let counts = job.plan.tasks.iter().filter(|t| t.stage() == 0).count();
-    if !quiet {
-        println!("job {}: {n} tasks ({counts} count, {} write) over {} elements", jobdir.display(), n - counts, job.plan.elements.len());
-        println!("run:    adcat job run {} --worker I/K   (or --task N; count tasks 0-{} first)", jobdir.display(), counts.saturating_sub(1));
-        println!("finish: adcat job finish {}", jobdir.display());
-    }
-    Ok(job)
 }
 
 /// Which tasks a `run` takes.
@@ -284,13 +303,13 @@ fn open_job_stores(job: &JobFile, budget: u64, follow: bool) -> Result<JobStores
     let inputs = job.inputs.iter().map(|i| lazy_input(Path::new(&i.path), iopts)).collect();
     let staging = Path::new(&job.staging);
     if is_url(staging) {
-        let (out, _) = ZarrStore::open_url_staged(&job.staging, job.staging_token.as_deref()).map_err(|e| anyhow!("{e}; create the job again"))?;
+        let (out, _) = ZarrStore::open_url_staged(&job.staging, job.staging_token.as_deref(), Shared::Task).map_err(|e| anyhow!("{e}; create the job again"))?;
         return Ok((inputs, Box::new(Guarded::new(Box::new(out)))));
     }
     if !staging.is_dir() {
         bail!("{}: the job's output under construction is missing (published already, or removed); create the job again", staging.display());
     }
-    let out = ZarrStore::open_rw(staging).map_err(|e| anyhow!("{}: {e}", staging.display()))?;
+    let out = ZarrStore::open_shared(staging, Shared::Task).map_err(|e| anyhow!("{}: {e}", staging.display()))?;
     Ok((inputs, Box::new(Guarded::new(Box::new(out)))))
 }
 
@@ -393,23 +412,34 @@ fn status(jobdir: &Path, json: bool) -> Result<()> {
 
 fn finish(jobdir: &Path, follow: bool) -> Result<()> {
     let (dir, job) = JobDir::open(jobdir).map_err(|e| anyhow!("{e}"))?;
+    // A changed input explains pending tasks better than the count of them.
     check_inputs(&job)?;
     let s = dir.status(job.plan.tasks.len());
     if !s.pending.is_empty() || !s.failed.is_empty() {
         bail!("{}: not every task is done ({} pending, {} failed: {:?}); run them first (`adcat job status` lists them)", jobdir.display(), s.pending.len(), s.failed.len(), s.failed);
     }
-    let (inputs, _) = open_job_stores(&job, job.max_memory, follow)?;
+    let counts = |e: usize| dir.counts(&job.plan, e).map_err(|m| adcat_concat::ConcatError::Job(format!("the counts of tasks {m:?} are missing")));
+    finish_job(&job, &counts, follow)?;
+    println!("{}: published", job.output);
+    Ok(())
+}
+
+/// Complete every element of a job whose tasks all ran (`counts` gives an element's
+/// counts, in plan order), convert the output if it is staged in another format, verify
+/// it and publish it.
+pub(crate) fn finish_job(job: &JobFile, counts: &dyn Fn(usize) -> adcat_concat::Result<Vec<Counts>>, follow: bool) -> Result<()> {
+    check_inputs(job)?;
+    let (inputs, _) = open_job_stores(job, job.max_memory, follow)?;
     let refs: Vec<&dyn Store> = inputs.iter().map(|s| s.as_ref()).collect();
     let out = Output::reopen(Path::new(&job.output), Path::new(&job.staging), job.staging_token.as_deref())?;
     let plan = &job.plan;
     adcat_concat::run_tasks(&refs, out.store(), job.max_memory, &adcat_format::NoProgress, |exec| {
         for (e, el) in plan.elements.iter().enumerate() {
-            let counts = dir.counts(plan, e).map_err(|m| adcat_concat::ConcatError::Job(format!("the counts of tasks {m:?} are missing")))?;
-            exec.finish(el, &counts)?;
+            exec.finish(el, &counts(e)?)?;
         }
         Ok(())
     })
-    .map_err(|e| anyhow!("{}: {e}", job.output))?;
+    .map_err(|e| crate::EngineFailure::wrap(e, &job.output))?;
     let out = match &job.convert {
         Some(c) => {
             let compression = c.compression.as_deref().map(crate::parse_compression).transpose()?;
@@ -418,7 +448,38 @@ fn finish(jobdir: &Path, follow: bool) -> Result<()> {
         }
         None => out,
     };
-    out.commit(Some((job.shape[0], job.shape[1])))?;
-    println!("{}: published", job.output);
+    out.commit(Some((job.shape[0], job.shape[1])))
+}
+
+/// Run task `t` of `job` in this process, given the counts of its element's count tasks
+/// (in plan order; empty for a task that needs none). Returns a count task's counts.
+/// Tasks are idempotent: running one again rewrites the same bytes.
+pub(crate) fn run_one(job: &JobFile, t: usize, counts: Vec<Counts>, budget: Option<u64>, follow: bool) -> Result<Option<Counts>> {
+    let plan = &job.plan;
+    let task = plan.tasks.get(t).ok_or_else(|| anyhow!("no task {t}: the job has tasks 0 to {}", plan.tasks.len().saturating_sub(1)))?;
+    let needed = plan.tasks.iter().filter(|c| c.element == task.element && c.stage() == 0).count();
+    if task.stage() == 1 && counts.len() != needed {
+        bail!("task {t} needs the counts of {needed} count task(s), {} were given", counts.len());
+    }
+    check_inputs_once(job)?;
+    let budget = budget.unwrap_or(job.max_memory);
+    let (inputs, out) = open_job_stores(job, budget, follow)?;
+    let refs: Vec<&dyn Store> = inputs.iter().map(|s| s.as_ref()).collect();
+    let name = |e: adcat_concat::ConcatError| crate::EngineFailure::wrap(e, &job.output);
+    let c = adcat_concat::run_tasks(&refs, out.as_ref(), budget, &adcat_format::NoProgress, |exec| exec.run(plan, t, &|_| Ok(counts.clone()))).map_err(name)?;
+    out.flush().map_err(|e| anyhow!("{}: {e}", job.output))?;
+    Ok(c)
+}
+
+/// [`check_inputs`] once per process and job: a process running many tasks of a job
+/// (a Dask worker) checks its inputs with the first, as `adcat job run` does.
+fn check_inputs_once(job: &JobFile) -> Result<()> {
+    static CHECKED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let id = format!("{}\n{}\n{}", job.staging, job.staging_token.as_deref().unwrap_or(""), job.inputs.iter().map(|i| i.fingerprint.as_str()).collect::<Vec<_>>().join("\n"));
+    if CHECKED.lock().unwrap_or_else(std::sync::PoisonError::into_inner).contains(&id) {
+        return Ok(());
+    }
+    check_inputs(job)?;
+    CHECKED.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(id);
     Ok(())
 }

@@ -347,12 +347,37 @@ impl Prepared {
 
     /// Attribute an engine error: output errors name the output path.
     pub fn err(&self, e: adcat_concat::ConcatError) -> anyhow::Error {
-        match e {
-            adcat_concat::ConcatError::Output(inner) => anyhow!("{}: {inner}", self.output.display()),
-            other => anyhow!("{other}"),
-        }
+        EngineFailure::wrap(e, &self.output.display().to_string())
     }
 }
+
+/// An engine error as one message naming the file (output errors name `output`), kept
+/// typed inside `anyhow` so front ends can tell its kind. It has no source: the message
+/// holds the sources' text already, and `{:#}` would repeat them.
+#[derive(Debug)]
+pub(crate) struct EngineFailure {
+    /// The engine's error.
+    pub error: adcat_concat::ConcatError,
+    message: String,
+}
+
+impl EngineFailure {
+    pub(crate) fn wrap(error: adcat_concat::ConcatError, output: &str) -> anyhow::Error {
+        let message = match &error {
+            adcat_concat::ConcatError::Output(inner) => format!("{output}: {inner}"),
+            other => other.to_string(),
+        };
+        anyhow::Error::new(EngineFailure { error, message })
+    }
+}
+
+impl std::fmt::Display for EngineFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for EngineFailure {}
 
 /// `concat`, or with `plan = Some(json)` the plan only.
 fn concat_cmd(args: ConcatArgs, plan: Option<bool>, quiet: bool, verbose: bool, follow: bool) -> Result<()> {

@@ -4,7 +4,7 @@ use adcat_hdf5::{Hdf5Options, Hdf5Store};
 use adcat_store::Store;
 use adcat_zarr::publish::{self, Occupant, Publisher};
 use adcat_zarr::s3::S3Url;
-use adcat_zarr::{ZarrStore, ZarrVersion};
+use adcat_zarr::{Shared, ZarrStore, ZarrVersion};
 use anyhow::{anyhow, bail, Context, Result};
 use crate::guard::{self, Guarded};
 use std::fs::{File, OpenOptions};
@@ -435,7 +435,7 @@ impl Output {
     /// Take up a job's store at `staging` to finish and publish it as `dest`.
     pub fn reopen(dest: &Path, staging: &Path, token: Option<&str>) -> Result<Output> {
         if is_url(dest) {
-            let (store, publisher) = ZarrStore::open_url_staged(&dest.to_string_lossy(), token).map_err(|e| anyhow!("{e}; create the job again"))?;
+            let (store, publisher) = ZarrStore::open_url_staged(&dest.to_string_lossy(), token, Shared::Finish).map_err(|e| anyhow!("{e}; create the job again"))?;
             let store: Box<dyn Store> = Box::new(Guarded::new(Box::new(store)));
             return Ok(Output { tmp: dest.to_path_buf(), dest: dest.to_path_buf(), store: Some(store), lock: None, discard: false, spent: None, remote: Some(publisher) });
         }
@@ -443,7 +443,7 @@ impl Output {
         let lock_path = parent.join(format!(".{name}.adcat-lock"));
         let lock = lock_output(dest, &lock_path)?;
         let store: Box<dyn Store> = if staging.is_dir() {
-            Box::new(ZarrStore::open_rw(staging).map_err(|e| anyhow!("{}: {}", staging.display(), e))?)
+            Box::new(ZarrStore::open_shared(staging, Shared::Finish).map_err(|e| anyhow!("{}: {}", staging.display(), e))?)
         } else {
             bail!("{}: the job's output under construction is missing; create the job again", staging.display())
         };

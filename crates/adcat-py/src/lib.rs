@@ -156,6 +156,7 @@ struct ConcatArgs {
     compression: Option<String>,
     max_memory: String,
     follow_external_links: bool,
+    task_size: Option<String>,
 }
 
 impl ConcatArgs {
@@ -175,6 +176,7 @@ impl ConcatArgs {
             pairwise: self.pairwise,
             write: WriteSpec { zarr_format: self.zarr_format, compression: self.compression, max_memory: self.max_memory, force },
             follow_external_links: self.follow_external_links,
+            task_size: self.task_size,
         })
     }
 }
@@ -231,6 +233,44 @@ fn validate(py: Python<'_>, path: PathBuf, quick: bool, follow_external_links: b
     Ok((v.n_obs, v.n_vars, v.problems))
 }
 
+/// Plan a concatenation as a job (see `adcat.dask`): `(job, warnings)`, the job as JSON
+/// text holding all any process needs to run its tasks.
+#[pyfunction]
+#[pyo3(signature = (args, *, force))]
+fn job_create(py: Python<'_>, args: ConcatArgs, force: bool) -> PyResult<(String, Vec<String>)> {
+    let spec = args.into_spec(force)?;
+    run_job(py, None, None, |_, stop| api::job_create(&spec, stop))
+}
+
+/// The tasks of a job: `(element, stage, needs)` per task, in plan order.
+#[pyfunction]
+fn job_tasks(job: &str) -> PyResult<Vec<(String, String, Vec<usize>)>> {
+    let tasks = api::job_tasks(job).map_err(py_error)?;
+    Ok(tasks.into_iter().map(|t| (t.element, t.stage.to_owned(), t.needs)).collect())
+}
+
+/// Run one task of a job given the results of the tasks it needs; returns a count
+/// task's counts (None for a writing task).
+#[pyfunction]
+#[pyo3(signature = (job, task, needs, *, max_memory, follow_external_links, threads))]
+fn job_run(py: Python<'_>, job: String, task: usize, needs: Vec<Vec<u64>>, max_memory: Option<String>, follow_external_links: bool, threads: Option<usize>) -> PyResult<Option<Vec<u64>>> {
+    run_job(py, threads, None, |_, stop| api::job_run(&job, task, needs, max_memory.as_deref(), follow_external_links, stop))
+}
+
+/// Complete, verify and publish a job's output given every task's result (in plan
+/// order); returns the output's location.
+#[pyfunction]
+#[pyo3(signature = (job, results, *, follow_external_links, threads))]
+fn job_finish(py: Python<'_>, job: String, results: Vec<Option<Vec<u64>>>, follow_external_links: bool, threads: Option<usize>) -> PyResult<String> {
+    run_job(py, threads, None, |_, stop| api::job_finish(&job, results, follow_external_links, stop))
+}
+
+/// Remove a job's unpublished output.
+#[pyfunction]
+fn job_discard(py: Python<'_>, job: String) -> PyResult<()> {
+    run_job(py, None, None, |_, stop| stop.scope(|| api::job_discard(&job)))
+}
+
 /// The `adcat` command (argv with the program name first); returns the exit status.
 #[pyfunction]
 fn main(py: Python<'_>, argv: Vec<OsString>) -> i32 {
@@ -247,5 +287,8 @@ fn _adcat(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(inspect, m)?)?;
     m.add_function(wrap_pyfunction!(validate, m)?)?;
     m.add_function(wrap_pyfunction!(main, m)?)?;
+    for f in [wrap_pyfunction!(job_create, m)?, wrap_pyfunction!(job_tasks, m)?, wrap_pyfunction!(job_run, m)?, wrap_pyfunction!(job_finish, m)?, wrap_pyfunction!(job_discard, m)?] {
+        m.add_function(f)?;
+    }
     Ok(())
 }

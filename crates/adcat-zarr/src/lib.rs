@@ -58,6 +58,22 @@ pub struct ZarrStore {
     /// Root metadata is read and written under [`publish::STAGED`] until publication
     /// (stores created by [`ZarrStore::create_url`]).
     staged: bool,
+    /// Whether [`Store::flush`] writes consolidated metadata (not by a job's tasks).
+    consolidate: bool,
+}
+
+/// How a process of a job opens the store that the job's processes write together.
+///
+/// Consolidated metadata is a snapshot of every node in the root document: a task that
+/// rewrote it would race the other processes reading the root, and lose the nodes
+/// other tasks created since the snapshot. So a job's processes read each node's own
+/// document, tasks never write the root, and the finishing process consolidates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shared {
+    /// A task: writes chunks and the nodes of the elements it creates, never the root.
+    Task,
+    /// The finishing process, alone by then: consolidates every node at flush.
+    Finish,
 }
 
 impl std::fmt::Debug for ZarrStore {
@@ -88,14 +104,25 @@ impl ZarrStore {
         Self::open_local(path.as_ref(), true)
     }
 
-    fn open_local(p: &Path, writable: bool) -> Result<Self> {
+    /// Open a local store that a job's processes write together (see [`Shared`]).
+    pub fn open_shared(path: impl AsRef<Path>, role: Shared) -> Result<Self> {
+        let p = path.as_ref();
+        let fs = Self::local_storage(p)?;
+        Self::open_at(Arc::new(fs), p.display().to_string(), true, false, Some(role))
+    }
+
+    fn local_storage(p: &Path) -> Result<zarrs::filesystem::FilesystemStore> {
         let location = p.display().to_string();
         if !p.is_dir() {
             let reason = if p.exists() { "not a directory (zarr stores are directories)" } else { "no such file or directory" };
             return Err(StoreError::Open { location, reason: reason.into() });
         }
-        let fs = zarrs::filesystem::FilesystemStore::new(p).map_err(|e| StoreError::Open { location: location.clone(), reason: e.to_string() })?;
-        Self::open_storage(Arc::new(fs), location, writable)
+        zarrs::filesystem::FilesystemStore::new(p).map_err(|e| StoreError::Open { location, reason: e.to_string() })
+    }
+
+    fn open_local(p: &Path, writable: bool) -> Result<Self> {
+        let fs = Self::local_storage(p)?;
+        Self::open_storage(Arc::new(fs), p.display().to_string(), writable)
     }
 
     /// Open an existing store in S3-compatible object storage (`s3://bucket/prefix`)
@@ -115,12 +142,13 @@ impl ZarrStore {
 
     /// Open an existing hierarchy on any `zarrs` storage.
     pub fn open_storage(storage: ReadableWritableListableStorage, location: String, writable: bool) -> Result<Self> {
-        Self::open_at(storage, location, writable, false)
+        Self::open_at(storage, location, writable, false, None)
     }
 
     /// As [`ZarrStore::open_storage`]; `staged`: the root metadata is under
-    /// [`publish::STAGED`] (an unpublished output).
-    fn open_at(storage: ReadableWritableListableStorage, location: String, writable: bool, staged: bool) -> Result<Self> {
+    /// [`publish::STAGED`] (an unpublished output); `shared`: written by a job's
+    /// processes together (consolidated metadata ignored).
+    fn open_at(storage: ReadableWritableListableStorage, location: String, writable: bool, staged: bool, shared: Option<Shared>) -> Result<Self> {
         let get = |k: &str| -> Result<Option<Value>> {
             let k = if staged { format!("{}/{k}", publish::STAGED) } else { k.to_owned() };
             let key = StoreKey::new(k.as_str()).map_err(|e| err("/", e))?;
@@ -140,6 +168,7 @@ impl ZarrStore {
         } else {
             return Err(StoreError::Open { location, reason: format!("{NOT_ZARR} (no zarr.json or .zgroup at its root)") });
         };
+        let consolidated = if shared.is_some() { None } else { consolidated };
         let mut nodes = BTreeMap::new();
         let complete = consolidated.is_some();
         match version {
@@ -189,7 +218,8 @@ impl ZarrStore {
                 }
             }
         }
-        Ok(ZarrStore { storage, location, version, writable, nodes: Mutex::new(nodes), complete, arrays: Mutex::new(BTreeMap::new()), staged })
+        let consolidate = shared != Some(Shared::Task);
+        Ok(ZarrStore { storage, location, version, writable, nodes: Mutex::new(nodes), complete, arrays: Mutex::new(BTreeMap::new()), staged, consolidate })
     }
 
     /// Create a new, empty hierarchy in a local directory, which must not exist or be empty.
@@ -219,6 +249,7 @@ impl ZarrStore {
             complete: true,
             arrays: Mutex::new(BTreeMap::new()),
             staged,
+            consolidate: true,
         };
         let root = NodeMeta::new_group(version);
         s.store_node("", &root)?;
@@ -365,7 +396,25 @@ impl ZarrStore {
         Ok((a, meta))
     }
 
+    /// Read the metadata of every node into the cache (a store opened without
+    /// consolidated metadata knows only the nodes it met).
+    fn load_all(&self) -> Result<()> {
+        let mut groups = vec![String::new()];
+        while let Some(g) = groups.pop() {
+            for child in self.list(&g)? {
+                let p = if g.is_empty() { child } else { format!("{g}/{child}") };
+                if self.node(&p)?.is_some_and(|n| n.kind == NodeKind::Group) {
+                    groups.push(p);
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn consolidate(&self) -> Result<()> {
+        if !self.complete {
+            self.load_all()?;
+        }
         let nodes = self.nodes_lock().clone();
         match self.version {
             ZarrVersion::V3 => {
@@ -667,7 +716,7 @@ impl Store for ZarrStore {
     }
 
     fn flush(&self) -> Result<()> {
-        if self.writable {
+        if self.writable && self.consolidate {
             self.consolidate()?;
         }
         Ok(())
@@ -772,6 +821,37 @@ mod tests {
                 assert_eq!(r.attr("g/a", "encoding-type").unwrap().unwrap().as_str(), Some("array"));
                 assert_eq!(r.read_all("g/a").unwrap(), ArrayData::from_vec(vec![1i32, 2, 3]));
             }
+        }
+    }
+
+    /// Tasks sharing a store never touch its root metadata and each sees the others'
+    /// nodes; the finishing process consolidates every node, whoever created it.
+    #[test]
+    fn shared_stores_leave_the_root_to_finish() {
+        for version in [ZarrVersion::V2, ZarrVersion::V3] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("s.zarr");
+            let s = ZarrStore::create(&path, version).unwrap();
+            s.create_group("uns").unwrap();
+            s.flush().unwrap();
+            let root_doc = if version == ZarrVersion::V3 { "zarr.json" } else { ".zmetadata" };
+            let before = std::fs::read(path.join(root_doc)).unwrap();
+            let (a, b) = (ZarrStore::open_shared(&path, Shared::Task).unwrap(), ZarrStore::open_shared(&path, Shared::Task).unwrap());
+            a.create_array("uns/x", &ArraySpec::new(DType::I32, vec![2])).unwrap();
+            a.write_rows("uns/x", 0, &ArrayData::from_vec(vec![1i32, 2])).unwrap();
+            b.create_group("uns/g").unwrap();
+            b.create_array("uns/g/y", &ArraySpec::new(DType::F64, vec![1])).unwrap();
+            a.flush().unwrap();
+            b.flush().unwrap();
+            assert_eq!(std::fs::read(path.join(root_doc)).unwrap(), before, "a task rewrote the root metadata");
+            assert_eq!(b.list("uns").unwrap(), vec!["g", "x"]);
+            let f = ZarrStore::open_shared(&path, Shared::Finish).unwrap();
+            f.flush().unwrap();
+            let r = ZarrStore::open(&path).unwrap();
+            assert!(r.complete, "the finished store has consolidated metadata");
+            assert_eq!(r.list("uns").unwrap(), vec!["g", "x"]);
+            assert_eq!(r.list("uns/g").unwrap(), vec!["y"]);
+            assert_eq!(r.read_all("uns/x").unwrap(), ArrayData::from_vec(vec![1i32, 2]));
         }
     }
 

@@ -14,7 +14,7 @@
 //! objects ([`occupant`]).
 
 use crate::s3::{self, S3Url};
-use crate::{ZarrStore, ZarrVersion};
+use crate::{Shared, ZarrStore, ZarrVersion};
 use adcat_store::{Result, StoreError};
 use zarrs::storage::{ReadableWritableListableStorage, StoreKey, StorePrefix};
 
@@ -238,8 +238,9 @@ impl ZarrStore {
 
     /// Open the unpublished store a job is building under `url`, for reading and
     /// writing; `token` (from [`Publisher::token`] at creation) must match its marker,
-    /// so that a job never writes into another run's store at the same prefix.
-    pub fn open_url_staged(url: &str, token: Option<&str>) -> Result<(Self, Publisher)> {
+    /// so that a job never writes into another run's store at the same prefix. `role`:
+    /// a task's or the finishing process's (see [`Shared`]).
+    pub fn open_url_staged(url: &str, token: Option<&str>, role: Shared) -> Result<(Self, Publisher)> {
         let (parsed, storage) = storage_for_output(url)?;
         let found = read_marker(&parsed, &storage)?;
         let reason = match (&found, token) {
@@ -251,7 +252,7 @@ impl ZarrStore {
             return Err(StoreError::Open { location: parsed.to_string(), reason: reason.into() });
         }
         let token = found.map(|m| m.token).unwrap_or_default();
-        let store = ZarrStore::open_at(storage.clone(), parsed.to_string(), true, true)?;
+        let store = ZarrStore::open_at(storage.clone(), parsed.to_string(), true, true, Some(role))?;
         let unbounded = s3::storage_unbounded(&parsed)?;
         Ok((store, Publisher { url: parsed, storage, unbounded, token }))
     }

@@ -56,6 +56,18 @@ pub struct JobFile {
     pub staging_token: Option<String>,
 }
 
+impl JobFile {
+    /// Read a job from its JSON text, refusing other formats and versions.
+    pub fn from_json(text: &[u8]) -> std::result::Result<JobFile, String> {
+        let v: serde_json::Value = serde_json::from_slice(text).map_err(|e| format!("not a job file: {e}"))?;
+        let (format, version) = (v.get("format").and_then(|f| f.as_str()), v.get("version").and_then(|f| f.as_u64()));
+        if format != Some(JOB_FORMAT) || version != Some(JOB_VERSION as u64) {
+            return Err(format!("not an adcat job of version {JOB_VERSION}; create the job again with this adcat"));
+        }
+        serde_json::from_value(v).map_err(|e| format!("not a valid job: {e}"))
+    }
+}
+
 /// How `finish` converts a job's staged zarr store into its output.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ConvertOnFinish {
@@ -116,12 +128,7 @@ impl JobDir {
     pub fn open(root: &Path) -> Result<(JobDir, JobFile)> {
         let p = root.join("job.json");
         let text = std::fs::read(&p).map_err(|e| io("read the job (is this a job directory made by `adcat job create`?)", &p, e))?;
-        let v: serde_json::Value = serde_json::from_slice(&text).map_err(|e| ConcatError::Job(format!("{}: not a job file: {e}", p.display())))?;
-        let (format, version) = (v.get("format").and_then(|f| f.as_str()), v.get("version").and_then(|f| f.as_u64()));
-        if format != Some(JOB_FORMAT) || version != Some(JOB_VERSION as u64) {
-            return Err(ConcatError::Job(format!("{}: not an adcat job of version {JOB_VERSION}; create the job again with this adcat", p.display())));
-        }
-        let job: JobFile = serde_json::from_value(v).map_err(|e| ConcatError::Job(format!("{}: not a valid job: {e}", p.display())))?;
+        let job = JobFile::from_json(&text).map_err(|e| ConcatError::Job(format!("{}: {e}", p.display())))?;
         Ok((JobDir { root: root.to_path_buf() }, job))
     }
 

@@ -144,6 +144,7 @@ def _concat_args(
     zarr_format: int | None,
     compression: str | None,
     follow_external_links: bool,
+    task_size: int | str | None = None,
 ) -> tuple[OutputTarget, dict[str, Any]]:
     """Check arguments in anndata's order, with anndata's exception types."""
     if len(in_files) == 0:
@@ -184,8 +185,17 @@ def _concat_args(
         compression=_opt_str(compression, "compression"),
         max_memory=_budget(max_memory, max_loaded_elems),
         follow_external_links=bool(follow_external_links),
+        task_size=_task_size(task_size),
     )
     return target, args
+
+
+def _task_size(task_size: int | str | None) -> str | None:
+    if task_size is None:
+        return None
+    if isinstance(task_size, bool) or not isinstance(task_size, (int, str)):
+        raise AdcatTypeError(f"task_size must be bytes (int) or a size like '256MiB', not {type(task_size).__name__}")
+    return str(task_size)
 
 
 def concat_on_disk(
