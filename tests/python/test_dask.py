@@ -103,6 +103,14 @@ def test_plan_is_a_graph_to_compute(client, tmp_path):
     assert_equal(ad.concat([read(p) for p in paths], join="outer", index_unique="-"), read(out), exact=False)
 
 
+def test_a_client_that_is_not_the_default(client, tmp_path):
+    paths = mixed_inputs(tmp_path, make_inputs(n_obs=(12, 9, 10), seed=4))
+    out = tmp_path / "out.h5ad"
+    with distributed.Client(client.scheduler.address, set_as_default=False) as other:
+        adcat.dask.concat_on_disk(paths, out, client=other, progress=True, task_size="4KiB", index_unique="-")
+    assert_equal(ad.concat([read(p) for p in paths], index_unique="-"), read(out), exact=False)
+
+
 def big_inputs(tmp_path: Path) -> list[Path]:
     """Inputs whose tasks take long enough to kill a worker inside one: sparse X, a
     dense layer, obsm."""

@@ -29,6 +29,7 @@ cargo xtask <task>
                 the threads (1, 2); cost per file and per GB; a Tahoe-100M-sized projection
   bench-jobs    cost of `adcat job` create/run/finish and of a task per process, for 10/100/1000 inputs
   bench-s3      concat into and out of a real S3 server (SeaweedFS on 127.0.0.1) next to plain uploads/downloads
+  bench-dask    adcat.dask on 1, 2 and 4 Dask worker processes next to the single-process concat (docs/scale.md)
   wheel         build the self-contained wheel of the Python package (HDF5 linked in, built from
                 source; installs cmake from PyPI if missing) into target/wheels, then check it: no
                 libhdf5 in `ldd`, and a smoke test in a fresh venv with the system libhdf5 hidden
@@ -174,12 +175,18 @@ fn ensure_venv() -> Result<PathBuf> {
 /// Build the Python package (crates/adcat-py) into the oracle venv with maturin (its
 /// Python sources installed editable), so the suite imports `adcat`.
 fn install_python_package(vpy: &Path) -> Result<()> {
+    install_python_package_with(vpy, &[])
+}
+
+/// As [`install_python_package`], with more `maturin develop` flags.
+fn install_python_package_with(vpy: &Path, flags: &[&str]) -> Result<()> {
     let bin = vpy.parent().context("venv python has no directory")?;
     let venv = bin.parent().context("venv bin has no parent")?;
     let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
     run(Command::new(bin.join("maturin"))
         .current_dir(root().join("crates/adcat-py"))
         .args(["develop", "--locked", "--quiet"])
+        .args(flags)
         .env("VIRTUAL_ENV", venv)
         .env("PATH", path))
 }
@@ -349,6 +356,20 @@ fn bench_s3(bin: &Path, vpy: &Path, root: &Path) -> Result<()> {
     run(Command::new(vpy).arg(&script).arg(bin).arg(&work).arg(rounds))
 }
 
+/// `cargo xtask bench-dask`: adcat.dask on LocalClusters of 1, 2 and 4 worker processes
+/// next to the single-process `adcat concat` and `cp` (bench_dask.py); the Python
+/// package is built in release mode into the oracle venv first (`cargo xtask test`
+/// puts the debug build back).
+fn bench_dask(bin: &Path, vpy: &Path, root: &Path) -> Result<()> {
+    install_python_package_with(vpy, &["--release"])?;
+    let work = root.join("target/bench-work/dask");
+    std::fs::create_dir_all(&work)?;
+    let script = work.join("bench_dask.py");
+    std::fs::write(&script, include_str!("bench_dask.py"))?;
+    let rounds = std::env::var("ADCAT_BENCH_REPEAT").unwrap_or_else(|_| "5".into());
+    run(Command::new(vpy).arg(&script).arg(bin).arg(&work).arg(rounds))
+}
+
 /// The benches' common set-up: HDF5, GNU time and the oracle venv, and a release build;
 /// then `f(adcat binary, venv python, repository root)`.
 fn with_bench_env(f: impl FnOnce(&Path, &Path, &Path) -> Result<()>) -> Result<()> {
@@ -376,6 +397,7 @@ fn main() -> Result<()> {
         "bench-scale" => with_bench_env(bench_scale::bench_scale),
         "bench-jobs" => with_bench_env(bench_jobs::bench_jobs),
         "bench-s3" => with_bench_env(bench_s3),
+        "bench-dask" => with_bench_env(bench_dask),
         "man" => {
             run(cargo().args(["build", "--locked", "-p", "adcat-cli"]))?;
             let dir = root().join("target/man");

@@ -85,18 +85,26 @@ def _finish(job: str, results: list[list[int] | None], threads: int | None, foll
 
 
 def _graph(job: str, threads: int | None, follow: bool) -> tuple[list[Delayed], Delayed]:
-    """One delayed call per task of ``job`` and the finish that takes them all."""
+    """One delayed call per task of ``job`` and the finish that takes them all.
+
+    Built as one graph layer: chaining ``dask.delayed`` calls would merge each task's
+    graph into its dependents', quadratic in the tasks (5 s for 300 of them).
+    """
     from dask.base import tokenize
-    from dask.delayed import delayed
+    from dask.delayed import Delayed
+    from dask.highlevelgraph import HighLevelGraph
 
     token = tokenize(job)
-    job_node = delayed(job, name=f"adcat-job-{token}")
-    tasks: list[Delayed] = []
+    layer, job_key, finish_key = f"adcat-{token}", f"adcat-job-{token}", f"adcat-finish-{token}"
+    dsk: dict[Any, Any] = {job_key: job}
+    keys: list[tuple[str, int]] = []
     for t, (_element, stage, needs) in enumerate(_adcat.job_tasks(job)):
-        run = delayed(_run_task, pure=True)
-        tasks.append(run(job_node, t, [tasks[n] for n in needs], threads, follow, dask_key_name=(f"adcat-{stage}-{token}", t)))
-    finish = delayed(_finish, pure=True)(job_node, tasks, threads, follow, dask_key_name=f"adcat-finish-{token}")
-    return tasks, finish
+        key = (f"adcat-{stage}-{token}", t)
+        dsk[key] = (_run_task, job_key, t, [keys[n] for n in needs], threads, follow)
+        keys.append(key)
+    dsk[finish_key] = (_finish, job_key, list(keys), threads, follow)
+    graph = HighLevelGraph.from_collections(layer, dsk, dependencies=())
+    return [Delayed(k, graph, layer=layer) for k in keys], Delayed(finish_key, graph, layer=layer)
 
 
 def plan(
@@ -232,7 +240,7 @@ def concat_on_disk(
     try:
         tasks, finish = _graph(job, threads, follow)
         futures = client.compute([*tasks, finish], optimize_graph=False)
-        _wait(futures, progress)
+        _wait(client, futures, progress)
     except BaseException:
         _stop(client, futures)
         _adcat.job_discard(job)
@@ -255,13 +263,14 @@ def _client(client: Client | None) -> Client:
         ) from None
 
 
-def _wait(futures: list[Future], progress: bool | None) -> None:
+def _wait(client: Client, futures: list[Future], progress: bool | None) -> None:
     """Wait for every future, raising the first task error at once."""
     from distributed import as_completed
 
     bar = _bar(progress, len(futures))
     try:
-        for f in as_completed(futures):
+        # On the client's loop: it need not be the default client.
+        for f in as_completed(futures, loop=client.loop):
             if f.status != "finished":
                 f.result()  # raises the task's error
             if bar is not None:
