@@ -103,6 +103,20 @@ def test_plan_is_a_graph_to_compute(client, tmp_path):
     assert_equal(ad.concat([read(p) for p in paths], join="outer", index_unique="-"), read(out), exact=False)
 
 
+def test_a_newer_run_for_the_same_output_wins_cleanly(client, tmp_path):
+    """Each run builds its own staging store: a run started later for the same output
+    (force) removes an unrun graph's store, and that graph then fails instead of writing
+    into the newer run's store."""
+    paths = mixed_inputs(tmp_path, make_inputs(n_obs=(12, 9, 10), seed=6))
+    out = tmp_path / "out.zarr"
+    stale = adcat.dask.plan(paths, out, join="outer", task_size="4KiB")
+    adcat.dask.concat_on_disk(paths[:2], out, client=client, join="inner", index_unique="-")
+    with pytest.raises(adcat.AdcatError, match="missing"):
+        client.compute(stale).result()
+    assert_equal(ad.concat([read(p) for p in paths[:2]], join="inner", index_unique="-"), read(out), exact=False)
+    assert leftovers(tmp_path, {p.name for p in paths} | {out.name}) == []
+
+
 def test_a_client_that_is_not_the_default(client, tmp_path):
     paths = mixed_inputs(tmp_path, make_inputs(n_obs=(12, 9, 10), seed=4))
     out = tmp_path / "out.h5ad"

@@ -101,9 +101,12 @@ class Server:
         from zarr.storage import ObjectStore
 
         group = zarr.open_group(ObjectStore(self.store(prefix), read_only=True), mode="r")
+        # Nothing of adcat's bookkeeping among the members readers see (anndata.read_zarr
+        # passes each root member to AnnData as a keyword).
+        assert not [k for k in group.keys() if k.startswith(".adcat")], list(group.keys())
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return ad.io.read_elem(group)
+            return ad.read_zarr(group)
 
     def start(self) -> None:
         cmd = [str(_weed()), "mini", f"-dir={self.dir / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
@@ -487,4 +490,32 @@ def test_dask_writes_s3(s3, stores):
         adcat.dask.concat_on_disk({"a": local["a"], "b": urls["b"], "c": urls["c"]}, f"s3://{BUCKET}/{prefix}", client=client, task_size="4KiB", **kw)
     assert ".adcat-incomplete" not in s3.keys(prefix)
     expected = ad.concat({"a": read(local["a"]), "b": read(local["b"]), "c": read(local["c"])}, **kw)
+    assert_equal(s3.read(prefix), expected)
+
+
+@pytest.mark.parametrize("cut", ["before-tidying", "mid-tidying"])
+def test_finish_run_again_completes_a_publication_cut_short(run_adcat, s3, stores, tmp_path, cut):
+    """A `job finish` whose process died after publishing but before it removed the
+    staged root metadata and the marker: a second finish completes the tidying (it does
+    not fail, and does not remove the published store)."""
+    import obstore
+
+    urls, local = stores
+    prefix = f"cut-{cut}/o.zarr"
+    out = f"s3://{BUCKET}/{prefix}"
+    jobdir = tmp_path / "job"
+    run_adcat("job", "create", "-q", local["a"], urls["b"], "-o", out, "--join", "outer", jobdir)
+    token = json.loads((jobdir / "job.json").read_text())["staging_token"]
+    run_adcat("job", "run", jobdir)
+    run_adcat("job", "finish", jobdir)
+    # Put back what the first finish had not yet removed when it died.
+    store = s3.store()
+    marker = {"note": "unpublished output of an adcat run", "token": token, "job": True}
+    root = [k for k in s3.keys(prefix) if k in ("zarr.json", ".zgroup", ".zattrs", ".zmetadata")]
+    for k in root if cut == "before-tidying" else [k for k in root if k not in ("zarr.json", ".zgroup")]:
+        obstore.put(store, f"{prefix}/.adcat-staged/{k}", bytes(obstore.get(store, f"{prefix}/{k}").bytes()))
+    obstore.put(store, f"{prefix}/.adcat-incomplete", json.dumps(marker).encode())
+    run_adcat("job", "finish", jobdir)
+    assert not [k for k in s3.keys(prefix) if k.startswith(".adcat")]
+    expected = ad.concat([read(local["a"]), read(local["b"])], join="outer")
     assert_equal(s3.read(prefix), expected)

@@ -241,10 +241,14 @@ pub(crate) fn plan_job(p: crate::Prepared, quiet: bool, verbose: bool, follow: b
 pub(crate) fn discard(job: &JobFile) -> Result<()> {
     let staging = Path::new(&job.staging);
     if is_url(staging) {
-        if ZarrStore::open_url_staged(&job.staging, job.staging_token.as_deref(), Shared::Task).is_err() {
+        let url = &job.staging;
+        // Never a published store (tidying cut short leaves the marker), nor another
+        // run's unpublished one.
+        let ours = adcat_zarr::publish::marker_token(url).map_err(|e| anyhow!("{e}"))? == job.staging_token;
+        if !ours || adcat_zarr::publish::is_published(url).map_err(|e| anyhow!("{e}"))? {
             return Ok(());
         }
-        return adcat_zarr::publish::remove(&job.staging).map_err(|e| anyhow!("{e}"));
+        return adcat_zarr::publish::remove(url).map_err(|e| anyhow!("{e}"));
     }
     match std::fs::remove_dir_all(staging) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e).with_context(|| format!("{}: cannot remove the job's output under construction", staging.display())),
@@ -298,9 +302,14 @@ impl Selection {
 /// A job's inputs and its output under construction.
 type JobStores = (Vec<Box<dyn Store>>, Box<dyn Store>);
 
-fn open_job_stores(job: &JobFile, budget: u64, follow: bool) -> Result<JobStores> {
+/// A job's inputs, opened when first read.
+fn open_job_inputs(job: &JobFile, budget: u64, follow: bool) -> Vec<Box<dyn Store>> {
     let iopts = InputOptions { follow_external: follow, max_memory: budget, budget_flag: true };
-    let inputs = job.inputs.iter().map(|i| lazy_input(Path::new(&i.path), iopts)).collect();
+    job.inputs.iter().map(|i| lazy_input(Path::new(&i.path), iopts)).collect()
+}
+
+fn open_job_stores(job: &JobFile, budget: u64, follow: bool) -> Result<JobStores> {
+    let inputs = open_job_inputs(job, budget, follow);
     let staging = Path::new(&job.staging);
     if is_url(staging) {
         let (out, _) = ZarrStore::open_url_staged(&job.staging, job.staging_token.as_deref(), Shared::Task).map_err(|e| anyhow!("{e}; create the job again"))?;
@@ -429,7 +438,13 @@ fn finish(jobdir: &Path, follow: bool) -> Result<()> {
 /// it and publish it.
 pub(crate) fn finish_job(job: &JobFile, counts: &dyn Fn(usize) -> adcat_concat::Result<Vec<Counts>>, follow: bool) -> Result<()> {
     check_inputs(job)?;
-    let (inputs, _) = open_job_stores(job, job.max_memory, follow)?;
+    // A finish whose process died while publishing in object storage is completed.
+    if let (true, Some(token)) = (is_url(Path::new(&job.staging)), &job.staging_token) {
+        if adcat_zarr::publish::resume_publication(&job.staging, token).map_err(|e| anyhow!("{e}"))? {
+            return Ok(());
+        }
+    }
+    let inputs = open_job_inputs(job, job.max_memory, follow);
     let refs: Vec<&dyn Store> = inputs.iter().map(|s| s.as_ref()).collect();
     let out = Output::reopen(Path::new(&job.output), Path::new(&job.staging), job.staging_token.as_deref())?;
     let plan = &job.plan;
@@ -474,8 +489,12 @@ pub(crate) fn run_one(job: &JobFile, t: usize, counts: Vec<Counts>, budget: Opti
 /// [`check_inputs`] once per process and job: a process running many tasks of a job
 /// (a Dask worker) checks its inputs with the first, as `adcat job run` does.
 fn check_inputs_once(job: &JobFile) -> Result<()> {
-    static CHECKED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
-    let id = format!("{}\n{}\n{}", job.staging, job.staging_token.as_deref().unwrap_or(""), job.inputs.iter().map(|i| i.fingerprint.as_str()).collect::<Vec<_>>().join("\n"));
+    use std::hash::{Hash, Hasher};
+    static CHECKED: std::sync::Mutex<Vec<u64>> = std::sync::Mutex::new(Vec::new());
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (&job.staging, &job.staging_token, &job.output).hash(&mut h);
+    job.inputs.iter().for_each(|i| (&i.path, &i.fingerprint).hash(&mut h));
+    let id = h.finish();
     if CHECKED.lock().unwrap_or_else(std::sync::PoisonError::into_inner).contains(&id) {
         return Ok(());
     }

@@ -343,18 +343,21 @@ impl Output {
         Output::create_as(dest, format, force, inputs, false)
     }
 
-    /// The hidden sibling of `dest` where a job builds it (an output in object storage
-    /// is built in place, unpublished).
-    pub fn job_staging(dest: &Path) -> Result<PathBuf> {
-        if is_url(dest) {
-            return Ok(dest.to_path_buf());
-        }
-        let (parent, name) = split_dest(dest)?;
-        Ok(parent.join(format!(".{name}.adcat-job")))
+    /// The staging stores of jobs for `dest` (`.NAME.adcat-job-TOKEN` beside it; before
+    /// tokens, `.NAME.adcat-job`), completed or not.
+    fn job_stagings(parent: &Path, name: &str) -> Vec<PathBuf> {
+        let prefix = format!(".{name}.adcat-job");
+        let Ok(entries) = std::fs::read_dir(parent) else { return vec![] };
+        entries
+            .flatten()
+            .filter(|e| e.file_name().to_str().is_some_and(|n| n == prefix || (n.starts_with(&format!("{prefix}-")) && !n.ends_with(".old"))))
+            .map(|e| e.path())
+            .collect()
     }
 
-    /// As [`Output::create`]; for a job (`job`), the store is built at
-    /// [`Output::job_staging`] and survives this process ([`Output::keep`]).
+    /// As [`Output::create`]; for a job (`job`), the store is built at a hidden sibling
+    /// of its own, `.NAME.adcat-job-TOKEN` (so that two jobs for one output never write
+    /// into the same store), and survives this process ([`Output::keep`]).
     pub fn create_as(dest: &Path, format: OutFormat, force: bool, inputs: &[PathBuf], job: bool) -> Result<Output> {
         if is_url(dest) {
             // A job's tasks write the unpublished store in place too.
@@ -381,10 +384,21 @@ impl Output {
             }
             check_replaceable(dest, &dest_abs, inputs)?;
         }
-        let tmp = if job { Output::job_staging(dest)? } else { canon_parent.join(format!(".{}.adcat-tmp-{}", name.to_string_lossy(), std::process::id())) };
-        if job && tmp.exists() && !force {
-            bail!("{}: a job for this output already exists ({}); finish it, or pass --force to start over", dest.display(), tmp.display());
-        }
+        let name = name.to_string_lossy();
+        let tmp = if job {
+            let others = Output::job_stagings(&canon_parent, &name);
+            if let (Some(other), false) = (others.first(), force) {
+                bail!("{}: a job for this output already exists ({}); finish it, or pass --force to start over", dest.display(), other.display());
+            }
+            // A job still running there fails at its next task (its store is gone).
+            for other in others {
+                remove_path(&other)?;
+            }
+            let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+            canon_parent.join(format!(".{name}.adcat-job-{}-{nanos}", std::process::id()))
+        } else {
+            canon_parent.join(format!(".{name}.adcat-tmp-{}", std::process::id()))
+        };
         if tmp.exists() {
             remove_path(&tmp)?;
         }
@@ -442,6 +456,8 @@ impl Output {
         let (parent, name) = split_dest(dest)?;
         let lock_path = parent.join(format!(".{name}.adcat-lock"));
         let lock = lock_output(dest, &lock_path)?;
+        // An earlier finish of this output that died (converting, or swapping) left them.
+        remove_leftovers(&parent, &name);
         let store: Box<dyn Store> = if staging.is_dir() {
             Box::new(ZarrStore::open_shared(staging, Shared::Finish).map_err(|e| anyhow!("{}: {}", staging.display(), e))?)
         } else {
@@ -694,13 +710,18 @@ fn is_zarr_store(dir: &Path) -> bool {
 /// (SIGKILL, OOM killer, lost node) before they could clean up. Called with the output's
 /// lock held, so no live adcat owns them.
 fn remove_leftovers(parent: &Path, name: &str) {
-    let prefix = format!(".{name}.adcat-tmp-");
+    let (tmp, job) = (format!(".{name}.adcat-tmp-"), format!(".{name}.adcat-job"));
     let Ok(entries) = std::fs::read_dir(parent) else { return };
     for e in entries.flatten() {
         let file_name = e.file_name();
         let Some(n) = file_name.to_str() else { continue };
-        let Some(rest) = n.strip_prefix(&prefix) else { continue };
-        let pid = rest.split('.').next().unwrap_or(rest);
+        // A job's staging is live work; only the old output it was swapped with is left.
+        let rest = match (n.strip_prefix(&tmp), n.strip_prefix(&job)) {
+            (Some(rest), _) => rest,
+            (None, Some(rest)) if n.ends_with(".old") => rest.trim_start_matches('-'),
+            _ => continue,
+        };
+        let pid = rest.split(['.', '-']).next().unwrap_or(rest);
         let p = e.path();
         let dest = parent.join(name);
         if n.ends_with(".old") && dest.symlink_metadata().is_err() {

@@ -495,6 +495,10 @@ impl Store for ZarrStore {
         let mut out = vec![];
         for sub in listing.prefixes() {
             let child = norm_path(sub.as_str());
+            // An unpublished store's staged root metadata is not a child group.
+            if self.staged && child == publish::STAGED {
+                continue;
+            }
             check_names(&p, &[child.rsplit('/').next().unwrap_or(&child).to_owned()])?;
             if self.node(&child)?.is_some() {
                 out.push(child.rsplit('/').next().unwrap_or(&child).to_owned());

@@ -188,10 +188,12 @@ impl Publisher {
         Ok(())
     }
 
-    /// Remove the staged root metadata and the marker of a published store.
+    /// Remove the staged root metadata and the marker of a published store. The group
+    /// documents go first: a staged store without them is one whose publication is
+    /// complete (see [`resume_publication`]).
     pub fn tidy(&self) -> Result<()> {
         let fail = |e: &dyn std::fmt::Display| io_err(&self.url, "removing the staged metadata", e);
-        for doc in ROOT_DOCS {
+        for doc in ROOT_DOCS.iter().rev() {
             self.storage.erase(&staged_key(doc)).map_err(|e| fail(&e))?;
         }
         self.storage.erase(&marker_key()).map_err(|e| fail(&e))
@@ -211,6 +213,49 @@ impl Publisher {
     pub fn token(&self) -> &str {
         &self.token
     }
+}
+
+/// Complete the publication of the store under `url` by the run holding `token`, if a
+/// stop cut it short after it began (a finish run again after its process died):
+/// root metadata already at the root and this run's marker still there. While the staged
+/// group document remains the copy may be partial, so it is made again; without it,
+/// tidying had begun, so the copy was complete. Returns whether the store is published.
+pub fn resume_publication(url: &str, token: &str) -> Result<bool> {
+    let (parsed, storage) = storage_for_output(url)?;
+    match read_marker(&parsed, &storage)? {
+        Some(m) if m.token == token => {}
+        _ => return Ok(false),
+    }
+    let has = |k: StoreKey| storage.get(&k).map(|v| v.is_some()).map_err(|e| open_err(&parsed, e));
+    let mut at_root = false;
+    for doc in ROOT_DOCS {
+        at_root |= has(StoreKey::new(doc).map_err(|e| open_err(&parsed, e))?)?;
+    }
+    if !at_root {
+        return Ok(false);
+    }
+    let copy_again = has(staged_key("zarr.json"))? || has(staged_key(".zgroup"))?;
+    let unbounded = s3::storage_unbounded(&parsed)?;
+    let publisher = Publisher { url: parsed, storage, unbounded, token: token.to_owned() };
+    if copy_again {
+        publisher.publish()?;
+    }
+    publisher.tidy()?;
+    Ok(true)
+}
+
+/// The token of the marker under `url`, if there is a marker.
+pub fn marker_token(url: &str) -> Result<Option<String>> {
+    let (parsed, storage) = storage_for_output(url)?;
+    Ok(read_marker(&parsed, &storage)?.map(|m| m.token))
+}
+
+/// Whether a store under `url` is published: root metadata at the root, with or
+/// without a marker left by tidying cut short.
+pub fn is_published(url: &str) -> Result<bool> {
+    let (parsed, storage) = storage_for_output(url)?;
+    let top = storage.list_dir(&StorePrefix::root()).map_err(|e| open_err(&parsed, e))?;
+    Ok(top.keys().iter().any(|k| ROOT_DOCS.contains(&k.as_str())))
 }
 
 fn staged_key(doc: &str) -> StoreKey {

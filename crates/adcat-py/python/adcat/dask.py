@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 import time
+import uuid
 import warnings
 from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Any, Literal
@@ -64,7 +65,8 @@ def _check_location(obj: Any, what: str) -> None:
 def _create(in_files: Any, out_file: Any, force: bool, options: dict[str, Any]) -> tuple[str, list[str]]:
     """Plan the job: returns its JSON text and the planning's warnings."""
     _require_dask()
-    values = in_files.values() if isinstance(in_files, Mapping) else in_files
+    in_files = dict(in_files) if isinstance(in_files, Mapping) else list(in_files)
+    values = in_files.values() if isinstance(in_files, dict) else in_files
     for i, f in enumerate(values):
         _check_location(f, f"input {i}")
     _check_location(out_file, "out_file")
@@ -94,7 +96,9 @@ def _graph(job: str, threads: int | None, follow: bool) -> tuple[list[Delayed], 
     from dask.delayed import Delayed
     from dask.highlevelgraph import HighLevelGraph
 
-    token = tokenize(job)
+    # The graph has side effects: a run's keys are its own, never results cached from
+    # an earlier graph of the same job.
+    token = tokenize(job, uuid.uuid4().hex)
     layer, job_key, finish_key = f"adcat-{token}", f"adcat-job-{token}", f"adcat-finish-{token}"
     dsk: dict[Any, Any] = {job_key: job}
     keys: list[tuple[str, int]] = []
@@ -168,8 +172,13 @@ def plan(
     """
     options = _api._options(locals())
     job, warns = _create(in_files, out_file, force, {**options, "task_size": task_size})
+    try:
+        graph = _graph(job, threads, bool(follow_external_links))[1]
+    except BaseException:
+        _adcat.job_discard(job)
+        raise
     _warn(warns)
-    return _graph(job, threads, bool(follow_external_links))[1]
+    return graph
 
 
 def concat_on_disk(
@@ -242,8 +251,7 @@ def concat_on_disk(
         futures = client.compute([*tasks, finish], optimize_graph=False)
         _wait(client, futures, progress)
     except BaseException:
-        _stop(client, futures)
-        _adcat.job_discard(job)
+        _abandon(client, futures, job)
         raise
     finally:
         del futures
@@ -293,30 +301,51 @@ def _bar(progress: bool | None, total: int) -> Any | None:
     return tqdm(total=total, unit="task", desc="adcat (dask)", leave=False)
 
 
-def _running(keys: set[Any], dask_worker: Any = None) -> int:
-    """How many of ``keys`` occupy a thread of this worker (cancelled ones included)."""
-    return sum(1 for ts in dask_worker.state.all_running_tasks if ts.key in keys)
+def _abandon(client: Client, futures: list[Future], job: str) -> None:
+    """After a failure or an interrupt: stop the run's tasks, then remove its unpublished
+    output. The caller re-raises the original error; problems here are warnings."""
+    try:
+        _stop(client, futures)
+    except BaseException:  # a second Ctrl-C while waiting
+        warnings.warn("adcat: stopped while waiting for the run's tasks; its unpublished output is left "
+                      "(the next run for the same output replaces it)", stacklevel=4)
+        return
+    try:
+        _adcat.job_discard(job)
+    except Exception as e:
+        warnings.warn(f"adcat: could not remove the unpublished output: {e}", stacklevel=4)
+
+
+#: Worker task states in which a task of the run may still start or write.
+_LIVE_STATES = frozenset({"waiting", "ready", "constrained", "executing", "long-running", "cancelled", "resumed"})
+
+
+def _live(keys: set[Any], dask_worker: Any = None) -> int:
+    """How many of ``keys`` this worker may still run or is running (cancelled ones
+    included: a thread cannot be interrupted)."""
+    return sum(1 for key, ts in dask_worker.state.tasks.items() if key in keys and ts.state in _LIVE_STATES)
 
 
 def _stop(client: Client, futures: list[Future]) -> None:
-    """Cancel a failed run and wait until none of its tasks still writes: the
-    unpublished output is removed after, so nothing recreates parts of it."""
+    """Cancel a run and wait until no worker may still run one of its tasks (two quiet
+    polls in a row): its unpublished output is removed next, and nothing may recreate
+    parts of it. Workers that cannot be reached are not waited for."""
     if not futures:
         return
     keys = {f.key for f in futures}
     client.cancel(futures)
-    start, told = time.monotonic(), False
-    while True:
+    start, told, quiet, pause = time.monotonic(), False, 0, 0.05
+    while quiet < 2:
         try:
-            busy = sum(client.run(_running, keys, on_error="ignore").values())
+            busy = sum(client.run(_live, keys, on_error="ignore").values())
         except Exception:  # the cluster itself is gone: nothing runs there any more
             return
-        if busy == 0:
-            return
-        if not told and time.monotonic() - start > _STOP_NOTICE_SECONDS:
-            warnings.warn(f"adcat: waiting for {busy} running task(s) to end before removing the unpublished output", stacklevel=4)
+        quiet = quiet + 1 if busy == 0 else 0
+        if busy and not told and time.monotonic() - start > _STOP_NOTICE_SECONDS:
+            warnings.warn(f"adcat: waiting for {busy} task(s) of the run to end before removing its unpublished output", stacklevel=4)
             told = True
-        time.sleep(0.1)
+        time.sleep(pause)
+        pause = min(pause * 2, 1.0)
 
 
 def _warn(messages: list[str]) -> None:
