@@ -128,6 +128,8 @@ pub struct ConcatSpec {
     pub follow_external_links: bool,
     /// Target uncompressed output size of one task of a job (`--task-size`; `None`: 1GiB).
     pub task_size: Option<String>,
+    /// Record the command in the output (the default; `--no-provenance` turns it off).
+    pub provenance: bool,
 }
 
 /// The result of [`validate`].
@@ -243,6 +245,7 @@ fn prepared(spec: &ConcatSpec) -> Result<(crate::Prepared, Vec<Box<dyn adcat_sto
         fill_value: spec.fill_value,
         pairwise: spec.pairwise,
         task_size: spec.task_size.clone().unwrap_or_else(|| "1GiB".into()),
+        no_provenance: !spec.provenance,
         write: spec.write.args(),
     };
     let specs = spec.inputs.iter().map(|p| inputs::Input { path: p.clone(), key: None }).collect();
@@ -300,12 +303,7 @@ pub fn convert(input: &Path, output: &Path, format: Format, write: &WriteSpec, f
 /// The element tree of a store, as `adcat inspect --json` prints it.
 pub fn inspect(path: &Path, follow: bool) -> Result<String> {
     let s = open(path, input_opts(WriteOptions::default().max_memory, follow))?;
-    let tree = adcat_format::inspect::inspect(&adcat_format::LegacyView::new(s.as_ref())).map_err(|e| Error::new(format_kind(&e), format!("{}: {e}", path.display())))?;
-    let doc = serde_json::json!({
-        "location": path.display().to_string(),
-        "format": s.kind().to_string(),
-        "root": adcat_format::inspect::to_json(&tree),
-    });
+    let doc = crate::inspect_document(s.as_ref(), path).map_err(|e| Error::new(format_kind(&e), format!("{}: {e}", path.display())))?;
     serde_json::to_string_pretty(&doc).map_err(|e| Error::new(ErrorKind::Invalid, format!("{}: {e}", path.display())))
 }
 

@@ -103,6 +103,10 @@ pub(crate) struct ConcatArgs {
     /// Target uncompressed output size of one task of the job (see `adcat job`).
     #[arg(long, default_value = "1GiB", value_name = "SIZE")]
     task_size: String,
+    /// Do not record the command, its options and inputs in the output (root attribute
+    /// `adcat`, shown by `adcat inspect`).
+    #[arg(long)]
+    no_provenance: bool,
     #[command(flatten)]
     write: WriteArgs,
 }
@@ -308,7 +312,7 @@ pub(crate) fn prepare(args: ConcatArgs) -> Result<Prepared> {
 /// As [`prepare`], with the inputs resolved already (`args.inputs` is not read), and the
 /// output format given (`None`: from the output's extension).
 pub(crate) fn prepare_inputs(specs: Vec<inputs::Input>, args: ConcatArgs, format: Option<stores::OutFormat>) -> Result<Prepared> {
-    let ConcatArgs { inputs: _, inputs_from: _, output, axis, join, merge, uns_merge, label, keys, index_unique, fill_value, pairwise, task_size, write } = args;
+    let ConcatArgs { inputs: _, inputs_from: _, output, axis, join, merge, uns_merge, label, keys, index_unique, fill_value, pairwise, task_size, no_provenance, write } = args;
     let keys = inputs::keys(&specs, keys)?;
     let inputs: Vec<PathBuf> = specs.into_iter().map(|i| i.path).collect();
     let opts = write_options(&write)?;
@@ -329,6 +333,7 @@ pub(crate) fn prepare_inputs(specs: Vec<inputs::Input>, args: ConcatArgs, format
         pairwise,
         write: opts,
         task_bytes: Some(parse_bytes(&task_size).map_err(|e| anyhow!("--task-size: {e}"))?),
+        no_provenance,
         dry_run: false,
     };
     if let Some(k) = &copts.keys {
@@ -402,6 +407,22 @@ fn concat_cmd(args: ConcatArgs, plan: Option<bool>, quiet: bool, verbose: bool, 
     Ok(())
 }
 
+/// What `adcat inspect --json` prints: the element tree and the provenance record
+/// (`null` when there is none; `provenance_error` when it cannot be read).
+pub(crate) fn inspect_document(s: &dyn adcat_store::Store, path: &std::path::Path) -> Result<serde_json::Value, adcat_format::FormatError> {
+    let tree = inspect::inspect(&adcat_format::LegacyView::new(s))?;
+    let mut doc = serde_json::json!({
+        "location": path.display().to_string(),
+        "format": s.kind().to_string(),
+        "root": inspect::to_json(&tree),
+    });
+    match adcat_format::provenance::read(s) {
+        Ok(p) => doc["provenance"] = serde_json::to_value(p).unwrap_or_default(),
+        Err(e) => doc["provenance_error"] = e.to_string().into(),
+    }
+    Ok(doc)
+}
+
 fn run(cli: Cli) -> Result<()> {
     if cli.s3_concurrency == 0 {
         bail!("--s3-concurrency must be at least 1");
@@ -459,16 +480,17 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Inspect { path, json } => {
             let s = open_input(&path, stores::InputOptions { follow_external: cli.follow_external_links, max_memory: WriteOptions::default().max_memory, budget_flag: false })?;
-            let tree = inspect::inspect(&adcat_format::LegacyView::new(s.as_ref())).map_err(|e| anyhow!("{}: {}", path.display(), e))?;
             if json {
-                let doc = serde_json::json!({
-                    "location": path.display().to_string(),
-                    "format": s.kind().to_string(),
-                    "root": inspect::to_json(&tree),
-                });
+                let doc = inspect_document(s.as_ref(), &path).map_err(|e| anyhow!("{}: {}", path.display(), e))?;
                 println!("{}", serde_json::to_string_pretty(&doc)?);
             } else {
+                let tree = inspect::inspect(&adcat_format::LegacyView::new(s.as_ref())).map_err(|e| anyhow!("{}: {}", path.display(), e))?;
                 print!("{}", inspect::render(&tree, &path.display().to_string(), s.kind()));
+                match adcat_format::provenance::read(s.as_ref()) {
+                    Ok(Some(p)) => print!("\nbuilt by:\n{}", adcat_format::provenance::describe(&p)),
+                    Ok(None) => {}
+                    Err(e) => println!("\nbuilt by: unreadable record ({e})"),
+                }
             }
             Ok(())
         }

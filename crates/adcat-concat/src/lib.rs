@@ -68,6 +68,23 @@ fn as_engine_sees<R>(inputs: &[&dyn Store], out: &dyn Store, f: impl FnOnce(&[&d
     f(&inputs, &tagged).map_err(attribute_output)
 }
 
+/// Record the concatenation in the output's root attribute (see [`adcat_format::provenance`]).
+fn record_provenance(ins: &[inputs::Input<'_>], keys: &[String], opts: &ConcatOptions, shape: (u64, u64), out: &dyn Store) -> Result<()> {
+    use adcat_format::provenance::{self, Provenance, Source, Step};
+    let mut step = Step::new("concat", shape);
+    step.options = opts.provenance_options();
+    step.inputs = ins
+        .iter()
+        .zip(keys)
+        .map(|(i, key)| {
+            let (n_ax, n_off) = (i.n_ax, i.off.len() as u64);
+            let (n_obs, n_vars) = if opts.axis == Axis::Obs { (n_ax, n_off) } else { (n_off, n_ax) };
+            Source { key: key.clone(), path: i.store.location().to_owned(), n_obs, n_vars }
+        })
+        .collect();
+    provenance::write(out, &Provenance::new(step)).map_err(ConcatError::Output)
+}
+
 /// Errors of the output store become [`ConcatError::Output`].
 fn attribute_output(e: ConcatError) -> ConcatError {
     match e {
@@ -125,6 +142,9 @@ fn concat_tagged(inputs: &[&dyn Store], out: &dyn Store, opts: &ConcatOptions, p
     } else if has_raw.iter().any(|&b| b) {
         report.note("raw", "dropped: not in every input");
         report.warnings.push("Only some AnnData objects have `.raw` attribute, not concatenating `.raw` attributes.".into());
+    }
+    if !opts.no_provenance {
+        record_provenance(&ins, &keys, opts, report.shape, out)?;
     }
     if run && !opts.dry_run {
         let exec = job::Executor::new(inputs, out, opts.write.max_memory, progress);

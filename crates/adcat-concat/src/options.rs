@@ -50,6 +50,9 @@ pub struct ConcatOptions {
     pub write: WriteOptions,
     /// Target uncompressed output bytes of one task (`None`: [`DEFAULT_TASK_BYTES`]).
     pub task_bytes: Option<u64>,
+    /// Do not record the command in the output's root attribute `adcat` (see
+    /// [`adcat_format::provenance`]).
+    pub no_provenance: bool,
     /// Plan only: create every output element with its final shape and type, read only
     /// metadata, indexes and off-axis tables, move no data (see [`plan::plan`]).
     pub dry_run: bool,
@@ -60,6 +63,24 @@ pub struct ConcatOptions {
 pub const DEFAULT_TASK_BYTES: u64 = 1 << 30;
 
 impl ConcatOptions {
+    /// The options that decide the result, as the provenance record lists them.
+    pub fn provenance_options(&self) -> serde_json::Map<String, serde_json::Value> {
+        let doc = serde_json::json!({
+            "axis": if self.axis == Axis::Obs { "obs" } else { "var" },
+            "join": self.join,
+            "merge": self.merge,
+            "uns_merge": self.uns_merge,
+            "label": self.label,
+            "index_unique": self.index_unique,
+            "fill_value": self.fill_value,
+            "pairwise": self.pairwise,
+        });
+        match doc {
+            serde_json::Value::Object(m) => m,
+            _ => Default::default(),
+        }
+    }
+
     /// Target bytes per task.
     pub fn task_bytes(&self) -> u64 {
         self.task_bytes.unwrap_or(DEFAULT_TASK_BYTES).max(1)

@@ -9,6 +9,7 @@
 //! * [`inspect`]: the element tree with encodings, shapes, dtypes and storage layout;
 //! * [`layout`]: chunk/shard/codec choices and memory-bounded block sizes;
 //! * [`legacy`]: files of anndata < 0.8 shown in the current encodings.
+//! * [`provenance`]: the record of what built a store (root attribute `adcat`).
 
 pub mod copy;
 pub mod encoding;
@@ -17,6 +18,7 @@ pub mod frame;
 pub mod inspect;
 pub mod layout;
 pub mod legacy;
+pub mod provenance;
 pub mod sparse;
 pub mod stream;
 pub mod validate;

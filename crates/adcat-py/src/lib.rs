@@ -157,6 +157,7 @@ struct ConcatArgs {
     max_memory: String,
     follow_external_links: bool,
     task_size: Option<String>,
+    provenance: bool,
 }
 
 impl ConcatArgs {
@@ -177,6 +178,7 @@ impl ConcatArgs {
             write: WriteSpec { zarr_format: self.zarr_format, compression: self.compression, max_memory: self.max_memory, force },
             follow_external_links: self.follow_external_links,
             task_size: self.task_size,
+            provenance: self.provenance,
         })
     }
 }

@@ -116,7 +116,7 @@ def _opt_str(value: Any, name: str) -> str | None:
 #: The options of :func:`concat_on_disk` that :func:`plan` shares, checked by ``_concat_args``.
 _CONCAT_OPTIONS = (
     "max_loaded_elems", "axis", "join", "merge", "uns_merge", "label", "keys", "index_unique", "fill_value",
-    "pairwise", "max_memory", "zarr_format", "compression", "follow_external_links",
+    "pairwise", "max_memory", "zarr_format", "compression", "follow_external_links", "provenance",
 )
 
 
@@ -144,6 +144,7 @@ def _concat_args(
     zarr_format: int | None,
     compression: str | None,
     follow_external_links: bool,
+    provenance: bool,
     task_size: int | str | None = None,
 ) -> tuple[OutputTarget, dict[str, Any]]:
     """Check arguments in anndata's order, with anndata's exception types."""
@@ -186,6 +187,7 @@ def _concat_args(
         max_memory=_budget(max_memory, max_loaded_elems),
         follow_external_links=bool(follow_external_links),
         task_size=_task_size(task_size),
+        provenance=bool(provenance),
     )
     return target, args
 
@@ -219,6 +221,7 @@ def concat_on_disk(
     progress: bool | None = None,
     force: bool = True,
     follow_external_links: bool = False,
+    provenance: bool = True,
 ) -> None:
     """Concatenate AnnData stores on disk, as :func:`anndata.concat` would in memory.
 
@@ -285,6 +288,10 @@ def concat_on_disk(
         store, never an input). ``False`` raises ``FileExistsError`` instead.
     follow_external_links
         Read HDF5 external links and virtual datasets (refused by default).
+    provenance
+        Record the concatenation (adcat's version, the options, each input's key, path
+        and shape) in the output's root attribute ``adcat``, which anndata ignores and
+        :func:`inspect` shows (``"provenance"``). ``False`` records nothing.
 
     Returns
     -------
@@ -357,6 +364,7 @@ def plan(
     zarr_format: Literal[2, 3] | None = None,
     compression: str | None = None,
     follow_external_links: bool = False,
+    provenance: bool = True,
 ) -> dict[str, Any]:
     """What :func:`concat_on_disk` with the same arguments would do, writing nothing.
 
@@ -368,7 +376,7 @@ def plan(
 
     Parameters
     ----------
-    in_files, out_file, max_loaded_elems, axis, join, merge, uns_merge, label, keys, index_unique, fill_value, pairwise, max_memory, zarr_format, compression, follow_external_links
+    in_files, out_file, max_loaded_elems, axis, join, merge, uns_merge, label, keys, index_unique, fill_value, pairwise, max_memory, zarr_format, compression, follow_external_links, provenance
         As for :func:`concat_on_disk`.
 
     Returns

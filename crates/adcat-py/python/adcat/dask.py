@@ -132,6 +132,7 @@ def plan(
     threads: int | None = 1,
     force: bool = True,
     follow_external_links: bool = False,
+    provenance: bool = True,
 ) -> Delayed:
     """Plan a concatenation and return its Dask graph without running it.
 
@@ -148,7 +149,7 @@ def plan(
     in_files, out_file
         As for :func:`adcat.concat_on_disk`, but paths or ``s3://`` URLs only: every
         worker opens them itself.
-    max_loaded_elems, axis, join, merge, uns_merge, label, keys, index_unique, fill_value, pairwise, max_memory, zarr_format, compression, follow_external_links
+    max_loaded_elems, axis, join, merge, uns_merge, label, keys, index_unique, fill_value, pairwise, max_memory, zarr_format, compression, follow_external_links, provenance
         As for :func:`adcat.concat_on_disk`. ``max_memory`` bounds each task.
     task_size
         Target uncompressed output size of one task (bytes or a size like ``"256MiB"``;
@@ -204,6 +205,7 @@ def concat_on_disk(
     progress: bool | None = None,
     force: bool = True,
     follow_external_links: bool = False,
+    provenance: bool = True,
 ) -> None:
     """Concatenate AnnData stores on a Dask cluster, as :func:`adcat.concat_on_disk` does in
     this process; returns when the output is published.
@@ -220,7 +222,7 @@ def concat_on_disk(
         Paths or ``s3://`` URLs that every worker can open.
     client
         The ``distributed.Client`` to run on (default: the current one).
-    max_loaded_elems, axis, join, merge, uns_merge, label, keys, index_unique, fill_value, pairwise, max_memory, zarr_format, compression, task_size, threads, force, follow_external_links
+    max_loaded_elems, axis, join, merge, uns_merge, label, keys, index_unique, fill_value, pairwise, max_memory, zarr_format, compression, task_size, threads, force, follow_external_links, provenance
         As for :func:`plan`.
     progress
         A tqdm bar of finished tasks in this process (default: when interactive and tqdm
