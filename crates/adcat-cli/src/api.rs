@@ -122,6 +122,8 @@ pub struct ConcatSpec {
     pub fill_value: Option<f64>,
     /// Concatenate obsp (varp) block-diagonally.
     pub pairwise: bool,
+    /// The output's var names, fixed (`--var-names`).
+    pub var_names: Option<Vec<String>>,
     /// How the output is written.
     pub write: WriteSpec,
     /// Read HDF5 external links and virtual datasets (`--follow-external-links`).
@@ -244,6 +246,8 @@ fn prepared(spec: &ConcatSpec) -> Result<(crate::Prepared, Vec<Box<dyn adcat_sto
         index_unique: spec.index_unique.clone(),
         fill_value: spec.fill_value,
         pairwise: spec.pairwise,
+        var_names: None,
+        var_names_list: spec.var_names.clone(),
         task_size: spec.task_size.clone().unwrap_or_else(|| "1GiB".into()),
         no_provenance: !spec.provenance,
         write: spec.write.args(),

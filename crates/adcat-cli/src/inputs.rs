@@ -46,6 +46,51 @@ fn expand(arg: &str, out: &mut Vec<Input>) -> Result<()> {
     Ok(())
 }
 
+/// A list of names, one per line, verbatim (a trailing `\r` removed; `-` reads standard
+/// input), as `--var-names` takes it. Empty lines and repeated names are refused with
+/// their line numbers: the list becomes an index that must be unique.
+pub fn read_names(file: &Path, option: &str) -> Result<Vec<String>> {
+    let text = if file == Path::new("-") {
+        let mut s = String::new();
+        std::io::stdin().read_to_string(&mut s).with_context(|| format!("{option}: reading names from standard input"))?;
+        s
+    } else {
+        std::fs::read_to_string(file).with_context(|| format!("{option} {}: cannot read the names", file.display()))?
+    };
+    let name = if file == Path::new("-") { "standard input".to_owned() } else { file.display().to_string() };
+    let body = text.strip_suffix('\n').unwrap_or(&text);
+    if body.is_empty() {
+        bail!("{option} {name}: holds no names");
+    }
+    let mut seen = std::collections::HashMap::new();
+    let mut out = Vec::new();
+    for (i, line) in body.split('\n').enumerate() {
+        let n = line.strip_suffix('\r').unwrap_or(line);
+        if n.is_empty() {
+            bail!("{option} {name}: line {} is empty (one name per line)", i + 1);
+        }
+        if let Some(first) = seen.insert(n.to_owned(), i + 1) {
+            bail!("{option} {name}: {n:?} on line {} repeats line {first}; names must be unique", i + 1);
+        }
+        out.push(n.to_owned());
+    }
+    Ok(out)
+}
+
+/// `names` if no name repeats; else an error naming the first repeat and its positions.
+pub fn unique_names(names: Vec<String>, option: &str) -> Result<Vec<String>> {
+    let mut seen = std::collections::HashMap::new();
+    for (i, n) in names.iter().enumerate() {
+        if let Some(first) = seen.insert(n.as_str(), i) {
+            bail!("{option}: {n:?} at position {i} repeats position {first}; names must be unique");
+        }
+    }
+    if names.is_empty() {
+        bail!("{option}: holds no names");
+    }
+    Ok(names)
+}
+
 /// Parse an inputs file: one path per line, or `KEY<TAB>PATH`; blank lines and lines
 /// starting with `#` are skipped. Relative paths are relative to the file's directory
 /// (`-` reads standard input, relative to the working directory).
@@ -108,6 +153,20 @@ pub fn keys(inputs: &[Input], flag: Option<Vec<String>>) -> Result<Option<Vec<St
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn name_lists() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("genes.txt");
+        std::fs::write(&f, "B\r\nA\nC\n").unwrap();
+        assert_eq!(read_names(&f, "--var-names").unwrap(), ["B", "A", "C"]);
+        std::fs::write(&f, "B\nA\nB\n").unwrap();
+        assert!(read_names(&f, "--var-names").unwrap_err().to_string().contains("\"B\" on line 3 repeats line 1"));
+        std::fs::write(&f, "B\n\nA\n").unwrap();
+        assert!(read_names(&f, "--var-names").unwrap_err().to_string().contains("line 2 is empty"));
+        std::fs::write(&f, "").unwrap();
+        assert!(read_names(&f, "--var-names").unwrap_err().to_string().contains("holds no names"));
+    }
 
     #[test]
     fn arguments_lists_and_patterns() {

@@ -94,6 +94,13 @@ pub(crate) struct ConcatArgs {
     /// Make names along the axis unique: NAME + SEP + KEY.
     #[arg(long, value_name = "SEP")]
     index_unique: Option<String>,
+    /// The output's var names, fixed: FILE has one name per line (`-`: standard input);
+    /// genes an input lacks are filled, its others dropped (with --axis obs).
+    #[arg(long, value_name = "FILE")]
+    pub var_names: Option<PathBuf>,
+    /// The names of `var_names`, given directly (the Python API).
+    #[arg(skip)]
+    pub var_names_list: Option<Vec<String>>,
     /// Value for entries missing after an outer join (default 0 sparse, NaN dense).
     #[arg(long, allow_negative_numbers = true)]
     fill_value: Option<f64>,
@@ -312,7 +319,7 @@ pub(crate) fn prepare(args: ConcatArgs) -> Result<Prepared> {
 /// As [`prepare`], with the inputs resolved already (`args.inputs` is not read), and the
 /// output format given (`None`: from the output's extension).
 pub(crate) fn prepare_inputs(specs: Vec<inputs::Input>, args: ConcatArgs, format: Option<stores::OutFormat>) -> Result<Prepared> {
-    let ConcatArgs { inputs: _, inputs_from: _, output, axis, join, merge, uns_merge, label, keys, index_unique, fill_value, pairwise, task_size, no_provenance, write } = args;
+    let ConcatArgs { inputs: _, inputs_from: _, output, axis, join, merge, uns_merge, label, keys, index_unique, fill_value, pairwise, task_size, no_provenance, var_names, var_names_list, write } = args;
     let keys = inputs::keys(&specs, keys)?;
     let inputs: Vec<PathBuf> = specs.into_iter().map(|i| i.path).collect();
     let opts = write_options(&write)?;
@@ -320,9 +327,19 @@ pub(crate) fn prepare_inputs(specs: Vec<inputs::Input>, args: ConcatArgs, format
         Some(f) => f,
         None => output_format(&output, write.zarr_format.parse().unwrap_or(3))?,
     };
+    let axis = if axis == "var" || axis == "1" { adcat_concat::Axis::Var } else { adcat_concat::Axis::Obs };
+    let off_names = match (var_names_list, var_names) {
+        (Some(list), _) => Some(inputs::unique_names(list, "var_names")?),
+        (None, Some(file)) => Some(inputs::read_names(&file, "--var-names")?),
+        (None, None) => None,
+    };
+    if off_names.is_some() && axis == adcat_concat::Axis::Var {
+        bail!("--var-names fixes the var names of a concatenation along obs; along var they are the inputs' own, concatenated");
+    }
     let parse_strategy = |s: Option<String>| s.map(|x| x.parse::<adcat_concat::Strategy>().map_err(|e| anyhow!(e))).transpose();
     let copts = adcat_concat::ConcatOptions {
-        axis: if axis == "var" || axis == "1" { adcat_concat::Axis::Var } else { adcat_concat::Axis::Obs },
+        axis,
+        off_names: off_names.map(std::sync::Arc::new),
         join: if join == "outer" { adcat_concat::Join::Outer } else { adcat_concat::Join::Inner },
         merge: parse_strategy(merge)?,
         uns_merge: parse_strategy(uns_merge)?,
@@ -403,6 +420,9 @@ fn concat_cmd(args: ConcatArgs, plan: Option<bool>, quiet: bool, verbose: bool, 
     out.commit(Some(report.shape))?;
     for w in &report.warnings {
         eprintln!("adcat: warning: {w}");
+    }
+    if p.copts.off_names.is_some() && !quiet {
+        eprint!("{}", planview::off_match_lines(&report, &p.inputs, "adcat: "));
     }
     Ok(())
 }

@@ -12,6 +12,26 @@ fn dims(v: &[u64]) -> String {
     format!("({})", v.iter().map(u64::to_string).collect::<Vec<_>>().join(", "))
 }
 
+/// One line per input and part: how its off-axis names met the output's; one line in
+/// all when every input has exactly the output's names.
+pub fn off_match_lines(report: &adcat_concat::Report, inputs: &[PathBuf], prefix: &str) -> String {
+    let mut out = String::new();
+    for part in ["", "raw"] {
+        let rows: Vec<_> = report.off_match.iter().filter(|m| m.part == part).collect();
+        let Some(first) = rows.first() else { continue };
+        let label = if part.is_empty() { String::new() } else { format!("{part}: ") };
+        if rows.iter().all(|m| m.filled == 0 && m.dropped == 0 && m.matched == first.matched) {
+            out.push_str(&format!("{prefix}{label}every input has the output's {} names\n", first.matched));
+            continue;
+        }
+        for m in rows {
+            let name = inputs.get(m.input).map_or_else(|| format!("input {}", m.input), |p| p.display().to_string());
+            out.push_str(&format!("{prefix}{label}{name}: {} matched, {} filled, {} dropped\n", m.matched, m.filled, m.dropped));
+        }
+    }
+    out
+}
+
 /// The plan as text (`json = false`) or pretty JSON.
 pub fn render(p: &Plan, inputs: &[PathBuf], output: &Path, kind: StoreKind, opts: &ConcatOptions, json: bool) -> Result<String> {
     let (n_obs, n_vars) = p.report.shape;
@@ -43,6 +63,13 @@ pub fn render(p: &Plan, inputs: &[PathBuf], output: &Path, kind: StoreKind, opts
             "max_memory_bytes": opts.write.max_memory,
             "resident_bytes": p.resident_bytes,
             "estimated_peak_memory_bytes": p.peak_bytes,
+            "off_axis_match": p.report.off_match.iter().map(|m| serde_json::json!({
+                "input": inputs.get(m.input).map(|i| i.display().to_string()),
+                "part": m.part,
+                "matched": m.matched,
+                "filled": m.filled,
+                "dropped": m.dropped,
+            })).collect::<Vec<_>>(),
             "warnings": p.report.warnings,
             "job": p.report.job.to_json(),
         });
@@ -56,6 +83,9 @@ pub fn render(p: &Plan, inputs: &[PathBuf], output: &Path, kind: StoreKind, opts
     for (path, what) in &p.report.notes {
         writeln!(out, "  {path:<w$}  {what}")?;
     }
+    let (_, off) = if opts.axis == adcat_concat::Axis::Obs { ("obs", "var") } else { ("var", "obs") };
+    writeln!(out, "\n{off} names of each input (matched / filled / dropped):")?;
+    out.push_str(&off_match_lines(&p.report, inputs, "  "));
     writeln!(out, "\noutput elements:")?;
     let w = p.elements.iter().map(|e| e.path.len() + 1).max().unwrap_or(0);
     for e in &p.elements {

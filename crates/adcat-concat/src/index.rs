@@ -117,6 +117,17 @@ impl Reindexer {
         self.old_pos.iter().filter(|&&p| p < 0).count()
     }
 
+    /// How the old names met the new ones: `(matched, filled, dropped)` — new positions
+    /// with a source, new positions without one, old positions with no place.
+    pub fn counts(&self) -> (u64, u64, u64) {
+        if self.identity {
+            return (self.old_len as u64, 0, 0);
+        }
+        let filled = self.n_missing() as u64;
+        let dropped = self.new_pos.iter().filter(|&&p| p < 0).count() as u64;
+        (self.new_len as u64 - filled, filled, dropped)
+    }
+
     /// Size of the new axis.
     pub fn new_len(&self) -> usize {
         self.new_len

@@ -32,7 +32,7 @@ mod transpose;
 pub use error::{ConcatError, Result};
 pub use index::Join;
 pub use merge::Strategy;
-pub use options::{Axis, ConcatOptions, Report, DEFAULT_TASK_BYTES};
+pub use options::{Axis, ConcatOptions, OffMatch, Report, DEFAULT_TASK_BYTES};
 
 pub(crate) use error::At;
 

@@ -46,6 +46,10 @@ pub struct ConcatOptions {
     pub fill_value: Option<f64>,
     /// Concatenate obsp (varp for axis=var) as block-diagonal matrices.
     pub pairwise: bool,
+    /// The output's off-axis names, fixed (`--var-names`): exactly these, in this order,
+    /// instead of the join of the inputs' names; names an input lacks are filled, its
+    /// others dropped. Applies to the main part only (raw keeps its own join).
+    pub off_names: Option<std::sync::Arc<Vec<String>>>,
     /// Output layout and memory budget.
     pub write: WriteOptions,
     /// Target uncompressed output bytes of one task (`None`: [`DEFAULT_TASK_BYTES`]).
@@ -74,6 +78,7 @@ impl ConcatOptions {
             "index_unique": self.index_unique,
             "fill_value": self.fill_value,
             "pairwise": self.pairwise,
+            "var_names": self.off_names.as_ref().map(|n| serde_json::json!({"count": n.len(), "first": n.first(), "last": n.last()})),
         });
         match doc {
             serde_json::Value::Object(m) => m,
@@ -98,6 +103,23 @@ pub struct Report {
     pub notes: Vec<(String, String)>,
     /// The data-moving work left after planning: matrix elements and their tasks.
     pub job: job::JobPlan,
+    /// How each input's off-axis names met the output's, per part.
+    pub off_match: Vec<OffMatch>,
+}
+
+/// How one input's off-axis names met the output's.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct OffMatch {
+    /// The input's position.
+    pub input: usize,
+    /// `""` (the AnnData) or `"raw"`.
+    pub part: String,
+    /// Output names the input has.
+    pub matched: u64,
+    /// Output names the input lacks (filled).
+    pub filled: u64,
+    /// Names of the input not in the output (dropped).
+    pub dropped: u64,
 }
 
 impl Report {

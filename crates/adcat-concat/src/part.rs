@@ -11,7 +11,7 @@ use crate::job::{AwkwardElement, AwkwardSource, Columns, Element, UnsElement};
 use crate::stack::{concat_matrix, Stack};
 use crate::index::join_keys;
 use crate::inputs::{Input, Layout};
-use crate::options::{Axis, ConcatOptions, Report};
+use crate::options::{Axis, ConcatOptions, OffMatch, Report};
 use crate::{awkward, offaxis, At, ConcatError, Join, Result};
 use adcat_format::frame::{write_dict, DataFrame};
 use adcat_format::{detect, Encoding, FormatError};
@@ -84,7 +84,10 @@ impl<'a> PartCtx<'a> {
             })
             .collect();
         let off_idx: Vec<&[String]> = ins.iter().map(|i| i.off.as_slice()).collect();
-        let new_off = merge_indices(&off_idx, opts.join);
+        let new_off = match &opts.off_names {
+            Some(names) if !lay.raw => names.to_vec(),
+            _ => merge_indices(&off_idx, opts.join),
+        };
         let reindexers = reindexers(ins, lay, opts, &off_idx, &new_off)?;
         note_off_join(ins, lay, opts, &off_idx, &new_off, &reindexers, report);
         Ok(PartCtx { ins, lay, keys, opts, out, index, new_off, reindexers })
@@ -404,7 +407,15 @@ fn note_off_join(ins: &[Input<'_>], lay: &Layout, opts: &ConcatOptions, off_idx:
     }
     let n_re = reindexers.iter().filter(|r| !r.identity).count();
     let how = if n_re == 0 { "no input needs reindexing".to_owned() } else { format!("{n_re} of {} inputs reindexed", ins.len()) };
-    report.note(&lay.p(off), format!("{:?} join of {} inputs' {off} names: {} names; {how}", opts.join, ins.len(), new_off.len()).to_lowercase());
+    let what = match &opts.off_names {
+        Some(_) if !lay.raw => format!("fixed list of {} names (--{off}-names); {how}", new_off.len()),
+        _ => format!("{:?} join of {} inputs' {off} names: {} names; {how}", opts.join, ins.len(), new_off.len()).to_lowercase(),
+    };
+    report.note(&lay.p(off), what);
+    for (input, r) in reindexers.iter().enumerate() {
+        let (matched, filled, dropped) = r.counts();
+        report.off_match.push(OffMatch { input, part: lay.prefix.to_owned(), matched, filled, dropped });
+    }
 }
 
 /// Rows per block of an awkward buffer (1/256 of the budget in 8-byte values).

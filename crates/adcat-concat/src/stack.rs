@@ -96,7 +96,9 @@ fn output(e: ConcatError) -> ConcatError {
 /// output with its final shape, dtype and layout, and add it with its tasks to the job.
 pub(crate) fn concat_matrix(st: &Stack<'_>, columns: Columns, out: &dyn Store, out_path: &str, opts: &ConcatOptions, report: &mut Report) -> Result<()> {
     let sparse = st.srcs.iter().flatten().any(MatSource::is_sparse);
-    let fill = opts.fill_value.unwrap_or(if sparse { 0.0 } else { f64::NAN });
+    // anndata passes fill_value to outer joins only: an inner join's holes (a fixed
+    // --var-names list) take the default fill.
+    let fill = opts.fill_value.filter(|_| opts.join == crate::Join::Outer).unwrap_or(if sparse { 0.0 } else { f64::NAN });
     let (dtype, max_nnz) = st.dtype_and_nnz(sparse, fill, out_path)?;
     let plan = OutPlan { sparse, dtype, fill };
     let transposed = opts.axis == Axis::Var;

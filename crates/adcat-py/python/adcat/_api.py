@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, Union
 
@@ -116,7 +116,7 @@ def _opt_str(value: Any, name: str) -> str | None:
 #: The options of :func:`concat_on_disk` that :func:`plan` shares, checked by ``_concat_args``.
 _CONCAT_OPTIONS = (
     "max_loaded_elems", "axis", "join", "merge", "uns_merge", "label", "keys", "index_unique", "fill_value",
-    "pairwise", "max_memory", "zarr_format", "compression", "follow_external_links", "provenance",
+    "pairwise", "var_names", "max_memory", "zarr_format", "compression", "follow_external_links", "provenance",
 )
 
 
@@ -140,6 +140,7 @@ def _concat_args(
     index_unique: str | None,
     fill_value: Any,
     pairwise: bool,
+    var_names: Sequence[str] | None,
     max_memory: int | str | None,
     zarr_format: int | None,
     compression: str | None,
@@ -182,6 +183,7 @@ def _concat_args(
         index_unique=_opt_str(index_unique, "index_unique"),
         fill_value=_fill(fill_value),
         pairwise=bool(pairwise),
+        var_names=_names(var_names, "var_names"),
         zarr_format=_zarr_format(zarr_format, target) if target.format == "zarr" else 3,
         compression=_opt_str(compression, "compression"),
         max_memory=_budget(max_memory, max_loaded_elems),
@@ -190,6 +192,19 @@ def _concat_args(
         provenance=bool(provenance),
     )
     return target, args
+
+
+def _names(names: Sequence[str] | None, what: str) -> list[str] | None:
+    """A list of names as Rust takes it: every entry a ``str``."""
+    if names is None:
+        return None
+    if isinstance(names, (str, bytes, os.PathLike)):
+        raise AdcatTypeError(f"{what} takes a list of names, not {type(names).__name__}; read a file with Path(f).read_text().splitlines()")
+    out = list(names)
+    bad = next((n for n in out if not isinstance(n, str)), None)
+    if bad is not None:
+        raise AdcatTypeError(f"{what} must hold str names, not {type(bad).__name__} ({bad!r})")
+    return out
 
 
 def _task_size(task_size: int | str | None) -> str | None:
@@ -214,6 +229,7 @@ def concat_on_disk(
     index_unique: str | None = None,
     fill_value: Any | None = None,
     pairwise: bool = False,
+    var_names: Sequence[str] | None = None,
     max_memory: int | str | None = None,
     zarr_format: Literal[2, 3] | None = None,
     compression: str | None = None,
@@ -269,6 +285,11 @@ def concat_on_disk(
     pairwise
         Concatenate obsp (varp) block-diagonally. anndata's ``concat_on_disk`` raises
         ``NotImplementedError`` here; adcat does it, as :func:`anndata.concat` does.
+    var_names
+        The output's var names, fixed (a list of unique ``str``; ``axis=0`` only): exactly
+        these in this order instead of the join of the inputs' names; genes an input
+        lacks are filled (``fill_value`` with ``join="outer"``, else 0 sparse / NaN
+        dense, as anndata fills), its others dropped. ``raw`` keeps its own join.
     max_memory
         adcat's memory budget for data in flight: bytes or a size like ``"2GiB"``;
         overrides ``max_loaded_elems``.
@@ -360,6 +381,7 @@ def plan(
     index_unique: str | None = None,
     fill_value: Any | None = None,
     pairwise: bool = False,
+    var_names: Sequence[str] | None = None,
     max_memory: int | str | None = None,
     zarr_format: Literal[2, 3] | None = None,
     compression: str | None = None,
@@ -376,7 +398,7 @@ def plan(
 
     Parameters
     ----------
-    in_files, out_file, max_loaded_elems, axis, join, merge, uns_merge, label, keys, index_unique, fill_value, pairwise, max_memory, zarr_format, compression, follow_external_links, provenance
+    in_files, out_file, max_loaded_elems, axis, join, merge, uns_merge, label, keys, index_unique, fill_value, pairwise, var_names, max_memory, zarr_format, compression, follow_external_links, provenance
         As for :func:`concat_on_disk`.
 
     Returns
