@@ -11,6 +11,7 @@ Also checked: the per-input match counts in `adcat plan --json` and after the ru
 from __future__ import annotations
 
 import json
+import re
 import warnings
 from pathlib import Path
 from unittest import mock
@@ -26,12 +27,12 @@ from test_concat import FORMATS, _matrix_adatas, assert_same_dtypes, cli_args, r
 
 
 def concat_fixed(adatas, names, **kw) -> ad.AnnData:
-    """`anndata.concat` whose main var index is `names`."""
+    """`anndata.concat` whose main var index is `names` (named as the join would name it)."""
     real, calls = anndata_merge.merge_indices, []
 
     def fixed(inds, join):
         calls.append(join)
-        return pd.Index(names) if len(calls) == 1 else real(inds, join)
+        return pd.Index(names, name=real(inds, join).name) if len(calls) == 1 else real(inds, join)
 
     with warnings.catch_warnings(), mock.patch.object(anndata_merge, "merge_indices", fixed):
         warnings.simplefilter("ignore")
@@ -121,6 +122,15 @@ def test_lists_without_holes_or_without_matches(run_adcat, tmp_path, kind):
         assert got.X.dtype == np.int32, "no hole: no promotion"
 
 
+def test_index_name_kept(run_adcat, tmp_path):
+    a = simple(6, ["g0", "g1", "g2"], seed=1)
+    b = simple(5, ["g1", "g2", "g3"], seed=2, prefix="d")
+    for x in (a, b):
+        x.var.index.name = "symbol"
+    expected, got = check_fixed(run_adcat, tmp_path, [a, b], ["g3", "g0"], join="outer")
+    assert got.var_names.name == "symbol"
+
+
 def test_raw_keeps_its_own_join(run_adcat, tmp_path):
     a = simple(6, ["g0", "g1", "g2", "g3"], seed=1)
     b = simple(5, ["g1", "g2", "g3", "g4"], seed=2, prefix="d")
@@ -168,3 +178,99 @@ def test_job_tasks_reindex_to_the_list(run_adcat, tmp_path):
         got = read(out)
         assert_equal(read(write(expected, tmp_path / f"e{out.suffix}", out.suffix.strip("."))), got, exact=False)
         assert_same_dtypes(expected, got)
+
+
+# --- --var-key COLUMN ------------------------------------------------------------------------
+
+
+def keyed(adatas, column):
+    """The oracle's inputs: each matched by `column` (its values become the unnamed
+    index; the old index is gone, as with adcat)."""
+    out = []
+    for a in adatas:
+        b = a.copy()
+        b.var_names = pd.Index(b.var[column].astype(str).to_numpy())
+        out.append(b)
+    return out
+
+
+def mixed_id_inputs():
+    """Three inputs sharing Ensembl ids in `gene_ids`; two are indexed by symbol, one by
+    the ids themselves; `gene_ids` is a string column in some, categorical in one."""
+    rng = np.random.default_rng(5)
+    ids = [f"ENSG{i:05d}" for i in range(30)]
+    out = []
+    for i, (lo, hi, by_symbol, cat) in enumerate([(0, 20, True, False), (5, 30, False, False), (2, 25, True, True)]):
+        genes = ids[lo:hi]
+        a = simple(int(rng.integers(4, 9)), [f"SYM{g[4:]}" if by_symbol else g for g in genes], seed=i, prefix=f"c{i}-", X="csr")
+        a.var["gene_ids"] = pd.Categorical(genes) if cat else genes
+        a.var["score"] = rng.random(len(genes))
+        a.layers["dense"] = a.X.toarray() * 2
+        a.varm["loadings"] = rng.random((len(genes), 3))
+        out.append(a)
+    return out
+
+
+@pytest.mark.parametrize(("join", "merge", "fmt"), [("inner", "same", "h5ad"), ("outer", "first", "zarr"), ("outer", None, "zarr2")])
+def test_var_key_matches_mixed_symbol_and_id_indexes(run_adcat, tmp_path, join, merge, fmt):
+    adatas = mixed_id_inputs()
+    paths = [write(a, tmp_path / f"in{i}{FORMATS[fmt]}", fmt) for i, a in enumerate(adatas)]
+    out = tmp_path / f"out{FORMATS[fmt]}"
+    kw = {"join": join, "merge": merge}
+    args = [*paths, "--var-key", "gene_ids", *cli_args(kw)] + (["--zarr-format", "2"] if fmt == "zarr2" else [])
+    run_adcat("concat", *args, "-o", out)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = ad.concat(keyed([read(p) for p in paths], "gene_ids"), **kw)
+    got = read(out)
+    assert_equal(read(write(expected, tmp_path / f"expected{FORMATS[fmt]}", fmt)), got, exact=False)
+    assert_same_dtypes(expected, got)
+    assert got.var_names.name is None and got.var_names[0].startswith("ENSG")
+
+
+def test_var_key_with_a_fixed_list_and_in_a_job(run_adcat, tmp_path):
+    """The list is in the key's terms; tasks in other processes read the key column."""
+    adatas = mixed_id_inputs()
+    paths = [write(a, tmp_path / f"in{i}.zarr", "zarr") for i, a in enumerate(adatas)]
+    names = ["ENSG00029", "ENSG00001", "ENSG99999", "ENSG00010", "ENSG00003"]
+    listing = tmp_path / "ids.txt"
+    listing.write_text("\n".join(names) + "\n")
+    expected = concat_fixed(keyed([read(p) for p in paths], "gene_ids"), names, join="outer", merge="first")
+    for out in (tmp_path / "one.zarr", tmp_path / "job.zarr"):
+        job = ["--job-dir", tmp_path / "jd", "--task-size", "1KiB"] if out.name == "job.zarr" else []
+        proc = run_adcat("concat", *paths, "--var-key", "gene_ids", "--var-names", listing, "--join", "outer", "--merge", "first", "-o", out, *job)
+        got = read(out)
+        assert_equal(read(write(expected, tmp_path / "e.zarr", "zarr")), got, exact=False)
+        assert_same_dtypes(expected, got)
+    assert f"adcat: {paths[0]}: 3 matched, 2 filled, 17 dropped" in proc.stderr
+    got = adcat.plan([str(p) for p in paths], tmp_path / "p.zarr", var_key="gene_ids", var_names=names, join="outer")
+    assert [m["matched"] for m in got["off_axis_match"] if m["part"] == ""] == [3, 2, 2]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ("missing", r"in1\.h5ad: /var: has no column `gene_ids` to match by"),
+        ("numeric", r"in1\.h5ad: /var/gene_ids: is not a column of strings"),
+        ("nan", r"in1\.h5ad: /var/gene_ids: row 2 has no value"),
+        ("duplicate", r"in1\.h5ad: /var: duplicate names \(ENSG00007\)"),
+    ],
+)
+def test_var_key_refusals(run_adcat, tmp_path, change, message):
+    adatas = mixed_id_inputs()[:2]
+    b = adatas[1]
+    if change == "missing":
+        del b.var["gene_ids"]
+    elif change == "numeric":
+        b.var["gene_ids"] = np.arange(b.n_vars)
+    elif change == "nan":
+        b.var["gene_ids"] = pd.Categorical([None if i == 2 else g for i, g in enumerate(b.var["gene_ids"])])
+    else:
+        ids = b.var["gene_ids"].to_numpy().copy()
+        ids[3] = ids[2]
+        b.var["gene_ids"] = ids
+    paths = [write(a, tmp_path / f"in{i}.h5ad", "h5ad") for i, a in enumerate(adatas)]
+    proc = run_adcat("concat", *paths, "--var-key", "gene_ids", "-o", tmp_path / "out.h5ad", expect_success=False)
+    assert proc.returncode == 1
+    assert re.search(message, proc.stderr), proc.stderr
+    assert not (tmp_path / "out.h5ad").exists()

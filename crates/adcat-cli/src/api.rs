@@ -124,6 +124,8 @@ pub struct ConcatSpec {
     pub pairwise: bool,
     /// The output's var names, fixed (`--var-names`).
     pub var_names: Option<Vec<String>>,
+    /// Match genes by this var column (`--var-key`).
+    pub var_key: Option<String>,
     /// How the output is written.
     pub write: WriteSpec,
     /// Read HDF5 external links and virtual datasets (`--follow-external-links`).
@@ -248,6 +250,7 @@ fn prepared(spec: &ConcatSpec) -> Result<(crate::Prepared, Vec<Box<dyn adcat_sto
         pairwise: spec.pairwise,
         var_names: None,
         var_names_list: spec.var_names.clone(),
+        var_key: spec.var_key.clone(),
         task_size: spec.task_size.clone().unwrap_or_else(|| "1GiB".into()),
         no_provenance: !spec.provenance,
         write: spec.write.args(),

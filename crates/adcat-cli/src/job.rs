@@ -126,7 +126,7 @@ fn create(mut args: ConcatArgs, quiet: bool, verbose: bool, follow: bool) -> Res
     if args.inputs.is_empty() && args.inputs_from.is_none() {
         bail!("no inputs: adcat job create INPUT... -o OUTPUT JOBDIR");
     }
-    create_job(prepare(args)?, &jobdir, quiet, verbose, follow)?;
+    create_job(prepare(args)?, &jobdir, quiet, true, verbose, follow)?;
     Ok(())
 }
 
@@ -144,7 +144,7 @@ pub fn concat_via_job(args: ConcatArgs, jobdir: &Path, resume: bool, quiet: bool
             bail!("{}: the job writes {}, not {output}; resume it with the same output", jobdir.display(), job.output);
         }
     } else {
-        create_job(p, jobdir, true, verbose, follow)?;
+        create_job(p, jobdir, quiet, false, verbose, follow)?;
     }
     guard::set_interrupt_note(format!("finished tasks are kept: run the same command with --resume to continue (job {})", jobdir.display()));
     let bar = progress::Reporter::new(quiet, verbose);
@@ -175,8 +175,8 @@ fn staging(p: &crate::Prepared) -> (OutFormat, Option<ConvertOnFinish>, adcat_co
     (OutFormat::Zarr(adcat_zarr::ZarrVersion::V3), Some(convert), copts)
 }
 
-/// Plan `p` as a job in `jobdir`; returns the job.
-fn create_job(p: crate::Prepared, jobdir: &Path, quiet: bool, verbose: bool, follow: bool) -> Result<JobFile> {
+/// Plan `p` as a job in `jobdir`; returns the job. `show_job`: print how to run it (`adcat job create`).
+fn create_job(p: crate::Prepared, jobdir: &Path, quiet: bool, show_job: bool, verbose: bool, follow: bool) -> Result<JobFile> {
     if jobdir.exists() && std::fs::read_dir(jobdir).map(|mut d| d.next().is_some()).unwrap_or(true) {
         bail!("{}: job directory exists and is not empty; choose a new one", jobdir.display());
     }
@@ -190,7 +190,7 @@ fn create_job(p: crate::Prepared, jobdir: &Path, quiet: bool, verbose: bool, fol
     }
     let n = job.plan.tasks.len();
     let counts = job.plan.tasks.iter().filter(|t| t.stage() == 0).count();
-    if !quiet {
+    if !quiet && show_job {
         println!("job {}: {n} tasks ({counts} count, {} write) over {} elements", jobdir.display(), n - counts, job.plan.elements.len());
         println!("run:    adcat job run {} --worker I/K   (or --task N; count tasks 0-{} first)", jobdir.display(), counts.saturating_sub(1));
         println!("finish: adcat job finish {}", jobdir.display());
@@ -218,6 +218,9 @@ pub(crate) fn plan_job(p: crate::Prepared, quiet: bool, verbose: bool, follow: b
     let report = adcat_concat::create(&refs, out.store(), &copts, &bar).map_err(|e| p.err(e));
     bar.finish();
     let report = report?;
+    if !quiet && (p.copts.off_names.is_some() || p.copts.off_key.is_some()) {
+        eprint!("{}", crate::planview::off_match_lines(&report, &p.inputs, "adcat: "));
+    }
     let staging_token = out.remote_token();
     let staging = out.keep()?;
     let job = JobFile {

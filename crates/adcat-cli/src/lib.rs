@@ -98,6 +98,11 @@ pub(crate) struct ConcatArgs {
     /// genes an input lacks are filled, its others dropped (with --axis obs).
     #[arg(long, value_name = "FILE")]
     pub var_names: Option<PathBuf>,
+    /// Match the inputs' genes by this var column (e.g. gene_ids) instead of their
+    /// index; the output's var names are its values (with --var-names: the list, in the
+    /// column's terms).
+    #[arg(long, value_name = "COLUMN")]
+    pub var_key: Option<String>,
     /// The names of `var_names`, given directly (the Python API).
     #[arg(skip)]
     pub var_names_list: Option<Vec<String>>,
@@ -319,7 +324,7 @@ pub(crate) fn prepare(args: ConcatArgs) -> Result<Prepared> {
 /// As [`prepare`], with the inputs resolved already (`args.inputs` is not read), and the
 /// output format given (`None`: from the output's extension).
 pub(crate) fn prepare_inputs(specs: Vec<inputs::Input>, args: ConcatArgs, format: Option<stores::OutFormat>) -> Result<Prepared> {
-    let ConcatArgs { inputs: _, inputs_from: _, output, axis, join, merge, uns_merge, label, keys, index_unique, fill_value, pairwise, task_size, no_provenance, var_names, var_names_list, write } = args;
+    let ConcatArgs { inputs: _, inputs_from: _, output, axis, join, merge, uns_merge, label, keys, index_unique, fill_value, pairwise, task_size, no_provenance, var_names, var_key, var_names_list, write } = args;
     let keys = inputs::keys(&specs, keys)?;
     let inputs: Vec<PathBuf> = specs.into_iter().map(|i| i.path).collect();
     let opts = write_options(&write)?;
@@ -336,10 +341,17 @@ pub(crate) fn prepare_inputs(specs: Vec<inputs::Input>, args: ConcatArgs, format
     if off_names.is_some() && axis == adcat_concat::Axis::Var {
         bail!("--var-names fixes the var names of a concatenation along obs; along var they are the inputs' own, concatenated");
     }
+    if var_key.is_some() && axis == adcat_concat::Axis::Var {
+        bail!("--var-key matches the var of a concatenation along obs; along var the inputs' var are concatenated, not matched");
+    }
+    if var_key.as_deref().is_some_and(str::is_empty) {
+        bail!("--var-key needs a column name");
+    }
     let parse_strategy = |s: Option<String>| s.map(|x| x.parse::<adcat_concat::Strategy>().map_err(|e| anyhow!(e))).transpose();
     let copts = adcat_concat::ConcatOptions {
         axis,
         off_names: off_names.map(std::sync::Arc::new),
+        off_key: var_key,
         join: if join == "outer" { adcat_concat::Join::Outer } else { adcat_concat::Join::Inner },
         merge: parse_strategy(merge)?,
         uns_merge: parse_strategy(uns_merge)?,
@@ -421,7 +433,7 @@ fn concat_cmd(args: ConcatArgs, plan: Option<bool>, quiet: bool, verbose: bool, 
     for w in &report.warnings {
         eprintln!("adcat: warning: {w}");
     }
-    if p.copts.off_names.is_some() && !quiet {
+    if (p.copts.off_names.is_some() || p.copts.off_key.is_some()) && !quiet {
         eprint!("{}", planview::off_match_lines(&report, &p.inputs, "adcat: "));
     }
     Ok(())

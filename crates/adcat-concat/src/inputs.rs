@@ -44,13 +44,14 @@ fn index_path(store: &dyn Store, df: &str) -> Result<String> {
     Ok(join_path(df, &key))
 }
 
-/// Build the inputs of one part: `ax_df`/`off_df` are the dataframes along and across.
-pub(crate) fn inputs_for<'a>(stores: &[&'a dyn Store], ax_df: &str, off_df: &str) -> Result<Vec<Input<'a>>> {
+/// Build the inputs of one part: `ax_df`/`off_df` are the dataframes along and across;
+/// off-axis names are `off_df`'s index, or its column `off_key`.
+pub(crate) fn inputs_for<'a>(stores: &[&'a dyn Store], ax_df: &str, off_df: &str, off_key: Option<&str>) -> Result<Vec<Input<'a>>> {
     let mut out: Vec<Input<'a>> = Vec::with_capacity(stores.len());
     for s in stores {
         let ax_index = index_path(*s, ax_df)?;
         let n_ax = columns::element_len(*s, &ax_index).at(*s)?;
-        let names = read_index(*s, off_df).at(*s)?;
+        let names = off_names(*s, off_df, off_key).at(*s)?;
         // Atlases often share one gene list: keep a single copy.
         let off = match out.iter().rev().find(|i| *i.off == names) {
             Some(prev) => prev.off.clone(),
@@ -59,6 +60,14 @@ pub(crate) fn inputs_for<'a>(stores: &[&'a dyn Store], ax_df: &str, off_df: &str
         out.push(Input { store: *s, n_ax, ax_index, off, off_df: off_df.to_owned() });
     }
     Ok(out)
+}
+
+/// A dataframe's row names: its index, or its column `key`.
+pub(crate) fn off_names(store: &dyn Store, frame: &str, key: Option<&str>) -> adcat_format::Result<Vec<String>> {
+    match key {
+        Some(k) => adcat_format::frame::read_key(store, frame, k),
+        None => read_index(store, frame),
+    }
 }
 
 /// The off-axis names of a part: its dataframe path, each input's names, the merged ones.

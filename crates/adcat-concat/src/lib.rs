@@ -117,7 +117,7 @@ fn concat_tagged(inputs: &[&dyn Store], out: &dyn Store, opts: &ConcatOptions, p
         }
     }
     let (ax, off) = opts.axis.names();
-    let ins = inputs_for(inputs, ax, off)?;
+    let ins = inputs_for(inputs, ax, off, opts.off_key.as_deref())?;
     progress.total_bytes(inputs.iter().map(|s| adcat_format::copy::data_bytes(*s, "").unwrap_or(0)).sum());
     adcat_format::write_root(out).map_err(ConcatError::Output)?;
     let main = Layout { prefix: "", raw: false };
@@ -132,7 +132,7 @@ fn concat_tagged(inputs: &[&dyn Store], out: &dyn Store, opts: &ConcatOptions, p
     if has_raw.iter().all(|&b| b) {
         // raw has no obs: its obs names are the main ones.
         let (rax, roff) = if opts.axis == Axis::Obs { ("obs", "raw/var") } else { ("raw/var", "obs") };
-        let raw_ins = inputs_for(inputs, rax, roff)?;
+        let raw_ins = inputs_for(inputs, rax, roff, None)?;
         out.create_group("raw")?;
         out.set_attrs("raw", &Encoding::Raw.attrs())?;
         let raw_opts = ConcatOptions { merge: None, uns_merge: None, pairwise: false, ..opts.clone() };

@@ -50,6 +50,9 @@ pub struct ConcatOptions {
     /// instead of the join of the inputs' names; names an input lacks are filled, its
     /// others dropped. Applies to the main part only (raw keeps its own join).
     pub off_names: Option<std::sync::Arc<Vec<String>>>,
+    /// Match inputs on this off-axis column instead of the index (`--var-key`); the
+    /// output's index holds the matched values (unnamed). Main part only.
+    pub off_key: Option<String>,
     /// Output layout and memory budget.
     pub write: WriteOptions,
     /// Target uncompressed output bytes of one task (`None`: [`DEFAULT_TASK_BYTES`]).
@@ -78,6 +81,7 @@ impl ConcatOptions {
             "index_unique": self.index_unique,
             "fill_value": self.fill_value,
             "pairwise": self.pairwise,
+            "var_key": self.off_key,
             "var_names": self.off_names.as_ref().map(|n| serde_json::json!({"count": n.len(), "first": n.first(), "last": n.last()})),
         });
         match doc {

@@ -140,7 +140,8 @@ impl<'a> PartCtx<'a> {
             .iter()
             .map(|i| Ok(i.store.attr(&lay.p(off), "_index").at(i.store)?.and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_else(|| "_index".into())))
             .collect::<Result<_>>()?;
-        let key = frames::common_name(keys.into_iter());
+        // Rows matched by a column get an unnamed index (its values are that column's).
+        let key = if self.opts.off_key.is_some() && !lay.raw { "_index".to_owned() } else { frames::common_name(keys.into_iter()) };
         let merged = if self.opts.merge.is_none() {
             // Without a strategy only the index survives: no need to read the columns.
             frames::merge_frames(&[], &[], &self.new_off, &key, None)
@@ -200,7 +201,8 @@ impl<'a> PartCtx<'a> {
             let rows: Vec<u64> = self.ins.iter().map(|i| i.n_ax).collect();
             let st = Stack { srcs: &srcs, rows: &rows, reindexers: Some(&self.reindexers), n_cols: self.new_off.len() as u64 };
             let frame = self.ins.first().map(|i| i.off_df.clone()).unwrap_or_default();
-            let columns = Columns::Name { input_frame: frame.clone(), output_frame: frame };
+            let input_key = self.opts.off_key.clone().filter(|_| !self.lay.raw);
+            let columns = Columns::Name { input_frame: frame.clone(), output_frame: frame, input_key };
             concat_matrix(&st, columns, self.out, out_path, self.opts, report)?;
         }
         Ok(())

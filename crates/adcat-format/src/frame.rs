@@ -292,6 +292,26 @@ pub fn read_index(store: &dyn Store, path: &str) -> Result<Vec<String>> {
     Column::read(store, &p)?.to_strings().ok_or_else(|| FormatError::invalid(&p, "index is not made of strings"))
 }
 
+/// The names a dataframe's string column gives its rows, to match rows by instead of
+/// the index (`--var-key`). Refused: a missing column, one that is not strings or
+/// string categories, and missing values (a row without a name cannot be matched).
+pub fn read_key(store: &dyn Store, frame: &str, column: &str) -> Result<Vec<String>> {
+    let p = join_path(frame, column);
+    if !store.exists(&p)? {
+        return Err(FormatError::invalid(frame, format!("has no column `{column}` to match by")));
+    }
+    let col = Column::read(store, &p)?;
+    let missing = match &col {
+        Column::NullableString { mask, .. } => mask.iter().position(|&m| m),
+        Column::Categorical { codes, .. } => codes.to_i64_vec().and_then(|c| c.iter().position(|&c| c < 0)),
+        _ => None,
+    };
+    if let Some(row) = missing {
+        return Err(FormatError::invalid(&p, format!("row {row} has no value; every row needs a name to be matched by")));
+    }
+    col.to_strings().ok_or_else(|| FormatError::invalid(&p, "is not a column of strings (or string categories); names are matched as text"))
+}
+
 /// Create a `dict` group.
 pub fn write_dict(store: &dyn Store, path: &str) -> Result<()> {
     store.create_group(path)?;

@@ -57,13 +57,13 @@ impl<'a> Executor<'a> {
         lock(&self.input_names).insert((input, frame.to_owned()), names);
     }
 
-    fn input_names(&self, input: usize, frame: &str) -> Result<Arc<Vec<String>>> {
+    fn input_names(&self, input: usize, frame: &str, by: Option<&str>) -> Result<Arc<Vec<String>>> {
         let key = (input, frame.to_owned());
         if let Some(n) = lock(&self.input_names).get(&key) {
             return Ok(n.clone());
         }
         let store = self.input(input)?;
-        Ok(Arc::new(read_index(store, frame).at(store)?))
+        Ok(Arc::new(crate::inputs::off_names(store, frame, by).at(store)?))
     }
 
     pub(super) fn input(&self, i: usize) -> Result<&'a dyn Store> {
@@ -101,12 +101,12 @@ impl<'a> Executor<'a> {
                 let old_pos = (0..width as i64).map(|j| if (j as u64) < w { j } else { -1 }).collect();
                 Ok(Arc::new(Reindexer::from_maps(new_pos, old_pos)))
             }
-            Columns::Name { input_frame, output_frame } => {
+            Columns::Name { input_frame, output_frame, input_key } => {
                 let key = (input, output_frame.clone());
                 if let Some(r) = lock(&self.reindexers).get(&key) {
                     return Ok(r.clone());
                 }
-                let (old, new) = (self.input_names(input, input_frame)?, self.names(output_frame)?);
+                let (old, new) = (self.input_names(input, input_frame, input_key.as_deref())?, self.names(output_frame)?);
                 let re = Arc::new(if Arc::ptr_eq(&old, &new) { Reindexer::identity(old.len()) } else { Reindexer::new(&old, &new) });
                 lock(&self.reindexers).insert(key, re.clone());
                 Ok(re)

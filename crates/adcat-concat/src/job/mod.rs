@@ -36,7 +36,7 @@ use adcat_store::DType;
 use serde::{Deserialize, Serialize};
 
 /// Version of the plan format; bumped on any incompatible change.
-pub const PLAN_VERSION: u32 = 3;
+pub const PLAN_VERSION: u32 = 4;
 
 /// An error of the output store.
 pub(crate) fn output(e: impl Into<FormatError>) -> ConcatError {
@@ -104,6 +104,9 @@ pub enum Columns {
         input_frame: String,
         /// The output's off-axis dataframe (already written by planning).
         output_frame: String,
+        /// Match by this column of `input_frame` instead of its index (`--var-key`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        input_key: Option<String>,
     },
     /// By position, truncated or padded to the output's width (obsm arrays).
     Position,
@@ -264,7 +267,7 @@ mod tests {
                 MatrixSource { input: 0, path: Some("X".into()), rows: 10, block_rows: 3 },
                 MatrixSource { input: 1, path: None, rows: 5, block_rows: 4 },
             ],
-            columns: Columns::Name { input_frame: "var".into(), output_frame: "var".into() },
+            columns: Columns::Name { input_frame: "var".into(), output_frame: "var".into(), input_key: Some("gene_ids".into()) },
             max_nnz: 40,
             task_rows: 4,
         }

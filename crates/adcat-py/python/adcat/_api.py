@@ -116,7 +116,7 @@ def _opt_str(value: Any, name: str) -> str | None:
 #: The options of :func:`concat_on_disk` that :func:`plan` shares, checked by ``_concat_args``.
 _CONCAT_OPTIONS = (
     "max_loaded_elems", "axis", "join", "merge", "uns_merge", "label", "keys", "index_unique", "fill_value",
-    "pairwise", "var_names", "max_memory", "zarr_format", "compression", "follow_external_links", "provenance",
+    "pairwise", "var_names", "var_key", "max_memory", "zarr_format", "compression", "follow_external_links", "provenance",
 )
 
 
@@ -141,6 +141,7 @@ def _concat_args(
     fill_value: Any,
     pairwise: bool,
     var_names: Sequence[str] | None,
+    var_key: str | None,
     max_memory: int | str | None,
     zarr_format: int | None,
     compression: str | None,
@@ -184,6 +185,7 @@ def _concat_args(
         fill_value=_fill(fill_value),
         pairwise=bool(pairwise),
         var_names=_names(var_names, "var_names"),
+        var_key=_opt_str(var_key, "var_key"),
         zarr_format=_zarr_format(zarr_format, target) if target.format == "zarr" else 3,
         compression=_opt_str(compression, "compression"),
         max_memory=_budget(max_memory, max_loaded_elems),
@@ -230,6 +232,7 @@ def concat_on_disk(
     fill_value: Any | None = None,
     pairwise: bool = False,
     var_names: Sequence[str] | None = None,
+    var_key: str | None = None,
     max_memory: int | str | None = None,
     zarr_format: Literal[2, 3] | None = None,
     compression: str | None = None,
@@ -290,6 +293,10 @@ def concat_on_disk(
         these in this order instead of the join of the inputs' names; genes an input
         lacks are filled (``fill_value`` with ``join="outer"``, else 0 sparse / NaN
         dense, as anndata fills), its others dropped. ``raw`` keeps its own join.
+    var_key
+        Match the inputs' genes by this ``var`` column (e.g. ``"gene_ids"``) instead of
+        their index; the output's var names are its values (``var_names``, if given, is
+        in the column's terms). The inputs' own var indexes are not kept.
     max_memory
         adcat's memory budget for data in flight: bytes or a size like ``"2GiB"``;
         overrides ``max_loaded_elems``.
@@ -382,6 +389,7 @@ def plan(
     fill_value: Any | None = None,
     pairwise: bool = False,
     var_names: Sequence[str] | None = None,
+    var_key: str | None = None,
     max_memory: int | str | None = None,
     zarr_format: Literal[2, 3] | None = None,
     compression: str | None = None,
@@ -398,7 +406,7 @@ def plan(
 
     Parameters
     ----------
-    in_files, out_file, max_loaded_elems, axis, join, merge, uns_merge, label, keys, index_unique, fill_value, pairwise, var_names, max_memory, zarr_format, compression, follow_external_links, provenance
+    in_files, out_file, max_loaded_elems, axis, join, merge, uns_merge, label, keys, index_unique, fill_value, pairwise, var_names, var_key, max_memory, zarr_format, compression, follow_external_links, provenance
         As for :func:`concat_on_disk`.
 
     Returns
