@@ -126,6 +126,10 @@ pub struct ConcatSpec {
     pub var_names: Option<Vec<String>>,
     /// Match genes by this var column (`--var-key`).
     pub var_key: Option<String>,
+    /// Keep cells passing this filter (`--obs-filter`).
+    pub obs_filter: Option<String>,
+    /// Keep these cells (`--obs-names`).
+    pub obs_names: Option<Vec<String>>,
     /// How the output is written.
     pub write: WriteSpec,
     /// Read HDF5 external links and virtual datasets (`--follow-external-links`).
@@ -251,6 +255,9 @@ fn prepared(spec: &ConcatSpec) -> Result<(crate::Prepared, Vec<Box<dyn adcat_sto
         var_names: None,
         var_names_list: spec.var_names.clone(),
         var_key: spec.var_key.clone(),
+        obs_filter: spec.obs_filter.clone(),
+        obs_names: None,
+        obs_names_list: spec.obs_names.clone(),
         task_size: spec.task_size.clone().unwrap_or_else(|| "1GiB".into()),
         no_provenance: !spec.provenance,
         write: spec.write.args(),

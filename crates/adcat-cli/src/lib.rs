@@ -103,6 +103,17 @@ pub(crate) struct ConcatArgs {
     /// column's terms).
     #[arg(long, value_name = "COLUMN")]
     pub var_key: Option<String>,
+    /// Keep only cells whose obs columns pass EXPR, e.g. "n_genes >= 200 and
+    /// cell_type in ['B', 'T']" (see docs/cli.md).
+    #[arg(long, value_name = "EXPR")]
+    pub obs_filter: Option<String>,
+    /// Keep only the cells named in FILE (one per line; names as in the output, with
+    /// the --index-unique suffix), in input order.
+    #[arg(long, value_name = "FILE")]
+    pub obs_names: Option<PathBuf>,
+    /// The names of `obs_names`, given directly (the Python API).
+    #[arg(skip)]
+    pub obs_names_list: Option<Vec<String>>,
     /// The names of `var_names`, given directly (the Python API).
     #[arg(skip)]
     pub var_names_list: Option<Vec<String>>,
@@ -324,7 +335,7 @@ pub(crate) fn prepare(args: ConcatArgs) -> Result<Prepared> {
 /// As [`prepare`], with the inputs resolved already (`args.inputs` is not read), and the
 /// output format given (`None`: from the output's extension).
 pub(crate) fn prepare_inputs(specs: Vec<inputs::Input>, args: ConcatArgs, format: Option<stores::OutFormat>) -> Result<Prepared> {
-    let ConcatArgs { inputs: _, inputs_from: _, output, axis, join, merge, uns_merge, label, keys, index_unique, fill_value, pairwise, task_size, no_provenance, var_names, var_key, var_names_list, write } = args;
+    let ConcatArgs { inputs: _, inputs_from: _, output, axis, join, merge, uns_merge, label, keys, index_unique, fill_value, pairwise, task_size, no_provenance, var_names, var_key, var_names_list, obs_filter, obs_names, obs_names_list, write } = args;
     let keys = inputs::keys(&specs, keys)?;
     let inputs: Vec<PathBuf> = specs.into_iter().map(|i| i.path).collect();
     let opts = write_options(&write)?;
@@ -347,11 +358,14 @@ pub(crate) fn prepare_inputs(specs: Vec<inputs::Input>, args: ConcatArgs, format
     if var_key.as_deref().is_some_and(str::is_empty) {
         bail!("--var-key needs a column name");
     }
+    let obs_select = obs_selection(obs_filter.as_deref(), obs_names, obs_names_list)?;
     let parse_strategy = |s: Option<String>| s.map(|x| x.parse::<adcat_concat::Strategy>().map_err(|e| anyhow!(e))).transpose();
     let copts = adcat_concat::ConcatOptions {
         axis,
         off_names: off_names.map(std::sync::Arc::new),
         off_key: var_key,
+        obs_select,
+        obs_filter_text: obs_filter,
         join: if join == "outer" { adcat_concat::Join::Outer } else { adcat_concat::Join::Inner },
         merge: parse_strategy(merge)?,
         uns_merge: parse_strategy(uns_merge)?,
@@ -371,6 +385,20 @@ pub(crate) fn prepare_inputs(specs: Vec<inputs::Input>, args: ConcatArgs, format
         }
     }
     Ok(Prepared { inputs, copts, output, format, force: write.force })
+}
+
+/// The cell selection of `--obs-filter` and `--obs-names` (or its list), if any.
+fn obs_selection(filter: Option<&str>, file: Option<PathBuf>, list: Option<Vec<String>>) -> Result<Option<adcat_concat::select::ObsSelection>> {
+    let names = match (list, file) {
+        (Some(l), _) => Some(inputs::unique_names(l, "obs_names")?),
+        (None, Some(f)) => Some(inputs::read_names(&f, "--obs-names")?),
+        (None, None) => None,
+    };
+    let filter = filter.map(|f| adcat_concat::select::parse(f).map_err(|e| anyhow!("--obs-filter {f:?}: {e}"))).transpose()?;
+    if filter.is_none() && names.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(adcat_concat::select::ObsSelection { filter, names: names.map(|n| std::sync::Arc::new(n.into_iter().collect())) }))
 }
 
 impl Prepared {
@@ -435,6 +463,9 @@ fn concat_cmd(args: ConcatArgs, plan: Option<bool>, quiet: bool, verbose: bool, 
     }
     if (p.copts.off_names.is_some() || p.copts.off_key.is_some()) && !quiet {
         eprint!("{}", planview::off_match_lines(&report, &p.inputs, "adcat: "));
+    }
+    if !quiet {
+        eprint!("{}", planview::kept_lines(&report, &p.inputs, "adcat: "));
     }
     Ok(())
 }

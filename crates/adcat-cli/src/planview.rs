@@ -32,6 +32,16 @@ pub fn off_match_lines(report: &adcat_concat::Report, inputs: &[PathBuf], prefix
     out
 }
 
+/// One line per input with a cell selection: rows kept of all.
+pub fn kept_lines(report: &adcat_concat::Report, inputs: &[PathBuf], prefix: &str) -> String {
+    report
+        .kept
+        .iter()
+        .zip(inputs)
+        .map(|((kept, total), p)| format!("{prefix}{}: kept {kept} of {total} cells\n", p.display()))
+        .collect()
+}
+
 /// The plan as text (`json = false`) or pretty JSON.
 pub fn render(p: &Plan, inputs: &[PathBuf], output: &Path, kind: StoreKind, opts: &ConcatOptions, json: bool) -> Result<String> {
     let (n_obs, n_vars) = p.report.shape;
@@ -70,6 +80,7 @@ pub fn render(p: &Plan, inputs: &[PathBuf], output: &Path, kind: StoreKind, opts
                 "filled": m.filled,
                 "dropped": m.dropped,
             })).collect::<Vec<_>>(),
+            "kept": p.report.kept.iter().zip(inputs).map(|((kept, total), i)| serde_json::json!({"input": i.display().to_string(), "kept": kept, "total": total})).collect::<Vec<_>>(),
             "warnings": p.report.warnings,
             "job": p.report.job.to_json(),
         });
@@ -86,6 +97,10 @@ pub fn render(p: &Plan, inputs: &[PathBuf], output: &Path, kind: StoreKind, opts
     let (_, off) = if opts.axis == adcat_concat::Axis::Obs { ("obs", "var") } else { ("var", "obs") };
     writeln!(out, "\n{off} names of each input (matched / filled / dropped):")?;
     out.push_str(&off_match_lines(&p.report, inputs, "  "));
+    if !p.report.kept.is_empty() {
+        writeln!(out, "\ncells kept by the selection:")?;
+        out.push_str(&kept_lines(&p.report, inputs, "  "));
+    }
     writeln!(out, "\noutput elements:")?;
     let w = p.elements.iter().map(|e| e.path.len() + 1).max().unwrap_or(0);
     for e in &p.elements {

@@ -35,7 +35,7 @@ pub(crate) struct Input<'a> {
 }
 
 /// The element path of a dataframe's index.
-fn index_path(store: &dyn Store, df: &str) -> Result<String> {
+pub(crate) fn index_path(store: &dyn Store, df: &str) -> Result<String> {
     let key = store
         .attr(df, "_index")
         .at(store)?

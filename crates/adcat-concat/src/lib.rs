@@ -27,6 +27,7 @@ mod pipe;
 mod remap;
 mod serde_text;
 pub mod plan;
+pub mod select;
 mod transpose;
 
 pub use error::{ConcatError, Result};
@@ -66,6 +67,26 @@ fn as_engine_sees<R>(inputs: &[&dyn Store], out: &dyn Store, f: impl FnOnce(&[&d
     let inputs: Vec<&dyn Store> = views.iter().map(|v| v as &dyn Store).collect();
     let tagged = adcat_store::tagged::OutputStore(out);
     f(&inputs, &tagged).map_err(attribute_output)
+}
+
+/// Each input seen with only the cells `opts.obs_select` keeps (`None`: no selection).
+fn select_inputs<'a>(inputs: &[&'a dyn Store], keys: &[String], opts: &ConcatOptions, run: bool, report: &mut Report) -> Result<Option<Vec<select::SelectedView<'a>>>> {
+    let Some(sel) = &opts.obs_select else { return Ok(None) };
+    if opts.axis != Axis::Obs {
+        return Err(ConcatError::Options("a cell selection (--obs-filter, --obs-names) needs --axis obs".into()));
+    }
+    if !run && !opts.dry_run {
+        return Err(ConcatError::Options("a cell selection (--obs-filter, --obs-names) runs in one process: not as a job (--job-dir, adcat job, adcat.dask) yet".into()));
+    }
+    let mut views = Vec::with_capacity(inputs.len());
+    for (i, s) in inputs.iter().enumerate() {
+        select::check_selectable(*s, opts.pairwise)?;
+        let suffix = opts.index_unique.as_ref().map(|sep| format!("{sep}{}", keys[i])).unwrap_or_default();
+        let rows = select::select_rows(*s, sel, &suffix)?;
+        report.kept.push((rows.count(), rows.len()));
+        views.push(select::SelectedView::new(*s, std::sync::Arc::new(rows)));
+    }
+    Ok(Some(views))
 }
 
 /// Record the concatenation in the output's root attribute (see [`adcat_format::provenance`]).
@@ -110,6 +131,12 @@ fn concat_tagged(inputs: &[&dyn Store], out: &dyn Store, opts: &ConcatOptions, p
         return Err(ConcatError::Options(format!("--keys must be unique (label categories), {d:?} repeats; rename one of them")));
     }
     let mut report = Report::default();
+    let selected = select_inputs(inputs, &keys, opts, run, &mut report)?;
+    let inputs: Vec<&dyn Store> = match &selected {
+        Some(views) => views.iter().map(|v| v as &dyn Store).collect(),
+        None => inputs.to_vec(),
+    };
+    let inputs = inputs.as_slice();
     for s in inputs {
         let root = detect(*s, "").at(*s)?;
         if root.encoding != Encoding::AnnData {

@@ -50,6 +50,10 @@ pub struct ConcatOptions {
     /// instead of the join of the inputs' names; names an input lacks are filled, its
     /// others dropped. Applies to the main part only (raw keeps its own join).
     pub off_names: Option<std::sync::Arc<Vec<String>>>,
+    /// Keep only these cells (`--obs-filter`, `--obs-names`; axis obs, in one process).
+    pub obs_select: Option<crate::select::ObsSelection>,
+    /// The `--obs-filter` expression as given (for the provenance record).
+    pub obs_filter_text: Option<String>,
     /// Match inputs on this off-axis column instead of the index (`--var-key`); the
     /// output's index holds the matched values (unnamed). Main part only.
     pub off_key: Option<String>,
@@ -82,6 +86,8 @@ impl ConcatOptions {
             "fill_value": self.fill_value,
             "pairwise": self.pairwise,
             "var_key": self.off_key,
+            "obs_filter": self.obs_filter_text,
+            "obs_names": self.obs_select.as_ref().and_then(|s| s.names.as_ref()).map(|n| n.len()),
             "var_names": self.off_names.as_ref().map(|n| serde_json::json!({"count": n.len(), "first": n.first(), "last": n.last()})),
         });
         match doc {
@@ -109,6 +115,8 @@ pub struct Report {
     pub job: job::JobPlan,
     /// How each input's off-axis names met the output's, per part.
     pub off_match: Vec<OffMatch>,
+    /// With a cell selection: each input's kept and total rows.
+    pub kept: Vec<(u64, u64)>,
 }
 
 /// How one input's off-axis names met the output's.

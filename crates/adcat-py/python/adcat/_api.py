@@ -116,7 +116,7 @@ def _opt_str(value: Any, name: str) -> str | None:
 #: The options of :func:`concat_on_disk` that :func:`plan` shares, checked by ``_concat_args``.
 _CONCAT_OPTIONS = (
     "max_loaded_elems", "axis", "join", "merge", "uns_merge", "label", "keys", "index_unique", "fill_value",
-    "pairwise", "var_names", "var_key", "max_memory", "zarr_format", "compression", "follow_external_links", "provenance",
+    "pairwise", "var_names", "var_key", "obs_filter", "obs_names", "max_memory", "zarr_format", "compression", "follow_external_links", "provenance",
 )
 
 
@@ -142,6 +142,8 @@ def _concat_args(
     pairwise: bool,
     var_names: Sequence[str] | None,
     var_key: str | None,
+    obs_filter: str | None,
+    obs_names: Sequence[str] | None,
     max_memory: int | str | None,
     zarr_format: int | None,
     compression: str | None,
@@ -186,6 +188,8 @@ def _concat_args(
         pairwise=bool(pairwise),
         var_names=_names(var_names, "var_names"),
         var_key=_opt_str(var_key, "var_key"),
+        obs_filter=_opt_str(obs_filter, "obs_filter"),
+        obs_names=_names(obs_names, "obs_names"),
         zarr_format=_zarr_format(zarr_format, target) if target.format == "zarr" else 3,
         compression=_opt_str(compression, "compression"),
         max_memory=_budget(max_memory, max_loaded_elems),
@@ -233,6 +237,8 @@ def concat_on_disk(
     pairwise: bool = False,
     var_names: Sequence[str] | None = None,
     var_key: str | None = None,
+    obs_filter: str | None = None,
+    obs_names: Sequence[str] | None = None,
     max_memory: int | str | None = None,
     zarr_format: Literal[2, 3] | None = None,
     compression: str | None = None,
@@ -297,6 +303,14 @@ def concat_on_disk(
         Match the inputs' genes by this ``var`` column (e.g. ``"gene_ids"``) instead of
         their index; the output's var names are its values (``var_names``, if given, is
         in the column's terms). The inputs' own var indexes are not kept.
+    obs_filter
+        Keep only cells whose obs columns pass this expression, e.g.
+        ``"n_genes >= 200 and cell_type in ['B', 'T']"`` (comparisons, ``in [...]``,
+        ``and``/``or``/``not``, parentheses; see adcat's docs/cli.md). ``axis=0``, in
+        this process only.
+    obs_names
+        Keep only these cells (names as in the output, i.e. with the ``index_unique``
+        suffix), in input order.
     max_memory
         adcat's memory budget for data in flight: bytes or a size like ``"2GiB"``;
         overrides ``max_loaded_elems``.
@@ -390,6 +404,8 @@ def plan(
     pairwise: bool = False,
     var_names: Sequence[str] | None = None,
     var_key: str | None = None,
+    obs_filter: str | None = None,
+    obs_names: Sequence[str] | None = None,
     max_memory: int | str | None = None,
     zarr_format: Literal[2, 3] | None = None,
     compression: str | None = None,
@@ -406,7 +422,7 @@ def plan(
 
     Parameters
     ----------
-    in_files, out_file, max_loaded_elems, axis, join, merge, uns_merge, label, keys, index_unique, fill_value, pairwise, var_names, var_key, max_memory, zarr_format, compression, follow_external_links, provenance
+    in_files, out_file, max_loaded_elems, axis, join, merge, uns_merge, label, keys, index_unique, fill_value, pairwise, var_names, var_key, obs_filter, obs_names, max_memory, zarr_format, compression, follow_external_links, provenance
         As for :func:`concat_on_disk`.
 
     Returns

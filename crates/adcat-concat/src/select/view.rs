@@ -1,0 +1,355 @@
+//! [`SelectedView`]: an input store seen with only its selected obs rows, so that every
+//! element aligned to obs (obs columns and index, X, layers, obsm, raw/X) reads as if
+//! the other rows were never there while the engine streams it as usual. Nothing is
+//! materialised: reads map to runs of the input's rows; CSR matrices keep one checkpoint
+//! of their entry offsets per [`CHECKPOINT`] kept rows.
+
+use super::rows::RowSel;
+use adcat_format::{detect, Encoding};
+use adcat_store::{join_path, ArrayData, ArrayMeta, ArraySpec, AttrValue, Attrs, Compression, NodeKind, RecordField, Result, Store, StoreError, StoreKind};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// Kept rows between two entry-offset checkpoints of a CSR matrix.
+const CHECKPOINT: u64 = 4096;
+/// Rows of an input's `indptr` read at once while building checkpoints.
+const SCAN_ROWS: u64 = 1 << 20;
+/// Unwanted elements read through rather than starting another read (per gap).
+const GAP: u64 = 1 << 16;
+
+/// How an array of the input relates to obs rows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Aligned {
+    /// Not aligned: read as is.
+    No,
+    /// Rows along axis 0.
+    Rows,
+    /// `indptr` of a CSR matrix (the group).
+    Indptr(String),
+    /// `data` or `indices` of a CSR matrix (the group).
+    Entries(String),
+}
+
+/// Entry offsets of the kept rows of one CSR matrix.
+#[derive(Debug)]
+struct Csr {
+    /// Offset (in the view) of kept row `i * CHECKPOINT`; the last is the view's nnz.
+    checkpoints: Vec<u64>,
+}
+
+/// An input store restricted to the obs rows of a [`RowSel`].
+pub struct SelectedView<'a> {
+    inner: &'a dyn Store,
+    sel: Arc<RowSel>,
+    csr: Mutex<HashMap<String, Arc<Csr>>>,
+}
+
+impl std::fmt::Debug for SelectedView<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SelectedView").field("inner", &self.inner.location()).field("kept", &self.sel.count()).finish()
+    }
+}
+
+fn read_only(path: &str) -> StoreError {
+    StoreError::ReadOnly { path: path.to_owned() }
+}
+
+impl<'a> SelectedView<'a> {
+    /// `inner` with only the rows of `sel` along obs.
+    pub fn new(inner: &'a dyn Store, sel: Arc<RowSel>) -> Self {
+        SelectedView { inner, sel, csr: Mutex::new(HashMap::new()) }
+    }
+
+    fn encoding(&self, path: &str) -> Result<Encoding> {
+        detect(self.inner, path).map(|d| d.encoding).map_err(|e| StoreError::InvalidMetadata { path: path.to_owned(), reason: e.to_string() })
+    }
+
+    /// Where `path` stands towards obs rows (a path of the modern layout).
+    fn aligned(&self, path: &str) -> Result<Aligned> {
+        let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+        let (element, rest): (usize, &[&str]) = match parts.as_slice() {
+            ["obs", ..] => (1, &parts[1..]),
+            ["X", ..] => (1, &parts[1..]),
+            ["raw", "X", ..] => (2, &parts[2..]),
+            ["layers", _, ..] | ["obsm", _, ..] => (2, &parts[2..]),
+            _ => return Ok(Aligned::No),
+        };
+        let el = parts[..element].join("/");
+        if parts[0] == "obs" {
+            return self.column_part(&el, rest);
+        }
+        match (self.encoding(&el)?, rest) {
+            (_, []) => Ok(if self.inner.node_kind(&el)? == Some(NodeKind::Array) { Aligned::Rows } else { Aligned::No }),
+            (Encoding::Csr, ["indptr"]) => Ok(Aligned::Indptr(el)),
+            (Encoding::Csr, ["data" | "indices"]) => Ok(Aligned::Entries(el)),
+            (Encoding::DataFrame, _) => self.column_part(&el, rest),
+            _ => Ok(Aligned::No),
+        }
+    }
+
+    /// Parts of a dataframe `frame`: columns and index are rows; inside a categorical
+    /// only the codes, inside a nullable array the values and the mask.
+    fn column_part(&self, frame: &str, rest: &[&str]) -> Result<Aligned> {
+        match rest {
+            [_] => Ok(Aligned::Rows),
+            [col, leaf] => {
+                let enc = self.encoding(&join_path(frame, col))?;
+                let rows = match enc {
+                    Encoding::Categorical => *leaf == "codes",
+                    Encoding::NullableInteger | Encoding::NullableBoolean | Encoding::NullableString => matches!(*leaf, "values" | "mask"),
+                    _ => false,
+                };
+                Ok(if rows { Aligned::Rows } else { Aligned::No })
+            }
+            _ => Ok(Aligned::No),
+        }
+    }
+
+    /// The checkpoints of the CSR matrix `group`, built on first use by one pass over
+    /// its `indptr`.
+    fn csr(&self, group: &str) -> Result<Arc<Csr>> {
+        if let Some(c) = self.lock().get(group) {
+            return Ok(c.clone());
+        }
+        let indptr = join_path(group, "indptr");
+        let (mut checkpoints, mut offset, mut kept) = (vec![], 0u64, 0u64);
+        let mut row = 0;
+        while row < self.sel.len() {
+            let end = (row + SCAN_ROWS).min(self.sel.len());
+            let ptr = ints(self.inner.read_rows(&indptr, row, end + 1)?, &indptr)?;
+            for r in row..end {
+                if self.sel.contains(r) {
+                    if kept % CHECKPOINT == 0 {
+                        checkpoints.push(offset);
+                    }
+                    kept += 1;
+                    offset += ptr[(r - row + 1) as usize].saturating_sub(ptr[(r - row) as usize]);
+                }
+            }
+            row = end;
+        }
+        checkpoints.push(offset);
+        let c = Arc::new(Csr { checkpoints });
+        self.lock().insert(group.to_owned(), c.clone());
+        Ok(c)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Csr>>> {
+        self.csr.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Kept rows `a..b` of `group` with their view offsets and input entry ranges:
+    /// `(view start, input start, length)` per row.
+    fn rows_entries(&self, group: &str, a: u64, b: u64) -> Result<Vec<(u64, u64, u64)>> {
+        let csr = self.csr(group)?;
+        let from = a / CHECKPOINT * CHECKPOINT;
+        let mut offset = csr.checkpoints[(a / CHECKPOINT) as usize];
+        let indptr = join_path(group, "indptr");
+        let mut out = Vec::with_capacity((b - from) as usize);
+        for (s, e) in merged(self.sel.runs(from, b)) {
+            let ptr = ints(self.inner.read_rows(&indptr, s, e + 1)?, &indptr)?;
+            for r in s..e {
+                if !self.sel.contains(r) {
+                    continue;
+                }
+                let (p, q) = (ptr[(r - s) as usize], ptr[(r - s + 1) as usize]);
+                out.push((offset, p, q.saturating_sub(p)));
+                offset += q.saturating_sub(p);
+            }
+        }
+        Ok(out.split_off(((a - from) as usize).min(out.len())))
+    }
+
+    fn read_indptr(&self, group: &str, start: u64, n: u64) -> Result<ArrayData> {
+        let csr = self.csr(group)?;
+        let kept = self.sel.count();
+        let end = (start + n).min(kept + 1);
+        let mut v: Vec<u64> = self.rows_entries(group, start.min(kept), end.min(kept))?.iter().map(|r| r.0).collect();
+        if end == kept + 1 {
+            v.push(*csr.checkpoints.last().unwrap_or(&0));
+        }
+        let dtype = self.inner.array_meta(&join_path(group, "indptr"))?.dtype;
+        let a = ArrayData::from_vec(v.into_iter().map(|x| x as i64).collect::<Vec<_>>());
+        a.cast(dtype).ok_or_else(|| StoreError::InvalidMetadata { path: join_path(group, "indptr"), reason: format!("indptr of dtype {dtype}") })
+    }
+
+    fn read_entries(&self, path: &str, group: &str, start: u64, n: u64) -> Result<ArrayData> {
+        let csr = self.csr(group)?;
+        let end = start + n;
+        // The kept row holding entry `start`, then rows until entry `end`.
+        let cp = csr.checkpoints.partition_point(|&c| c <= start).saturating_sub(1) as u64;
+        let mut ranges: Vec<(u64, u64)> = vec![];
+        let mut first = cp * CHECKPOINT;
+        'scan: while first < self.sel.count() {
+            let last = (first + CHECKPOINT).min(self.sel.count());
+            for (view, input, len) in self.rows_entries(group, first, last)? {
+                if view >= end {
+                    break 'scan;
+                }
+                let (lo, hi) = (start.max(view), end.min(view + len));
+                if lo < hi {
+                    ranges.push((input + lo - view, input + hi - view));
+                }
+            }
+            first = last;
+        }
+        gather(self.inner, path, &[], &[], &ranges)
+    }
+}
+
+/// Values of an integer array, as u64 (indptr).
+fn ints(a: ArrayData, path: &str) -> Result<Vec<u64>> {
+    a.to_i64_vec().map(|v| v.into_iter().map(|x| x.max(0) as u64).collect()).ok_or_else(|| StoreError::InvalidMetadata { path: path.to_owned(), reason: "indptr is not integer".into() })
+}
+
+/// Runs joined across gaps of at most [`GAP`] rows (read through, then skipped).
+fn merged(runs: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
+    let mut out: Vec<(u64, u64)> = vec![];
+    for (s, e) in runs {
+        match out.last_mut() {
+            Some(last) if s - last.1 <= GAP => last.1 = e,
+            _ => out.push((s, e)),
+        }
+    }
+    out
+}
+
+/// Rows `ranges` (axis 0, in order) of the array at `path`, with the box `start`/`shape`
+/// on the trailing axes, concatenated.
+fn gather(inner: &dyn Store, path: &str, start: &[u64], shape: &[u64], ranges: &[(u64, u64)]) -> Result<ArrayData> {
+    let mut parts = vec![];
+    let mut i = 0;
+    while i < ranges.len() {
+        // One read over ranges separated by small gaps.
+        let mut j = i + 1;
+        while j < ranges.len() && ranges[j].0 - ranges[j - 1].1 <= GAP {
+            j += 1;
+        }
+        let (lo, hi) = (ranges[i].0, ranges[j - 1].1);
+        let block = inner.read(path, &[&[lo][..], start].concat(), &[&[hi - lo][..], shape].concat())?;
+        for &(s, e) in &ranges[i..j] {
+            parts.push(block.slice_rows((s - lo) as usize, (e - lo) as usize));
+        }
+        i = j;
+    }
+    if parts.is_empty() {
+        let dtype = inner.array_meta(path)?.dtype;
+        return Ok(ArrayData::zeros(dtype, &[&[0][..], shape].concat()));
+    }
+    ArrayData::concat_rows(&parts).ok_or_else(|| StoreError::InvalidMetadata { path: path.to_owned(), reason: "rows of different types".into() })
+}
+
+impl Store for SelectedView<'_> {
+    fn location(&self) -> &str {
+        self.inner.location()
+    }
+
+    fn kind(&self) -> StoreKind {
+        self.inner.kind()
+    }
+
+    fn node_kind(&self, path: &str) -> Result<Option<NodeKind>> {
+        self.inner.node_kind(path)
+    }
+
+    fn list(&self, path: &str) -> Result<Vec<String>> {
+        self.inner.list(path)
+    }
+
+    fn create_group(&self, path: &str) -> Result<()> {
+        Err(read_only(path))
+    }
+
+    fn delete(&self, path: &str) -> Result<()> {
+        Err(read_only(path))
+    }
+
+    fn attrs(&self, path: &str) -> Result<Attrs> {
+        let mut a = self.inner.attrs(path)?;
+        // A CSR matrix along obs: its logical shape has the kept rows.
+        if let Some(AttrValue::Ints(shape)) = a.get("shape").cloned() {
+            if shape.len() == 2 && matches!(self.aligned(&join_path(path, "indptr"))?, Aligned::Indptr(_)) {
+                a.insert("shape".into(), AttrValue::Ints(vec![self.sel.count() as i64, shape[1]]));
+            }
+        }
+        Ok(a)
+    }
+
+    fn set_attrs(&self, path: &str, _attrs: &Attrs) -> Result<()> {
+        Err(read_only(path))
+    }
+
+    fn create_array(&self, path: &str, _spec: &ArraySpec) -> Result<()> {
+        Err(read_only(path))
+    }
+
+    fn array_meta(&self, path: &str) -> Result<ArrayMeta> {
+        let mut m = self.inner.array_meta(path)?;
+        match self.aligned(path)? {
+            Aligned::No => {}
+            Aligned::Rows => m.shape[0] = self.sel.count(),
+            Aligned::Indptr(_) => m.shape[0] = self.sel.count() + 1,
+            Aligned::Entries(group) => m.shape[0] = *self.csr(&group)?.checkpoints.last().unwrap_or(&0),
+        }
+        Ok(m)
+    }
+
+    fn read(&self, path: &str, start: &[u64], shape: &[u64]) -> Result<ArrayData> {
+        let aligned = self.aligned(path)?;
+        if aligned == Aligned::No || start.is_empty() {
+            return self.inner.read(path, start, shape);
+        }
+        let meta = self.array_meta(path)?;
+        adcat_store::check_box(path, &meta.shape, start, shape)?;
+        match aligned {
+            Aligned::Rows => gather(self.inner, path, &start[1..], &shape[1..], &self.sel.runs(start[0], start[0] + shape[0])),
+            Aligned::Indptr(group) => self.read_indptr(&group, start[0], shape[0]),
+            Aligned::Entries(group) => self.read_entries(path, &group, start[0], shape[0]),
+            Aligned::No => unreachable!("handled above"),
+        }
+    }
+
+    fn write(&self, path: &str, _start: &[u64], _data: &ArrayData) -> Result<()> {
+        Err(read_only(path))
+    }
+
+    fn resize(&self, path: &str, _shape: &[u64]) -> Result<()> {
+        Err(read_only(path))
+    }
+
+    fn flush(&self) -> Result<()> {
+        Ok(())
+    }
+
+    fn stored_bytes(&self, path: &str) -> Result<Option<u64>> {
+        self.inner.stored_bytes(path)
+    }
+
+    fn is_fixed_ascii(&self, path: &str) -> Result<bool> {
+        self.inner.is_fixed_ascii(path)
+    }
+
+    fn is_record(&self, path: &str) -> Result<bool> {
+        self.inner.is_record(path)
+    }
+
+    fn read_record(&self, path: &str) -> Result<Vec<(String, ArrayData)>> {
+        self.inner.read_record(path)
+    }
+
+    fn record_fields(&self, path: &str) -> Result<Vec<RecordField>> {
+        self.inner.record_fields(path)
+    }
+
+    fn read_field(&self, path: &str, field: &str, start: u64, end: u64) -> Result<ArrayData> {
+        self.inner.read_field(path, field, start, end)
+    }
+
+    fn record_len(&self, path: &str) -> Result<u64> {
+        self.inner.record_len(path)
+    }
+
+    fn create_record(&self, path: &str, _fields: &[(String, ArrayData)], _compression: &Compression) -> Result<()> {
+        Err(read_only(path))
+    }
+}
