@@ -201,3 +201,61 @@ def test_refusals(run_adcat, tmp_path, adatas):
     proc = run_adcat("concat", paths[1], paths[1], "--axis", "var", "-o", tmp_path / "v.zarr", "--obs-filter", "n_genes > 1", expect_success=False)
     assert proc.returncode == 1 and "needs --axis obs" in proc.stderr
     assert not any(p.exists() for p in (tmp_path / "out.h5ad", tmp_path / "job.zarr", tmp_path / "v.zarr"))
+
+
+# --- --var-filter ---------------------------------------------------------------------------
+
+
+def with_var_columns(adatas):
+    out = []
+    for i, a in enumerate(adatas):
+        b = a.copy()
+        rng = np.random.default_rng(40 + i)
+        b.var["highly_variable"] = rng.random(b.n_vars) < 0.6
+        b.var["mean"] = np.round(rng.random(b.n_vars), 1)
+        b.var["kind"] = pd.Categorical(rng.choice(["protein", "lnc"], b.n_vars))
+        b.varm["loadings"] = rng.random((b.n_vars, 2))
+        out.append(b)
+    return out
+
+
+@pytest.mark.parametrize(("join", "merge"), [("inner", None), ("outer", "first"), ("outer", "unique")])
+def test_var_filter_as_column_subsets(run_adcat, tmp_path, adatas, join, merge):
+    """Each input's genes are cut to those passing the filter before the join; X,
+    layers, varm and var columns follow; raw is not filtered (as `a[:, mask]`)."""
+    inputs = with_var_columns(adatas)
+    expr = "highly_variable == true or kind == 'lnc'"
+    paths = [write(a, tmp_path / f"in{i}{FORMATS[f]}", f) for i, (a, f) in enumerate(zip(inputs, ["h5ad", "zarr", "zarr2"]))]
+    out = tmp_path / "out.zarr"
+    proc = run_adcat("concat", *paths, "-o", out, "--var-filter", expr, "--obs-filter", "n_genes >= 2", *cli_args({"join": join, "merge": merge}))
+    read_in = [read(p) for p in paths]
+    with warnings.catch_warnings(), ad.settings.override(remove_unused_categories=False):
+        warnings.simplefilter("ignore")
+        subset = [a[(a.obs.n_genes >= 2).to_numpy()][:, (a.var.highly_variable | (a.var.kind == "lnc")).to_numpy()] for a in read_in]
+        expected = ad.concat(subset, join=join, merge=merge)
+    got = read(out)
+    assert_equal(read(write(expected, tmp_path / "e.zarr", "zarr")), got, exact=False)
+    assert_same_dtypes(expected, got)
+    for p, a in zip(paths, read_in):
+        n = int((a.var.highly_variable | (a.var.kind == "lnc")).sum())
+        assert f"adcat: {p}: kept {n} of {a.n_vars} genes" in proc.stderr
+    plan = json.loads(run_adcat("plan", *paths, "-o", tmp_path / "p.zarr", "--var-filter", expr, "--json").stdout)
+    assert [k["kept"] for k in plan["kept_var"]] == [int((a.var.highly_variable | (a.var.kind == "lnc")).sum()) for a in read_in]
+
+
+def test_var_filter_with_a_fixed_list(run_adcat, tmp_path, adatas):
+    inputs = with_var_columns(adatas)
+    paths = [write(a, tmp_path / f"in{i}.h5ad", "h5ad") for i, a in enumerate(inputs)]
+    names = ["g13", "g0", "g5", "g7"]
+    listing = tmp_path / "genes.txt"
+    listing.write_text("\n".join(names))
+    out = tmp_path / "out.h5ad"
+    run_adcat("concat", *paths, "-o", out, "--var-filter", "mean >= 0.5", "--var-names", listing, "--join", "outer")
+    from test_var_names import concat_fixed
+
+    with ad.settings.override(remove_unused_categories=False):
+        subset = [a[:, (a.var["mean"] >= 0.5).to_numpy()] for a in (read(p) for p in paths)]
+        expected = concat_fixed(subset, names, join="outer")
+    got = read(out)
+    assert_equal(read(write(expected, tmp_path / "e.h5ad", "h5ad")), got, exact=False)
+    assert_same_dtypes(expected, got)

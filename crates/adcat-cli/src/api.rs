@@ -130,6 +130,8 @@ pub struct ConcatSpec {
     pub obs_filter: Option<String>,
     /// Keep these cells (`--obs-names`).
     pub obs_names: Option<Vec<String>>,
+    /// Keep genes passing this filter (`--var-filter`).
+    pub var_filter: Option<String>,
     /// How the output is written.
     pub write: WriteSpec,
     /// Read HDF5 external links and virtual datasets (`--follow-external-links`).
@@ -258,6 +260,7 @@ fn prepared(spec: &ConcatSpec) -> Result<(crate::Prepared, Vec<Box<dyn adcat_sto
         obs_filter: spec.obs_filter.clone(),
         obs_names: None,
         obs_names_list: spec.obs_names.clone(),
+        var_filter: spec.var_filter.clone(),
         task_size: spec.task_size.clone().unwrap_or_else(|| "1GiB".into()),
         no_provenance: !spec.provenance,
         write: spec.write.args(),

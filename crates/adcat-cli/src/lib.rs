@@ -107,6 +107,10 @@ pub(crate) struct ConcatArgs {
     /// cell_type in ['B', 'T']" (see docs/cli.md).
     #[arg(long, value_name = "EXPR")]
     pub obs_filter: Option<String>,
+    /// Keep only genes whose var columns pass EXPR (as --obs-filter), e.g.
+    /// "highly_variable == true".
+    #[arg(long, value_name = "EXPR")]
+    pub var_filter: Option<String>,
     /// Keep only the cells named in FILE (one per line; names as in the output, with
     /// the --index-unique suffix), in input order.
     #[arg(long, value_name = "FILE")]
@@ -335,7 +339,7 @@ pub(crate) fn prepare(args: ConcatArgs) -> Result<Prepared> {
 /// As [`prepare`], with the inputs resolved already (`args.inputs` is not read), and the
 /// output format given (`None`: from the output's extension).
 pub(crate) fn prepare_inputs(specs: Vec<inputs::Input>, args: ConcatArgs, format: Option<stores::OutFormat>) -> Result<Prepared> {
-    let ConcatArgs { inputs: _, inputs_from: _, output, axis, join, merge, uns_merge, label, keys, index_unique, fill_value, pairwise, task_size, no_provenance, var_names, var_key, var_names_list, obs_filter, obs_names, obs_names_list, write } = args;
+    let ConcatArgs { inputs: _, inputs_from: _, output, axis, join, merge, uns_merge, label, keys, index_unique, fill_value, pairwise, task_size, no_provenance, var_names, var_key, var_names_list, obs_filter, obs_names, obs_names_list, var_filter, write } = args;
     let keys = inputs::keys(&specs, keys)?;
     let inputs: Vec<PathBuf> = specs.into_iter().map(|i| i.path).collect();
     let opts = write_options(&write)?;
@@ -366,6 +370,8 @@ pub(crate) fn prepare_inputs(specs: Vec<inputs::Input>, args: ConcatArgs, format
         off_key: var_key,
         obs_select,
         obs_filter_text: obs_filter,
+        var_filter: var_filter.as_deref().map(|f| adcat_concat::select::parse(f).map_err(|e| anyhow!("--var-filter {f:?}: {e}"))).transpose()?,
+        var_filter_text: var_filter,
         join: if join == "outer" { adcat_concat::Join::Outer } else { adcat_concat::Join::Inner },
         merge: parse_strategy(merge)?,
         uns_merge: parse_strategy(uns_merge)?,

@@ -34,12 +34,10 @@ pub fn off_match_lines(report: &adcat_concat::Report, inputs: &[PathBuf], prefix
 
 /// One line per input with a cell selection: rows kept of all.
 pub fn kept_lines(report: &adcat_concat::Report, inputs: &[PathBuf], prefix: &str) -> String {
-    report
-        .kept
-        .iter()
-        .zip(inputs)
-        .map(|((kept, total), p)| format!("{prefix}{}: kept {kept} of {total} cells\n", p.display()))
-        .collect()
+    let lines = |v: &[(u64, u64)], what: &str| -> String {
+        v.iter().zip(inputs).map(|((kept, total), p)| format!("{prefix}{}: kept {kept} of {total} {what}\n", p.display())).collect()
+    };
+    lines(&report.kept, "cells") + &lines(&report.kept_var, "genes")
 }
 
 /// The plan as text (`json = false`) or pretty JSON.
@@ -80,6 +78,7 @@ pub fn render(p: &Plan, inputs: &[PathBuf], output: &Path, kind: StoreKind, opts
                 "filled": m.filled,
                 "dropped": m.dropped,
             })).collect::<Vec<_>>(),
+            "kept_var": p.report.kept_var.iter().zip(inputs).map(|((kept, total), i)| serde_json::json!({"input": i.display().to_string(), "kept": kept, "total": total})).collect::<Vec<_>>(),
             "kept": p.report.kept.iter().zip(inputs).map(|((kept, total), i)| serde_json::json!({"input": i.display().to_string(), "kept": kept, "total": total})).collect::<Vec<_>>(),
             "warnings": p.report.warnings,
             "job": p.report.job.to_json(),
@@ -97,8 +96,8 @@ pub fn render(p: &Plan, inputs: &[PathBuf], output: &Path, kind: StoreKind, opts
     let (_, off) = if opts.axis == adcat_concat::Axis::Obs { ("obs", "var") } else { ("var", "obs") };
     writeln!(out, "\n{off} names of each input (matched / filled / dropped):")?;
     out.push_str(&off_match_lines(&p.report, inputs, "  "));
-    if !p.report.kept.is_empty() {
-        writeln!(out, "\ncells kept by the selection:")?;
+    if !p.report.kept.is_empty() || !p.report.kept_var.is_empty() {
+        writeln!(out, "\nkept by the selection:")?;
         out.push_str(&kept_lines(&p.report, inputs, "  "));
     }
     writeln!(out, "\noutput elements:")?;

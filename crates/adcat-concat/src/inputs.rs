@@ -32,6 +32,9 @@ pub(crate) struct Input<'a> {
     pub off: std::sync::Arc<Vec<String>>,
     /// The off-axis dataframe they come from.
     pub off_df: String,
+    /// The names taking part in the off-axis join: `off`, less those a filter removed
+    /// (in `off` those are replaced by names no other input has, so they map nowhere).
+    pub off_join: std::sync::Arc<Vec<String>>,
 }
 
 /// The element path of a dataframe's index.
@@ -57,9 +60,18 @@ pub(crate) fn inputs_for<'a>(stores: &[&'a dyn Store], ax_df: &str, off_df: &str
             Some(prev) => prev.off.clone(),
             None => std::sync::Arc::new(names),
         };
-        out.push(Input { store: *s, n_ax, ax_index, off, off_df: off_df.to_owned() });
+        out.push(Input { store: *s, n_ax, ax_index, off_join: off.clone(), off, off_df: off_df.to_owned() });
     }
     Ok(out)
+}
+
+/// Remove the off-axis names of `input` where `keep` is false: they leave the join, and
+/// in `off` become names that match nothing (unique, so reindexing stays well defined).
+pub(crate) fn drop_off_names(input: &mut Input<'_>, keep: &[bool]) {
+    let kept: Vec<String> = input.off.iter().zip(keep).filter(|(_, &k)| k).map(|(n, _)| n.clone()).collect();
+    let masked: Vec<String> = input.off.iter().zip(keep).enumerate().map(|(i, (n, &k))| if k { n.clone() } else { format!("\u{1}adcat:filtered:{i}") }).collect();
+    input.off = std::sync::Arc::new(masked);
+    input.off_join = std::sync::Arc::new(kept);
 }
 
 /// A dataframe's row names: its index, or its column `key`.

@@ -69,6 +69,24 @@ fn as_engine_sees<R>(inputs: &[&dyn Store], out: &dyn Store, f: impl FnOnce(&[&d
     f(&inputs, &tagged).map_err(attribute_output)
 }
 
+/// Apply `--var-filter` to the inputs' off-axis names (the main part's).
+fn filter_var(ins: &mut [inputs::Input<'_>], opts: &ConcatOptions, run: bool, report: &mut Report) -> Result<()> {
+    let Some(f) = &opts.var_filter else { return Ok(()) };
+    if opts.axis != Axis::Obs {
+        return Err(ConcatError::Options("--var-filter needs --axis obs".into()));
+    }
+    if !run && !opts.dry_run {
+        return Err(ConcatError::Options("a gene filter (--var-filter) runs in one process: not as a job (--job-dir, adcat job, adcat.dask) yet".into()));
+    }
+    for i in ins.iter_mut() {
+        let n = i.off.len() as u64;
+        let keep = select::var_rows(i.store, f, n)?;
+        report.kept_var.push((keep.iter().filter(|&&k| k).count() as u64, n));
+        inputs::drop_off_names(i, &keep);
+    }
+    Ok(())
+}
+
 /// Each input seen with only the cells `opts.obs_select` keeps (`None`: no selection).
 fn select_inputs<'a>(inputs: &[&'a dyn Store], keys: &[String], opts: &ConcatOptions, run: bool, report: &mut Report) -> Result<Option<Vec<select::SelectedView<'a>>>> {
     let Some(sel) = &opts.obs_select else { return Ok(None) };
@@ -144,7 +162,8 @@ fn concat_tagged(inputs: &[&dyn Store], out: &dyn Store, opts: &ConcatOptions, p
         }
     }
     let (ax, off) = opts.axis.names();
-    let ins = inputs_for(inputs, ax, off, opts.off_key.as_deref())?;
+    let mut ins = inputs_for(inputs, ax, off, opts.off_key.as_deref())?;
+    filter_var(&mut ins, opts, run, &mut report)?;
     progress.total_bytes(inputs.iter().map(|s| adcat_format::copy::data_bytes(*s, "").unwrap_or(0)).sum());
     adcat_format::write_root(out).map_err(ConcatError::Output)?;
     let main = Layout { prefix: "", raw: false };

@@ -54,6 +54,11 @@ pub struct ConcatOptions {
     pub obs_select: Option<crate::select::ObsSelection>,
     /// The `--obs-filter` expression as given (for the provenance record).
     pub obs_filter_text: Option<String>,
+    /// Keep only the genes whose var columns pass this filter (`--var-filter`; axis obs,
+    /// main part, in one process), as `a[:, mask]` of each input would.
+    pub var_filter: Option<crate::select::Expr>,
+    /// The `--var-filter` expression as given (for the provenance record).
+    pub var_filter_text: Option<String>,
     /// Match inputs on this off-axis column instead of the index (`--var-key`); the
     /// output's index holds the matched values (unnamed). Main part only.
     pub off_key: Option<String>,
@@ -87,6 +92,7 @@ impl ConcatOptions {
             "pairwise": self.pairwise,
             "var_key": self.off_key,
             "obs_filter": self.obs_filter_text,
+            "var_filter": self.var_filter_text,
             "obs_names": self.obs_select.as_ref().and_then(|s| s.names.as_ref()).map(|n| n.len()),
             "var_names": self.off_names.as_ref().map(|n| serde_json::json!({"count": n.len(), "first": n.first(), "last": n.last()})),
         });
@@ -117,6 +123,8 @@ pub struct Report {
     pub off_match: Vec<OffMatch>,
     /// With a cell selection: each input's kept and total rows.
     pub kept: Vec<(u64, u64)>,
+    /// With a gene filter: each input's kept and total genes.
+    pub kept_var: Vec<(u64, u64)>,
 }
 
 /// How one input's off-axis names met the output's.

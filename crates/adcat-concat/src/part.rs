@@ -84,12 +84,13 @@ impl<'a> PartCtx<'a> {
             })
             .collect();
         let off_idx: Vec<&[String]> = ins.iter().map(|i| i.off.as_slice()).collect();
+        let join_idx: Vec<&[String]> = ins.iter().map(|i| i.off_join.as_slice()).collect();
         let new_off = match &opts.off_names {
             Some(names) if !lay.raw => names.to_vec(),
-            _ => merge_indices(&off_idx, opts.join),
+            _ => merge_indices(&join_idx, opts.join),
         };
         let reindexers = reindexers(ins, lay, opts, &off_idx, &new_off)?;
-        note_off_join(ins, lay, opts, &off_idx, &new_off, &reindexers, report);
+        note_off_join(ins, lay, opts, &join_idx, &new_off, &reindexers, report);
         Ok(PartCtx { ins, lay, keys, opts, out, index, new_off, reindexers })
     }
 

@@ -59,6 +59,11 @@ pub(crate) fn select_rows(store: &dyn Store, sel: &ObsSelection, suffix: &str) -
     Ok(b.finish())
 }
 
+/// Which of the `n` var rows of `store` pass `filter` (var is small: one block).
+pub(crate) fn var_rows(store: &dyn Store, filter: &Expr, n: u64) -> Result<Vec<bool>> {
+    eval::Eval::new(store, "var", filter)?.rows(filter, 0, n)
+}
+
 /// Refuse inputs whose obs-aligned elements a selection cannot stream: CSC matrices
 /// (their rows are scattered through every column) and awkward arrays; obsp when it is
 /// concatenated (`pairwise`).

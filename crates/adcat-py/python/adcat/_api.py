@@ -116,7 +116,7 @@ def _opt_str(value: Any, name: str) -> str | None:
 #: The options of :func:`concat_on_disk` that :func:`plan` shares, checked by ``_concat_args``.
 _CONCAT_OPTIONS = (
     "max_loaded_elems", "axis", "join", "merge", "uns_merge", "label", "keys", "index_unique", "fill_value",
-    "pairwise", "var_names", "var_key", "obs_filter", "obs_names", "max_memory", "zarr_format", "compression", "follow_external_links", "provenance",
+    "pairwise", "var_names", "var_key", "obs_filter", "obs_names", "var_filter", "max_memory", "zarr_format", "compression", "follow_external_links", "provenance",
 )
 
 
@@ -144,6 +144,7 @@ def _concat_args(
     var_key: str | None,
     obs_filter: str | None,
     obs_names: Sequence[str] | None,
+    var_filter: str | None,
     max_memory: int | str | None,
     zarr_format: int | None,
     compression: str | None,
@@ -190,6 +191,7 @@ def _concat_args(
         var_key=_opt_str(var_key, "var_key"),
         obs_filter=_opt_str(obs_filter, "obs_filter"),
         obs_names=_names(obs_names, "obs_names"),
+        var_filter=_opt_str(var_filter, "var_filter"),
         zarr_format=_zarr_format(zarr_format, target) if target.format == "zarr" else 3,
         compression=_opt_str(compression, "compression"),
         max_memory=_budget(max_memory, max_loaded_elems),
@@ -239,6 +241,7 @@ def concat_on_disk(
     var_key: str | None = None,
     obs_filter: str | None = None,
     obs_names: Sequence[str] | None = None,
+    var_filter: str | None = None,
     max_memory: int | str | None = None,
     zarr_format: Literal[2, 3] | None = None,
     compression: str | None = None,
@@ -311,6 +314,9 @@ def concat_on_disk(
     obs_names
         Keep only these cells (names as in the output, i.e. with the ``index_unique``
         suffix), in input order.
+    var_filter
+        Keep only genes whose ``var`` columns pass this expression (the language of
+        ``obs_filter``), as ``a[:, mask]`` of each input; ``raw`` is not filtered.
     max_memory
         adcat's memory budget for data in flight: bytes or a size like ``"2GiB"``;
         overrides ``max_loaded_elems``.
@@ -406,6 +412,7 @@ def plan(
     var_key: str | None = None,
     obs_filter: str | None = None,
     obs_names: Sequence[str] | None = None,
+    var_filter: str | None = None,
     max_memory: int | str | None = None,
     zarr_format: Literal[2, 3] | None = None,
     compression: str | None = None,
@@ -422,7 +429,7 @@ def plan(
 
     Parameters
     ----------
-    in_files, out_file, max_loaded_elems, axis, join, merge, uns_merge, label, keys, index_unique, fill_value, pairwise, var_names, var_key, obs_filter, obs_names, max_memory, zarr_format, compression, follow_external_links, provenance
+    in_files, out_file, max_loaded_elems, axis, join, merge, uns_merge, label, keys, index_unique, fill_value, pairwise, var_names, var_key, obs_filter, obs_names, var_filter, max_memory, zarr_format, compression, follow_external_links, provenance
         As for :func:`concat_on_disk`.
 
     Returns

@@ -129,6 +129,7 @@ def plan(
     var_key: str | None = None,
     obs_filter: str | None = None,
     obs_names: Sequence[str] | None = None,
+    var_filter: str | None = None,
     max_memory: int | str | None = None,
     zarr_format: Literal[2, 3] | None = None,
     compression: str | None = None,
@@ -153,7 +154,7 @@ def plan(
     in_files, out_file
         As for :func:`adcat.concat_on_disk`, but paths or ``s3://`` URLs only: every
         worker opens them itself.
-    max_loaded_elems, axis, join, merge, uns_merge, label, keys, index_unique, fill_value, pairwise, var_names, var_key, obs_filter, obs_names, max_memory, zarr_format, compression, follow_external_links, provenance
+    max_loaded_elems, axis, join, merge, uns_merge, label, keys, index_unique, fill_value, pairwise, var_names, var_key, obs_filter, obs_names, var_filter, max_memory, zarr_format, compression, follow_external_links, provenance
         As for :func:`adcat.concat_on_disk`. ``max_memory`` bounds each task.
     task_size
         Target uncompressed output size of one task (bytes or a size like ``"256MiB"``;
@@ -205,6 +206,7 @@ def concat_on_disk(
     var_key: str | None = None,
     obs_filter: str | None = None,
     obs_names: Sequence[str] | None = None,
+    var_filter: str | None = None,
     max_memory: int | str | None = None,
     zarr_format: Literal[2, 3] | None = None,
     compression: str | None = None,
@@ -230,7 +232,7 @@ def concat_on_disk(
         Paths or ``s3://`` URLs that every worker can open.
     client
         The ``distributed.Client`` to run on (default: the current one).
-    max_loaded_elems, axis, join, merge, uns_merge, label, keys, index_unique, fill_value, pairwise, var_names, var_key, obs_filter, obs_names, max_memory, zarr_format, compression, task_size, threads, force, follow_external_links, provenance
+    max_loaded_elems, axis, join, merge, uns_merge, label, keys, index_unique, fill_value, pairwise, var_names, var_key, obs_filter, obs_names, var_filter, max_memory, zarr_format, compression, task_size, threads, force, follow_external_links, provenance
         As for :func:`plan`.
     progress
         A tqdm bar of finished tasks in this process (default: when interactive and tqdm
