@@ -259,3 +259,42 @@ def test_var_filter_with_a_fixed_list(run_adcat, tmp_path, adatas):
     got = read(out)
     assert_equal(read(write(expected, tmp_path / "e.h5ad", "h5ad")), got, exact=False)
     assert_same_dtypes(expected, got)
+
+
+def test_r_written_and_legacy_inputs(run_adcat, tmp_path):
+    """SeuratDisk-style files (sparse X marked only by h5sparse attributes, legacy
+    categoricals) and anndataR files select like anndata-written ones."""
+    from test_r_variants import write_anndatar, write_modern, write_seuratdisk
+
+    paths = [write_anndatar(tmp_path / "r.h5ad"), write_seuratdisk(tmp_path / "s.h5ad"), write_modern(tmp_path / "m.h5ad")]
+    out = tmp_path / "out.zarr"
+    run_adcat("concat", *paths, "-o", out, "--join", "outer", "--obs-filter", "cell_type != 'B'")
+    with warnings.catch_warnings(), ad.settings.override(remove_unused_categories=False):
+        warnings.simplefilter("ignore")
+        ins = [ad.read_h5ad(p) for p in paths]
+        expected = ad.concat([a[(a.obs.cell_type != "B").to_numpy()] for a in ins], join="outer")
+    got = read(out)
+    assert_equal(read(write(expected, tmp_path / "e.zarr", "zarr")), got, exact=False)
+    assert_same_dtypes(expected, got)
+
+
+def test_damaged_input_is_still_refused(run_adcat, tmp_path, adatas):
+    """The view rebuilds indptr from kept rows, so it checks the input's own first: a
+    decreasing indptr, or a dense layer with extra rows, names the file and element."""
+    import h5py
+
+    p = write(adatas[0], tmp_path / "bad.h5ad", "h5ad")
+    with h5py.File(p, "r+") as f:
+        ptr = f["X/indptr"][...]
+        ptr[5] = ptr[6] + 1
+        f["X/indptr"][...] = ptr
+    proc = run_adcat("concat", p, "-o", tmp_path / "out.h5ad", "--obs-filter", "n_genes >= 0", expect_success=False)
+    assert proc.returncode == 1 and re.search(r"bad\.h5ad: .*X/indptr.*decreases at row 5", proc.stderr), proc.stderr
+    q = write(adatas[1], tmp_path / "rows.h5ad", "h5ad")
+    with h5py.File(q, "r+") as f:
+        X = f["obsm/X_pca"][...]
+        del f["obsm/X_pca"]
+        f["obsm/X_pca"] = np.vstack([X, X[:2]])
+    proc = run_adcat("concat", q, "-o", tmp_path / "out.h5ad", "--obs-filter", "n_genes >= 0", expect_success=False)
+    assert proc.returncode == 1 and re.search(r"rows\.h5ad: .*obsm/X_pca", proc.stderr), proc.stderr
+    assert not (tmp_path / "out.h5ad").exists()

@@ -234,7 +234,7 @@ def test_plan_json_round_trips(run_adcat, tmp_path):
     plan = json.loads(run_adcat("plan", *paths, "-o", tmp_path / "o.zarr", *opts, "--json").stdout)["job"]
     run_adcat("job", "create", *paths, "-o", tmp_path / "o.zarr", *opts, tmp_path / "job")
     assert plan_of(tmp_path / "job") == plan
-    assert plan["version"] == 3
+    assert plan["version"] == 4
     kinds = {e["path"]: e["kind"] for e in plan["elements"]}
     matrices = {"X", "layers/counts", "layers/dense", "obsm/X_pca", "raw/X"}
     columns = {"obs/_index": "column", "obs/batch": "column", "obs/q": "column"}

@@ -55,6 +55,7 @@ def test_output_records_the_concatenation(run_adcat, inputs, tmp_path, out_fmt):
     assert step["options"] == {
         "axis": "obs", "join": "outer", "merge": None, "uns_merge": None, "label": "batch",
         "index_unique": "-", "fill_value": None, "pairwise": False,
+        "var_names": None, "var_key": None, "obs_filter": None, "obs_names": None, "var_filter": None,
     }
     assert step["inputs"] == [
         {"key": k, "path": str(p), "n_obs": a.n_obs, "n_vars": a.n_vars} for k, p, a in zip("abc", paths, adatas)
@@ -90,6 +91,20 @@ def test_job_python_and_convert_keep_the_same_record(run_adcat, inputs, tmp_path
         assert record(tmp_path / name) == expected, name
     run_adcat("convert", tmp_path / "one.zarr", tmp_path / "conv.h5ad", "-q")
     assert record(tmp_path / "conv.h5ad") == expected
+
+
+def test_selections_are_recorded(run_adcat, inputs, tmp_path):
+    adatas, paths = inputs
+    genes = tmp_path / "genes.txt"
+    genes.write_text("g3\ng1\ng39\n")
+    out = tmp_path / "sel.zarr"
+    run_adcat("concat", *paths, "-o", out, "--obs-filter", "q < 0.5", "--var-names", genes, "--var-filter", "_index != 'g2'", "-q")
+    step = record(out)["history"][0]
+    assert step["options"]["obs_filter"] == "q < 0.5" and step["options"]["var_filter"] == "_index != 'g2'"
+    assert step["options"]["var_names"] == {"count": 3, "first": "g3", "last": "g39"}
+    for src, a in zip(step["inputs"], adatas):
+        assert (src["n_obs"], src["n_vars"]) == a.shape
+        assert src["kept_obs"] == int((a.obs.q < 0.5).sum()) and src["kept_vars"] == a.n_vars - int("g2" in a.var_names)
 
 
 def test_many_inputs_keep_the_record_small(run_adcat, tmp_path):

@@ -58,7 +58,9 @@ pub fn read_names(file: &Path, option: &str) -> Result<Vec<String>> {
         std::fs::read_to_string(file).with_context(|| format!("{option} {}: cannot read the names", file.display()))?
     };
     let name = if file == Path::new("-") { "standard input".to_owned() } else { file.display().to_string() };
-    let body = text.strip_suffix('\n').unwrap_or(&text);
+    // Editors on Windows start UTF-8 files with a byte-order mark; it is not a name.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    let body = text.strip_suffix('\n').unwrap_or(text);
     if body.is_empty() {
         bail!("{option} {name}: holds no names");
     }

@@ -348,6 +348,10 @@ pub(crate) fn prepare_inputs(specs: Vec<inputs::Input>, args: ConcatArgs, format
         None => output_format(&output, write.zarr_format.parse().unwrap_or(3))?,
     };
     let axis = if axis == "var" || axis == "1" { adcat_concat::Axis::Var } else { adcat_concat::Axis::Obs };
+    let stdin_readers = [var_names.as_deref(), obs_names.as_deref()].iter().filter(|f| f.is_some_and(|f| f == std::path::Path::new("-"))).count();
+    if stdin_readers > 1 {
+        bail!("--var-names and --obs-names cannot both read standard input (`-`); give one of them a file");
+    }
     let off_names = match (var_names_list, var_names) {
         (Some(list), _) => Some(inputs::unique_names(list, "var_names")?),
         (None, Some(file)) => Some(inputs::read_names(&file, "--var-names")?),

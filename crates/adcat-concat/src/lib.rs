@@ -69,6 +69,15 @@ fn as_engine_sees<R>(inputs: &[&dyn Store], out: &dyn Store, f: impl FnOnce(&[&d
     f(&inputs, &tagged).map_err(attribute_output)
 }
 
+/// An error met while reading `store`, attributed to it if it is not already.
+fn at_input(e: ConcatError, store: &dyn Store) -> ConcatError {
+    match e {
+        ConcatError::Format(source) => ConcatError::Input { file: store.location().into(), source },
+        ConcatError::Unsupported { path, reason } => ConcatError::Input { file: store.location().into(), source: FormatError::invalid(&path, reason) },
+        other => other,
+    }
+}
+
 /// Apply `--var-filter` to the inputs' off-axis names (the main part's).
 fn filter_var(ins: &mut [inputs::Input<'_>], opts: &ConcatOptions, run: bool, report: &mut Report) -> Result<()> {
     let Some(f) = &opts.var_filter else { return Ok(()) };
@@ -80,7 +89,7 @@ fn filter_var(ins: &mut [inputs::Input<'_>], opts: &ConcatOptions, run: bool, re
     }
     for i in ins.iter_mut() {
         let n = i.off.len() as u64;
-        let keep = select::var_rows(i.store, f, n)?;
+        let keep = select::var_rows(i.store, f, n).map_err(|e| at_input(e, i.store))?;
         report.kept_var.push((keep.iter().filter(|&&k| k).count() as u64, n));
         inputs::drop_off_names(i, &keep);
     }
@@ -100,7 +109,7 @@ fn select_inputs<'a>(inputs: &[&'a dyn Store], keys: &[String], opts: &ConcatOpt
     for (i, s) in inputs.iter().enumerate() {
         select::check_selectable(*s, opts.pairwise)?;
         let suffix = opts.index_unique.as_ref().map(|sep| format!("{sep}{}", keys[i])).unwrap_or_default();
-        let rows = select::select_rows(*s, sel, &suffix)?;
+        let rows = select::select_rows(*s, sel, &suffix).map_err(|e| at_input(e, *s))?;
         report.kept.push((rows.count(), rows.len()));
         views.push(select::SelectedView::new(*s, std::sync::Arc::new(rows)));
     }
@@ -108,17 +117,22 @@ fn select_inputs<'a>(inputs: &[&'a dyn Store], keys: &[String], opts: &ConcatOpt
 }
 
 /// Record the concatenation in the output's root attribute (see [`adcat_format::provenance`]).
-fn record_provenance(ins: &[inputs::Input<'_>], keys: &[String], opts: &ConcatOptions, shape: (u64, u64), out: &dyn Store) -> Result<()> {
+fn record_provenance(ins: &[inputs::Input<'_>], keys: &[String], opts: &ConcatOptions, report: &Report, out: &dyn Store) -> Result<()> {
     use adcat_format::provenance::{self, Provenance, Source, Step};
-    let mut step = Step::new("concat", shape);
+    let mut step = Step::new("concat", report.shape);
     step.options = opts.provenance_options();
     step.inputs = ins
         .iter()
         .zip(keys)
-        .map(|(i, key)| {
+        .enumerate()
+        .map(|(k, (i, key))| {
             let (n_ax, n_off) = (i.n_ax, i.off.len() as u64);
             let (n_obs, n_vars) = if opts.axis == Axis::Obs { (n_ax, n_off) } else { (n_off, n_ax) };
-            Source { key: key.clone(), path: i.store.location().to_owned(), n_obs, n_vars }
+            // With a selection, the input's own shape and what was kept of it.
+            let kept_obs = report.kept.get(k).map(|&(kept, _)| kept);
+            let kept_vars = report.kept_var.get(k).map(|&(kept, _)| kept);
+            let n_obs = report.kept.get(k).map_or(n_obs, |&(_, total)| total);
+            Source { key: key.clone(), path: i.store.location().to_owned(), n_obs, n_vars, kept_obs, kept_vars }
         })
         .collect();
     provenance::write(out, &Provenance::new(step)).map_err(ConcatError::Output)
@@ -149,18 +163,18 @@ fn concat_tagged(inputs: &[&dyn Store], out: &dyn Store, opts: &ConcatOptions, p
         return Err(ConcatError::Options(format!("--keys must be unique (label categories), {d:?} repeats; rename one of them")));
     }
     let mut report = Report::default();
-    let selected = select_inputs(inputs, &keys, opts, run, &mut report)?;
-    let inputs: Vec<&dyn Store> = match &selected {
-        Some(views) => views.iter().map(|v| v as &dyn Store).collect(),
-        None => inputs.to_vec(),
-    };
-    let inputs = inputs.as_slice();
     for s in inputs {
         let root = detect(*s, "").at(*s)?;
         if root.encoding != Encoding::AnnData {
             return Err(ConcatError::Input { file: s.location().into(), source: FormatError::invalid("", "not an AnnData store") });
         }
     }
+    let selected = select_inputs(inputs, &keys, opts, run, &mut report)?;
+    let inputs: Vec<&dyn Store> = match &selected {
+        Some(views) => views.iter().map(|v| v as &dyn Store).collect(),
+        None => inputs.to_vec(),
+    };
+    let inputs = inputs.as_slice();
     let (ax, off) = opts.axis.names();
     let mut ins = inputs_for(inputs, ax, off, opts.off_key.as_deref())?;
     filter_var(&mut ins, opts, run, &mut report)?;
@@ -190,7 +204,7 @@ fn concat_tagged(inputs: &[&dyn Store], out: &dyn Store, opts: &ConcatOptions, p
         report.warnings.push("Only some AnnData objects have `.raw` attribute, not concatenating `.raw` attributes.".into());
     }
     if !opts.no_provenance {
-        record_provenance(&ins, &keys, opts, report.shape, out)?;
+        record_provenance(&ins, &keys, opts, &report, out)?;
     }
     if run && !opts.dry_run {
         let exec = job::Executor::new(inputs, out, opts.write.max_memory, progress);

@@ -74,6 +74,17 @@ pub struct ConcatOptions {
     pub dry_run: bool,
 }
 
+/// A filter's text as the provenance record keeps it: at most 4 KiB (a long `in [...]`
+/// list would crowd out the inputs).
+fn short_text(s: &str) -> String {
+    const MAX: usize = 4096;
+    if s.len() <= MAX {
+        return s.to_owned();
+    }
+    let cut = (0..=MAX).rev().find(|&i| s.is_char_boundary(i)).unwrap_or(0);
+    format!("{}... ({} bytes)", &s[..cut], s.len())
+}
+
 /// Default size of a task: large enough that per-task costs (opening inputs, reading
 /// their indexes) vanish, small enough to spread a job over many workers.
 pub const DEFAULT_TASK_BYTES: u64 = 1 << 30;
@@ -91,8 +102,8 @@ impl ConcatOptions {
             "fill_value": self.fill_value,
             "pairwise": self.pairwise,
             "var_key": self.off_key,
-            "obs_filter": self.obs_filter_text,
-            "var_filter": self.var_filter_text,
+            "obs_filter": self.obs_filter_text.as_deref().map(short_text),
+            "var_filter": self.var_filter_text.as_deref().map(short_text),
             "obs_names": self.obs_select.as_ref().and_then(|s| s.names.as_ref()).map(|n| n.len()),
             "var_names": self.off_names.as_ref().map(|n| serde_json::json!({"count": n.len(), "first": n.first(), "last": n.last()})),
         });

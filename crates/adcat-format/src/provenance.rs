@@ -77,6 +77,12 @@ pub struct Source {
     pub n_obs: u64,
     /// Its number of genes.
     pub n_vars: u64,
+    /// Cells kept by a selection (`--obs-filter`, `--obs-names`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kept_obs: Option<u64>,
+    /// Genes kept by `--var-filter`, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kept_vars: Option<u64>,
 }
 
 impl Step {
@@ -150,7 +156,11 @@ pub fn describe(p: &Provenance) -> String {
             if s.omitted_inputs > 0 && i == KEEP_ENDS.min(s.inputs.len()) {
                 out.push_str(&format!("  ... {} more\n", s.omitted_inputs));
             }
-            out.push_str(&format!("  {}: {} ({} x {})\n", src.key, src.path, src.n_obs, src.n_vars));
+            let kept = match (src.kept_obs, src.kept_vars) {
+                (None, None) => String::new(),
+                (o, v) => format!(", kept {} x {}", o.map_or("all".into(), |x| x.to_string()), v.map_or("all".into(), |x| x.to_string())),
+            };
+            out.push_str(&format!("  {}: {} ({} x {}{kept})\n", src.key, src.path, src.n_obs, src.n_vars));
         }
     }
     out
@@ -170,7 +180,7 @@ mod tests {
     fn step(n: usize) -> Step {
         let mut s = Step::new("concat", (n as u64, 5));
         s.options.insert("join".into(), "outer".into());
-        s.inputs = (0..n).map(|i| Source { key: i.to_string(), path: format!("/data/some/long/directory/name/sample_{i:05}.h5ad"), n_obs: 1, n_vars: 5 }).collect();
+        s.inputs = (0..n).map(|i| Source { key: i.to_string(), path: format!("/data/some/long/directory/name/sample_{i:05}.h5ad"), n_obs: 1, n_vars: 5, kept_obs: None, kept_vars: None }).collect();
         s
     }
 

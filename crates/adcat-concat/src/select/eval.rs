@@ -28,7 +28,8 @@ enum Vals {
 /// A filter bound to one dataframe of one input.
 pub(crate) struct Eval<'a> {
     store: &'a dyn Store,
-    frame: String,
+    /// Each column's element path (`_index` names the dataframe's index).
+    paths: HashMap<String, String>,
     kinds: HashMap<String, ColKind>,
 }
 
@@ -39,15 +40,16 @@ fn type_error(file: &str, column: &str, kind: &ColKind, lit: &Lit, pos: usize) -
 impl<'a> Eval<'a> {
     /// Bind `expr`'s columns in dataframe `frame` of `store`.
     pub fn new(store: &'a dyn Store, frame: &str, expr: &Expr) -> Result<Self> {
-        let mut kinds = HashMap::new();
+        let (mut kinds, mut paths) = (HashMap::new(), HashMap::new());
         for c in expr.columns() {
-            let p = join_path(frame, &c);
+            let p = if c == "_index" { crate::inputs::index_path(store, frame)? } else { join_path(frame, &c) };
             if !store.exists(&p)? {
                 return Err(ConcatError::Options(format!("{}: /{frame} has no column `{c}` (used by the filter)", store.location())));
             }
-            kinds.insert(c, col_kind(store, &p)?);
+            kinds.insert(c.clone(), col_kind(store, &p)?);
+            paths.insert(c, p);
         }
-        let e = Eval { store, frame: frame.to_owned(), kinds };
+        let e = Eval { store, paths, kinds };
         e.check(expr)?;
         Ok(e)
     }
@@ -121,7 +123,7 @@ impl<'a> Eval<'a> {
         if let Some(v) = cache.get(column) {
             return Ok(v.clone());
         }
-        let p = join_path(&self.frame, column);
+        let p = self.paths[column].clone();
         let st = self.store;
         let mask = |p: &str| -> Result<Vec<bool>> { Ok(st.read_rows(&join_path(p, "mask"), s, e)?.to_i64_vec().unwrap_or_default().into_iter().map(|m| m != 0).collect()) };
         let v = match &self.kinds[column] {

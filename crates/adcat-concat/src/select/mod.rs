@@ -47,6 +47,9 @@ pub(crate) fn select_rows(store: &dyn Store, sel: &ObsSelection, suffix: &str) -
             (Some(ev), Some(f)) => ev.rows(f, s, e)?,
             _ => vec![true; (e - s) as usize],
         };
+        if keep.len() as u64 != e - s {
+            return Err(ConcatError::Input { file: store.location().into(), source: FormatError::invalid("obs", format!("the filter's columns hold fewer rows than obs ({} of {} in rows {s}..{e})", keep.len(), e - s)) });
+        }
         if let Some(names) = &sel.names {
             let idx = read_strings(store, &index, &index_kind, s, e)?;
             for (k, name) in keep.iter_mut().zip(idx) {
@@ -61,7 +64,11 @@ pub(crate) fn select_rows(store: &dyn Store, sel: &ObsSelection, suffix: &str) -
 
 /// Which of the `n` var rows of `store` pass `filter` (var is small: one block).
 pub(crate) fn var_rows(store: &dyn Store, filter: &Expr, n: u64) -> Result<Vec<bool>> {
-    eval::Eval::new(store, "var", filter)?.rows(filter, 0, n)
+    let keep = eval::Eval::new(store, "var", filter)?.rows(filter, 0, n)?;
+    if keep.len() as u64 != n {
+        return Err(ConcatError::Input { file: store.location().into(), source: FormatError::invalid("var", format!("the filter's columns hold {} rows, var has {n}", keep.len())) });
+    }
+    Ok(keep)
 }
 
 /// Refuse inputs whose obs-aligned elements a selection cannot stream: CSC matrices

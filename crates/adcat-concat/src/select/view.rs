@@ -14,8 +14,8 @@ use std::sync::{Arc, Mutex};
 const CHECKPOINT: u64 = 4096;
 /// Rows of an input's `indptr` read at once while building checkpoints.
 const SCAN_ROWS: u64 = 1 << 20;
-/// Unwanted elements read through rather than starting another read (per gap).
-const GAP: u64 = 1 << 16;
+/// Unwanted bytes read through rather than starting another read (per gap).
+const GAP_BYTES: u64 = 256 << 10;
 
 /// How an array of the input relates to obs rows.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,21 +112,41 @@ impl<'a> SelectedView<'a> {
             return Ok(c.clone());
         }
         let indptr = join_path(group, "indptr");
+        let bad = |reason: String| StoreError::InvalidMetadata { path: indptr.clone(), reason };
+        let n_ptr = self.inner.array_meta(&indptr)?.shape.first().copied().unwrap_or(0);
+        if n_ptr != self.sel.len() + 1 {
+            return Err(bad(format!("has {n_ptr} entries for {} rows", self.sel.len())));
+        }
+        // The engine checks indptr as it reads it; through the view it reads offsets
+        // rebuilt from kept rows, so the input's own are checked here, whole.
         let (mut checkpoints, mut offset, mut kept) = (vec![], 0u64, 0u64);
         let mut row = 0;
+        let mut last = 0;
         while row < self.sel.len() {
             let end = (row + SCAN_ROWS).min(self.sel.len());
             let ptr = ints(self.inner.read_rows(&indptr, row, end + 1)?, &indptr)?;
+            if row == 0 && ptr.first() != Some(&0) {
+                return Err(bad("does not start at 0".into()));
+            }
             for r in row..end {
+                let (p, q) = (ptr[(r - row) as usize], ptr[(r - row + 1) as usize]);
+                if q < p {
+                    return Err(bad(format!("decreases at row {r} ({p} then {q})")));
+                }
                 if self.sel.contains(r) {
                     if kept % CHECKPOINT == 0 {
                         checkpoints.push(offset);
                     }
                     kept += 1;
-                    offset += ptr[(r - row + 1) as usize].saturating_sub(ptr[(r - row) as usize]);
+                    offset += q - p;
                 }
+                last = q;
             }
             row = end;
+        }
+        let nnz = self.inner.array_meta(&join_path(group, "data"))?.shape.first().copied().unwrap_or(0);
+        if last != nnz {
+            return Err(bad(format!("ends at {last}, but data has {nnz} entries")));
         }
         checkpoints.push(offset);
         let c = Arc::new(Csr { checkpoints });
@@ -146,15 +166,14 @@ impl<'a> SelectedView<'a> {
         let mut offset = csr.checkpoints[(a / CHECKPOINT) as usize];
         let indptr = join_path(group, "indptr");
         let mut out = Vec::with_capacity((b - from) as usize);
-        for (s, e) in merged(self.sel.runs(from, b)) {
-            let ptr = ints(self.inner.read_rows(&indptr, s, e + 1)?, &indptr)?;
-            for r in s..e {
-                if !self.sel.contains(r) {
-                    continue;
+        for (lo, hi, runs) in coalesce(&self.sel.runs(from, b), 8) {
+            let ptr = ints(self.inner.read_rows(&indptr, lo, hi + 1)?, &indptr)?;
+            for (s, e) in runs {
+                for r in s..e {
+                    let (p, q) = (ptr[(r - lo) as usize], ptr[(r - lo + 1) as usize]);
+                    out.push((offset, p, q.saturating_sub(p)));
+                    offset += q.saturating_sub(p);
                 }
-                let (p, q) = (ptr[(r - s) as usize], ptr[(r - s + 1) as usize]);
-                out.push((offset, p, q.saturating_sub(p)));
-                offset += q.saturating_sub(p);
             }
         }
         Ok(out.split_off(((a - from) as usize).min(out.len())))
@@ -165,7 +184,7 @@ impl<'a> SelectedView<'a> {
         let kept = self.sel.count();
         let end = (start + n).min(kept + 1);
         let mut v: Vec<u64> = self.rows_entries(group, start.min(kept), end.min(kept))?.iter().map(|r| r.0).collect();
-        if end == kept + 1 {
+        if n > 0 && end == kept + 1 {
             v.push(*csr.checkpoints.last().unwrap_or(&0));
         }
         let dtype = self.inner.array_meta(&join_path(group, "indptr"))?.dtype;
@@ -202,14 +221,30 @@ fn ints(a: ArrayData, path: &str) -> Result<Vec<u64>> {
     a.to_i64_vec().map(|v| v.into_iter().map(|x| x.max(0) as u64).collect()).ok_or_else(|| StoreError::InvalidMetadata { path: path.to_owned(), reason: "indptr is not integer".into() })
 }
 
-/// Runs joined across gaps of at most [`GAP`] rows (read through, then skipped).
-fn merged(runs: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
-    let mut out: Vec<(u64, u64)> = vec![];
-    for (s, e) in runs {
-        match out.last_mut() {
-            Some(last) if s - last.1 <= GAP => last.1 = e,
-            _ => out.push((s, e)),
+/// One merged read: rows `lo..hi`, of which the listed ranges are kept.
+type Read = (u64, u64, Vec<(u64, u64)>);
+
+/// Ranges of rows (in order) grouped into reads: a group reads `lo..hi` and keeps its
+/// ranges. A gap joins a group when it is small ([`GAP_BYTES`]) and the read stays
+/// within twice the bytes wanted plus one gap, so a sparse selection never reads much
+/// more than the budget planned for its kept rows.
+fn coalesce(ranges: &[(u64, u64)], row_bytes: u64) -> Vec<Read> {
+    let row_bytes = row_bytes.max(1);
+    let mut out: Vec<Read> = vec![];
+    let mut wanted = 0u64;
+    for &(s, e) in ranges {
+        if let Some((lo, hi, runs)) = out.last_mut() {
+            let gap = s.saturating_sub(*hi) * row_bytes;
+            let span = (e - *lo) * row_bytes;
+            if s >= *hi && gap <= GAP_BYTES && span <= 2 * (wanted + (e - s) * row_bytes) + GAP_BYTES {
+                *hi = e;
+                runs.push((s, e));
+                wanted += (e - s) * row_bytes;
+                continue;
+            }
         }
+        out.push((s, e, vec![(s, e)]));
+        wanted = (e - s) * row_bytes;
     }
     out
 }
@@ -217,23 +252,16 @@ fn merged(runs: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
 /// Rows `ranges` (axis 0, in order) of the array at `path`, with the box `start`/`shape`
 /// on the trailing axes, concatenated.
 fn gather(inner: &dyn Store, path: &str, start: &[u64], shape: &[u64], ranges: &[(u64, u64)]) -> Result<ArrayData> {
+    let dtype = inner.array_meta(path)?.dtype;
+    let row_bytes = shape.iter().product::<u64>().max(1) * adcat_format::layout::element_bytes(dtype);
     let mut parts = vec![];
-    let mut i = 0;
-    while i < ranges.len() {
-        // One read over ranges separated by small gaps.
-        let mut j = i + 1;
-        while j < ranges.len() && ranges[j].0 - ranges[j - 1].1 <= GAP {
-            j += 1;
-        }
-        let (lo, hi) = (ranges[i].0, ranges[j - 1].1);
+    for (lo, hi, runs) in coalesce(ranges, row_bytes) {
         let block = inner.read(path, &[&[lo][..], start].concat(), &[&[hi - lo][..], shape].concat())?;
-        for &(s, e) in &ranges[i..j] {
+        for (s, e) in runs {
             parts.push(block.slice_rows((s - lo) as usize, (e - lo) as usize));
         }
-        i = j;
     }
     if parts.is_empty() {
-        let dtype = inner.array_meta(path)?.dtype;
         return Ok(ArrayData::zeros(dtype, &[&[0][..], shape].concat()));
     }
     ArrayData::concat_rows(&parts).ok_or_else(|| StoreError::InvalidMetadata { path: path.to_owned(), reason: "rows of different types".into() })
@@ -266,10 +294,12 @@ impl Store for SelectedView<'_> {
 
     fn attrs(&self, path: &str) -> Result<Attrs> {
         let mut a = self.inner.attrs(path)?;
-        // A CSR matrix along obs: its logical shape has the kept rows.
-        if let Some(AttrValue::Ints(shape)) = a.get("shape").cloned() {
+        // A CSR matrix along obs: its logical shape has the kept rows (also under the
+        // h5sparse name of old and R-written files).
+        for key in ["shape", "h5sparse_shape"] {
+            let Some(shape) = a.get(key).and_then(AttrValue::as_ints) else { continue };
             if shape.len() == 2 && matches!(self.aligned(&join_path(path, "indptr"))?, Aligned::Indptr(_)) {
-                a.insert("shape".into(), AttrValue::Ints(vec![self.sel.count() as i64, shape[1]]));
+                a.insert(key.into(), AttrValue::Ints(vec![self.sel.count() as i64, shape[1]]));
             }
         }
         Ok(a)
@@ -285,7 +315,12 @@ impl Store for SelectedView<'_> {
 
     fn array_meta(&self, path: &str) -> Result<ArrayMeta> {
         let mut m = self.inner.array_meta(path)?;
-        match self.aligned(path)? {
+        let aligned = self.aligned(path)?;
+        let n = self.sel.len();
+        if aligned == Aligned::Rows && m.shape.first() != Some(&n) {
+            return Err(StoreError::InvalidMetadata { path: path.to_owned(), reason: format!("has {} rows, expected {n} (one per obs)", m.shape.first().copied().unwrap_or(0)) });
+        }
+        match aligned {
             Aligned::No => {}
             Aligned::Rows => m.shape[0] = self.sel.count(),
             Aligned::Indptr(_) => m.shape[0] = self.sel.count() + 1,
