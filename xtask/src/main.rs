@@ -5,6 +5,7 @@
 //! the oracle tests, a pinned Python >= 3.12 venv with anndata 0.13.4 in `.venv-ref/`.
 
 mod bench;
+mod bench_append;
 mod bench_jobs;
 mod bench_scale;
 mod wheel;
@@ -28,6 +29,7 @@ cargo xtask <task>
   bench-scale   time and peak RSS against the number of files (2-500), the input size (to 11 GB) and
                 the threads (1, 2); cost per file and per GB; a Tahoe-100M-sized projection
   bench-jobs    cost of `adcat job` create/run/finish and of a task per process, for 10/100/1000 inputs
+  bench-append  `adcat append` of one batch against concatenating all batches again (10 and 50 batches)
   bench-s3      concat into and out of a real S3 server (SeaweedFS on 127.0.0.1) next to plain uploads/downloads
   bench-dask    adcat.dask on 1, 2 and 4 Dask worker processes next to the single-process concat (docs/scale.md)
   wheel         build the self-contained wheel of the Python package (HDF5 linked in, built from
@@ -396,6 +398,7 @@ fn main() -> Result<()> {
         "bench" => with_bench_env(bench::bench),
         "bench-scale" => with_bench_env(bench_scale::bench_scale),
         "bench-jobs" => with_bench_env(bench_jobs::bench_jobs),
+        "bench-append" => with_bench_env(bench_append::bench_append),
         "bench-s3" => with_bench_env(bench_s3),
         "bench-dask" => with_bench_env(bench_dask),
         "man" => {

@@ -158,7 +158,7 @@ fn concat_kind(e: &ConcatError) -> ErrorKind {
     match e {
         ConcatError::Input { source, .. } | ConcatError::Format(source) => format_kind(source),
         ConcatError::Output(_) => ErrorKind::Io,
-        ConcatError::Unsupported { .. } => ErrorKind::Unsupported,
+        ConcatError::Unsupported { .. } | ConcatError::Refused { .. } => ErrorKind::Unsupported,
         ConcatError::Options(_) | ConcatError::Job(_) => ErrorKind::Invalid,
     }
 }
@@ -287,6 +287,23 @@ pub fn concat(spec: &ConcatSpec, progress: &dyn Progress, stop: &StopToken) -> R
         let out = create_output(&p.output, p.format, p.force, &p.inputs)?;
         let report = adcat_concat::concat(&refs, out.store(), &p.copts, progress).map_err(|e| engine_error(&p, e))?;
         out.commit(Some(report.shape)).map_err(|e| Error::from_anyhow(ErrorKind::Io, &e))?;
+        Ok(report.warnings)
+    })
+}
+
+/// Append to the store `spec.output` as `adcat append` (the spec's options as for a
+/// concatenation; `axis`, `pairwise`, selections and `write` other than the memory
+/// budget are refused or unused); returns the warnings.
+pub fn append(spec: &ConcatSpec, progress: &dyn Progress, stop: &StopToken) -> Result<Vec<String>> {
+    stoppable(stop, || {
+        if !spec.output.exists() && !stores::is_url(&spec.output) {
+            return Err(Error::new(ErrorKind::NotFound, format!("{}: no such store", spec.output.display())));
+        }
+        let (p, stores) = prepared(spec)?;
+        let report = crate::append::run(&p, &stores, spec.follow_external_links, progress).map_err(|f| match f {
+            crate::append::Failure::Engine(e) => engine_error(&p, e),
+            crate::append::Failure::Other(e) => Error::from_anyhow(ErrorKind::Invalid, &e),
+        })?;
         Ok(report.warnings)
     })
 }

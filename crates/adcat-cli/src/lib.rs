@@ -3,6 +3,7 @@
 //! the same jobs to other front ends (the Python package) with typed errors.
 
 pub mod api;
+mod append;
 pub mod guard;
 mod inputs;
 mod job;
@@ -166,6 +167,12 @@ enum Command {
         /// Continue the job in --job-dir: finished tasks are not run again.
         #[arg(long, requires = "job_dir")]
         resume: bool,
+    },
+    /// Add inputs to an existing store (h5ad or zarr) in place, as if it had been
+    /// concatenated with them at once; the store changes only once all is written.
+    Append {
+        #[command(flatten)]
+        args: append::AppendArgs,
     },
     /// Show what `adcat concat` with the same arguments would do, reading only metadata,
     /// indexes and off-axis tables: output shape, every element and how it is combined,
@@ -525,6 +532,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Concat { args, job_dir: Some(dir), resume, .. } => job::concat_via_job(args, &dir, resume, cli.quiet, cli.verbose, cli.follow_external_links),
         Command::Concat { args, dry_run, json, .. } => concat_cmd(args, if dry_run { Some(json) } else { None }, cli.quiet, cli.verbose, cli.follow_external_links),
+        Command::Append { args } => append::append_cmd(args, cli.quiet, cli.verbose, cli.follow_external_links),
         Command::Job(cmd) => job::run(cmd, cli.quiet, cli.verbose, cli.follow_external_links),
         Command::Plan { args, json } => concat_cmd(args, Some(json), cli.quiet, cli.verbose, cli.follow_external_links),
         Command::Generate { output, cells, genes, gene_offset, density, seed, shuffle_genes, dense, write } => {

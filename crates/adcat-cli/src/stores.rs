@@ -490,6 +490,59 @@ impl Output {
         Ok(out)
     }
 
+    /// A copy of the existing store `dest` to change as a whole (`adcat append`): locked
+    /// as an output, copied beside it (zarr: by hard links, the writes then replace the
+    /// linked files; h5ad: a file copy, cloned where the file system can), opened for
+    /// writing. [`Output::commit`] swaps it in; dropped, it is removed and `dest` is as
+    /// it was. `inputs` must not include `dest`.
+    pub fn shadow(dest: &Path, inputs: &[PathBuf]) -> Result<Output> {
+        if is_url(dest) {
+            bail!("{}: appending to a store in object storage is not supported yet; append to a local copy, or concatenate into a new store", dest.display());
+        }
+        let (parent, name) = split_dest(dest)?;
+        let dest_abs = parent.join(&name);
+        if !dest.exists() {
+            bail!("{}: no such store", dest.display());
+        }
+        for input in inputs {
+            if input.canonicalize().ok() == dest_abs.canonicalize().ok() {
+                bail!("{}: is the store being appended to; an input cannot be the store itself", input.display());
+            }
+        }
+        let lock_path = parent.join(format!(".{name}.adcat-lock"));
+        let lock = lock_output(dest, &lock_path)?;
+        remove_leftovers(&parent, &name);
+        let tmp = parent.join(format!(".{name}.adcat-tmp-{}", std::process::id()));
+        if tmp.exists() {
+            remove_path(&tmp)?;
+        }
+        guard::register_temp(&tmp);
+        let mut out = Output { tmp: tmp.clone(), dest: dest_abs.clone(), store: None, lock: Some((lock_path, lock)), discard: true, spent: None, remote: None };
+        let store: Box<dyn Store> = if dest_abs.is_dir() {
+            adcat_zarr::shadow::link_tree(&dest_abs, &tmp).with_context(|| format!("{}: cannot copy the store beside it to append", dest.display()))?;
+            Box::new(ZarrStore::open_shadow(&tmp).map_err(|e| anyhow!("{}: {}", dest.display(), e))?)
+        } else if is_hdf5(&dest_abs) {
+            std::fs::copy(&dest_abs, &tmp).with_context(|| format!("{}: cannot copy the store beside it to append", dest.display()))?;
+            Box::new(Hdf5Store::open_rw(&tmp).map_err(|e| anyhow!("{}: {}", dest.display(), e))?)
+        } else {
+            bail!("{}: not an AnnData store (an .h5ad file or a .zarr directory)", dest.display());
+        };
+        out.store = Some(Box::new(Guarded::new(store)));
+        Ok(out)
+    }
+
+    /// An empty scratch zarr store beside `dest`, for work that is not part of the
+    /// output; removed when dropped (or by the next run, if this one dies).
+    pub fn scratch(&self, label: &str) -> Result<Scratch> {
+        let path = PathBuf::from(format!("{}.{label}", self.tmp.display()));
+        if path.exists() {
+            remove_path(&path)?;
+        }
+        guard::register_temp(&path);
+        let store = ZarrStore::create(&path, ZarrVersion::V3).map_err(|e| anyhow!("{}: scratch store {}: {e}", self.dest.display(), path.display()))?;
+        Ok(Scratch { path, store: Some(Box::new(Guarded::new(Box::new(store)))) })
+    }
+
     /// The store to write into.
     pub fn store(&self) -> &dyn Store {
         self.store.as_deref().expect("store is present until commit")
@@ -521,6 +574,13 @@ impl Output {
         // next run recognises (see `remove_leftovers`).
         let backup = PathBuf::from(format!("{}.old", self.tmp.display()));
         let replaced = self.dest.is_dir();
+        if replaced && exchange(&self.tmp, &self.dest) {
+            // The old store is now at the temporary path: at no moment was the
+            // destination missing.
+            let _ = remove_path(&self.tmp);
+            guard::unregister_temp(&self.tmp);
+            return Ok(());
+        }
         if replaced {
             std::fs::rename(&self.dest, &backup).with_context(|| format!("{}: cannot move the existing output aside", self.dest.display()))?;
         }
@@ -571,6 +631,21 @@ impl Output {
     }
 }
 
+/// Swap two paths atomically (Linux `renameat2` with `RENAME_EXCHANGE`); false where
+/// the system or file system cannot, and nothing changed.
+#[cfg(target_os = "linux")]
+fn exchange(a: &Path, b: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let (Ok(a), Ok(b)) = (std::ffi::CString::new(a.as_os_str().as_bytes()), std::ffi::CString::new(b.as_os_str().as_bytes())) else { return false };
+    // SAFETY: both are valid NUL-terminated paths; the call reads them only.
+    unsafe { libc::renameat2(libc::AT_FDCWD, a.as_ptr(), libc::AT_FDCWD, b.as_ptr(), libc::RENAME_EXCHANGE) == 0 }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn exchange(_a: &Path, _b: &Path) -> bool {
+    false
+}
+
 /// Check a written store against the AnnData format and the planned shape.
 fn verify(written: &dyn Store, dest: &Path, expect: Option<(u64, u64)>) -> Result<()> {
     let report = adcat_format::validate::validate(written, false);
@@ -604,6 +679,27 @@ impl Drop for Output {
             let _ = std::fs::remove_file(&p);
             drop(f);
         }
+    }
+}
+
+/// A scratch store, removed when dropped.
+pub struct Scratch {
+    path: PathBuf,
+    store: Option<Box<dyn Store>>,
+}
+
+impl Scratch {
+    /// The store.
+    pub fn store(&self) -> &dyn Store {
+        self.store.as_deref().expect("present until dropped")
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        self.store.take();
+        let _ = remove_path(&self.path);
+        guard::unregister_temp(&self.path);
     }
 }
 

@@ -25,6 +25,16 @@ pub enum ConcatError {
         /// Why.
         reason: String,
     },
+    /// `append` cannot grow this element of the store without rewriting it.
+    #[error("{store}: cannot append: /{path} {why}")]
+    Refused {
+        /// The store's location.
+        store: String,
+        /// Element path in the store.
+        path: String,
+        /// Why, and what to do instead.
+        why: String,
+    },
     /// The options are inconsistent with the inputs.
     #[error("{0}")]
     Options(String),

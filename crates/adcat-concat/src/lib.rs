@@ -8,6 +8,7 @@
 // Index-based loops over CSR structures read more clearly than iterator chains here.
 #![allow(clippy::needless_range_loop)]
 
+pub mod append;
 pub mod awkward;
 pub mod columns;
 pub mod equal;

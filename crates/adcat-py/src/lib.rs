@@ -201,6 +201,14 @@ fn concat(py: Python<'_>, args: ConcatArgs, force: bool, threads: Option<usize>,
     run_job(py, threads, progress, |t, stop| api::concat(&spec, t, stop))
 }
 
+/// Append to a store (see `adcat.append`); returns the warnings.
+#[pyfunction]
+#[pyo3(signature = (args, *, threads, progress))]
+fn append(py: Python<'_>, args: ConcatArgs, threads: Option<usize>, progress: Option<Py<PyAny>>) -> PyResult<Vec<String>> {
+    let spec = args.into_spec(false)?;
+    run_job(py, threads, progress, |t, stop| api::append(&spec, t, stop))
+}
+
 /// The plan of a concatenation as JSON text (see `adcat.plan`).
 #[pyfunction]
 fn plan(py: Python<'_>, args: ConcatArgs) -> PyResult<String> {
@@ -294,6 +302,7 @@ fn main(py: Python<'_>, argv: Vec<OsString>) -> i32 {
 fn _adcat(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_function(wrap_pyfunction!(concat, m)?)?;
+    m.add_function(wrap_pyfunction!(append, m)?)?;
     m.add_function(wrap_pyfunction!(plan, m)?)?;
     m.add_function(wrap_pyfunction!(convert, m)?)?;
     m.add_function(wrap_pyfunction!(inspect, m)?)?;

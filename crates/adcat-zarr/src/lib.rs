@@ -14,6 +14,7 @@ pub mod publish;
 mod rebased;
 mod record;
 pub mod s3;
+pub mod shadow;
 
 use adcat_store::{
     Compression, check_box, check_names, checked_path, norm_path, numeric_for_dtype, parent_path, with_numeric, ArrayData, ArrayMeta, ArraySpec, Attrs,

@@ -56,6 +56,12 @@ impl RowSel {
         b.finish()
     }
 
+    /// No row of `len` kept (the store itself as an input of `append`).
+    pub fn none(len: u64) -> RowSel {
+        let words = len.div_ceil(64) as usize;
+        RowSel { words: vec![0; words], rank: vec![0; words], len, count: 0 }
+    }
+
     /// Rows of the input.
     pub fn len(&self) -> u64 {
         self.len

@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 from ._adcat import __version__
-from ._api import concat_on_disk, convert, inspect, plan, validate
+from ._api import append, concat_on_disk, convert, inspect, plan, validate
 from ._errors import (
     AdcatError,
     AdcatFileExistsError,
@@ -29,6 +29,7 @@ __all__ = [
     "AdcatTypeError",
     "AdcatValueError",
     "__version__",
+    "append",
     "concat_on_disk",
     "convert",
     "inspect",

@@ -394,6 +394,102 @@ def _warn(messages: list[str]) -> None:
         warnings.warn(m, UserWarning, stacklevel=3)
 
 
+def append(
+    store: str | os.PathLike[str],
+    inputs: Collection[str | os.PathLike[str]] | Mapping[str, str | os.PathLike[str]],
+    *,
+    join: Literal["inner", "outer"] = "inner",
+    merge: Any = None,
+    uns_merge: Any = None,
+    label: str | None = None,
+    keys: Collection[str] | None = None,
+    index_unique: str | None = None,
+    fill_value: Any = None,
+    var_names: Sequence[str] | None = None,
+    provenance: bool = True,
+    max_memory: int | str | None = None,
+    follow_external_links: bool = False,
+    threads: int | None = None,
+    progress: bool | None = None,
+) -> None:
+    """Add ``inputs`` to the AnnData store ``store`` (a local ``.h5ad`` file or ``.zarr``
+    directory) in place, as ``adcat append`` does.
+
+    Afterwards the store equals ``anndata.concat`` of everything it was built from and
+    the new inputs with the same options, except that under ``join="outer"`` the
+    store's var names keep their order and new ones follow. The store changes in one
+    step once everything is written and checked; on an error or Ctrl-C it is as it was.
+    What cannot be appended without rewriting the store (a new obs column, a dtype
+    change, dense matrices gaining genes, ...) raises before anything changes.
+
+    Parameters
+    ----------
+    store
+        The store to grow.
+    inputs
+        Stores to add, in order; a mapping gives their keys.
+    join, merge, uns_merge, label, keys, index_unique, fill_value
+        As for :func:`concat_on_disk` (the store counts as one input of the merges).
+        Without ``keys``, the keys continue the store's numbering.
+    var_names
+        The store's var names (new genes are dropped, missing ones filled).
+    provenance
+        Add the append to the store's provenance record (``True``).
+    max_memory
+        Memory budget for data in flight (bytes, or a size like ``"2GiB"``).
+    follow_external_links, threads, progress
+        As for :func:`concat_on_disk`.
+
+    Raises
+    ------
+    FileNotFoundError
+        ``store`` or an input does not exist (:class:`adcat.AdcatFileNotFoundError`).
+    NotImplementedError
+        The append would need the store rewritten (:class:`adcat.AdcatNotImplementedError`).
+    ValueError
+        Invalid options or inputs (:class:`adcat.AdcatValueError`).
+    OSError
+        Reading or writing failed (:class:`adcat.AdcatOSError`).
+    KeyboardInterrupt
+        Ctrl-C: the run stopped and the store is unchanged.
+    """
+    if isinstance(inputs, Mapping):
+        if keys is not None:
+            raise AdcatTypeError("Cannot specify categories in both mapping keys and using `keys`. Only specify this once.")
+        keys, inputs = list(inputs.keys()), list(inputs.values())
+    if len(inputs) == 0:
+        raise AdcatValueError("No objects to append.")
+    if join not in ("inner", "outer"):
+        raise AdcatValueError(f"`join` must be 'inner' or 'outer', was {join!r}")
+    args = dict(
+        inputs=[os.fspath(p) for p in inputs],
+        output=os.fspath(store),
+        format="auto",
+        keys=None if keys is None else [str(k) for k in keys],
+        axis="obs",
+        join=join,
+        merge=_strategy(merge, "merge"),
+        uns_merge=_strategy(uns_merge, "uns_merge"),
+        label=_opt_str(label, "label"),
+        index_unique=_opt_str(index_unique, "index_unique"),
+        fill_value=_fill(fill_value),
+        pairwise=False,
+        var_names=_names(var_names, "var_names"),
+        var_key=None,
+        obs_filter=None,
+        obs_names=None,
+        var_filter=None,
+        zarr_format=3,
+        compression=None,
+        max_memory=_budget(max_memory, 100_000_000),
+        follow_external_links=bool(follow_external_links),
+        task_size=None,
+        provenance=bool(provenance),
+    )
+    warnings_ = run_with_bar(progress, "adcat append", lambda bar: _adcat.append(args, threads=threads, progress=bar))
+    _warn(warnings_)
+
+
 def plan(
     in_files: Collection[Target] | Mapping[str, Target],
     out_file: Target,

@@ -1,0 +1,228 @@
+//! `append`: grow an AnnData store by more inputs, so that it equals concatenating its
+//! inputs and the new ones at once.
+//!
+//! The engine itself decides what the grown store holds. The new inputs are
+//! concatenated into a scratch store (*delta*) together with the store seen with none
+//! of its cells ([`SelectedView`] keeping no rows): the store takes part in every
+//! decision (column types and categories, matrix dtypes, the var merge, varm, uns) as
+//! one input, and contributes no rows. Delta then holds the new rows, already aligned
+//! and typed as the whole result wants them, and the merged off-axis elements.
+//! [`splice`] grows each element of the *target* (a copy of the store that the caller
+//! puts in the store's place once everything succeeded) by delta's rows, and replaces
+//! the small off-axis elements (var, varm, varp, uns) with delta's.
+//!
+//! The off axis is the one rule that differs from a single concatenation: the store's
+//! var names keep their order, and an outer join adds new names after them in the
+//! order the inputs first show them. What needs more than growing an element — a
+//! dtype change of a matrix, a new obs column, dropping store columns under an inner
+//! join, dense matrices gaining genes, a CSC matrix — is refused with the store and
+//! element named ([`ConcatError::Refused`]).
+
+mod splice;
+
+use crate::index::Join;
+use crate::options::{Axis, ConcatOptions, Report};
+use crate::select::{RowSel, SelectedView};
+use crate::{At, ConcatError, Result};
+use adcat_format::{detect, provenance, Encoding, FormatError, Progress};
+use adcat_store::{NodeKind, Store};
+use std::collections::HashSet;
+use std::sync::Arc;
+
+/// The label category of the store in delta's concatenation: no cell carries it.
+const STORE_KEY: &str = "\u{1}adcat:store";
+
+/// The stores an append works with.
+#[derive(Debug, Clone, Copy)]
+pub struct AppendStores<'a> {
+    /// The store as it is (read only: the rows it already has).
+    pub store: &'a dyn Store,
+    /// A copy of the store, grown in place; the caller swaps it in afterwards.
+    pub target: &'a dyn Store,
+    /// An empty store for the new rows (delta), removed by the caller afterwards.
+    pub scratch: &'a dyn Store,
+}
+
+/// Append `inputs` to `stores.store`, writing the result into `stores.target` (see the
+/// module documentation). The report's shape is the grown store's.
+pub fn append(stores: AppendStores<'_>, inputs: &[&dyn Store], opts: &ConcatOptions, progress: &dyn Progress) -> Result<Report> {
+    let store = stores.store;
+    check_options(opts)?;
+    if inputs.is_empty() {
+        return Err(ConcatError::Options("no inputs to append".into()));
+    }
+    check_store(store)?;
+    let n_old = crate::columns::element_len(store, &crate::inputs::index_path(store, "obs")?).at(store)?;
+    let store_var = adcat_format::frame::read_index(store, "var").at(store)?;
+    let keys = new_keys(store, inputs.len(), opts)?;
+    let var = target_var(&store_var, inputs, opts)?;
+    let n_var = var.len() as u64;
+    let empty = SelectedView::new(store, Arc::new(RowSel::none(n_old)));
+    let mut all: Vec<&dyn Store> = vec![&empty];
+    all.extend_from_slice(inputs);
+    let dopts = ConcatOptions {
+        keys: Some(std::iter::once(STORE_KEY.to_owned()).chain(keys.iter().cloned()).collect()),
+        off_names: Some(Arc::new(var)),
+        no_provenance: true,
+        ..opts.clone()
+    };
+    let mut report = crate::concat(&all, stores.scratch, &dopts, progress)?;
+    let n_new = report.shape.0;
+    splice::Splice::new(stores, n_old, n_new, opts).run(&mut report)?;
+    report.shape = (n_old + n_new, n_var);
+    report.off_match = report.off_match.into_iter().filter(|m| m.input > 0).map(|m| crate::OffMatch { input: m.input - 1, ..m }).collect();
+    if !opts.no_provenance {
+        record(stores, inputs, &keys, opts, &report)?;
+    }
+    stores.target.flush().map_err(|e| ConcatError::Output(e.into()))?;
+    Ok(report)
+}
+
+/// Options an append cannot honour (yet).
+fn check_options(opts: &ConcatOptions) -> Result<()> {
+    let refuse = |what: &str| Err(ConcatError::Options(format!("adcat append does not take {what} yet; concatenate into a new store instead (adcat concat)")));
+    if opts.axis != Axis::Obs {
+        return refuse("--axis var (appending grows obs)");
+    }
+    if opts.pairwise {
+        return refuse("--pairwise");
+    }
+    if opts.obs_select.is_some() || opts.var_filter.is_some() {
+        return refuse("cell or gene selections (--obs-filter, --obs-names, --var-filter)");
+    }
+    if opts.off_key.is_some() {
+        return refuse("--var-key");
+    }
+    Ok(())
+}
+
+/// A refusal of `store`'s element `path`.
+pub(crate) fn refused(store: &dyn Store, path: &str, why: impl Into<String>) -> ConcatError {
+    ConcatError::Refused { store: store.location().to_owned(), path: path.trim_start_matches('/').to_owned(), why: why.into() }
+}
+
+/// The store must be an AnnData store of the current layout (anndata >= 0.8), whose
+/// matrices grow by rows.
+fn check_store(store: &dyn Store) -> Result<()> {
+    if detect(store, "").at(store)?.encoding != Encoding::AnnData {
+        return Err(ConcatError::Input { file: store.location().into(), source: FormatError::invalid("", "not an AnnData store") });
+    }
+    for frame in ["obs", "var"] {
+        let enc = if store.exists(frame).at(store)? { Some(detect(store, frame).at(store)?.encoding) } else { None };
+        if enc != Some(Encoding::DataFrame) {
+            return Err(refused(store, frame, "is not a dataframe of the current layout (written by anndata < 0.8); convert the store first (adcat convert STORE NEW) and append to the new one"));
+        }
+    }
+    for el in splice::matrix_elements(store)? {
+        let why = match detect(store, &el).at(store)?.encoding {
+            Encoding::Csc => "is a csc_matrix: new cells would go into every column's entries; store it as CSR (anndata: `adata.X = adata.X.tocsr()`) or concatenate into a new store",
+            Encoding::Awkward => "is an awkward array, which adcat cannot append to yet",
+            _ => continue,
+        };
+        return Err(refused(store, &el, why));
+    }
+    if store.node_kind("obsp").at(store)? == Some(NodeKind::Group) && !store.list("obsp").at(store)?.is_empty() {
+        return Err(refused(store, "obsp", "holds cell-by-cell matrices, which appending cannot grow (anndata.concat drops them without --pairwise); remove them or concatenate into a new store"));
+    }
+    Ok(())
+}
+
+/// The new inputs' keys: as given, or continuing the store's numbering ("0", "1", ...
+/// over every input the store was built from) when a label or unique index needs them.
+fn new_keys(store: &dyn Store, n: usize, opts: &ConcatOptions) -> Result<Vec<String>> {
+    if let Some(k) = &opts.keys {
+        if k.len() < n {
+            return Err(ConcatError::Options(format!("{} keys given for {n} inputs; give one key per input", k.len())));
+        }
+        return Ok(k.clone());
+    }
+    let needed = opts.label.is_some() || opts.index_unique.is_some();
+    let built_from = match provenance::read(store) {
+        Ok(Some(p)) if p.omitted_steps == 0 => Some(p.history.iter().map(|s| s.inputs.len() as u64 + s.omitted_inputs).sum::<u64>()),
+        _ => None,
+    };
+    // Without a record, a label whose categories are the default keys "0".."K-1" says K.
+    let built_from = match (built_from, &opts.label) {
+        (None, Some(l)) => default_label_count(store, l),
+        (b, _) => b,
+    };
+    match built_from {
+        Some(k0) => Ok((0..n as u64).map(|i| (k0 + i).to_string()).collect()),
+        None if !needed => Ok((0..n).map(|i| i.to_string()).collect()),
+        None => Err(ConcatError::Options(format!(
+            "{}: the store does not record how many inputs built it, so the default keys (\"0\", \"1\", ...) cannot be continued; give the new inputs' keys with --keys",
+            store.location()
+        ))),
+    }
+}
+
+/// K when the store's column `label` is categorical with categories "0", ..., "K-1".
+fn default_label_count(store: &dyn Store, label: &str) -> Option<u64> {
+    let cats = store.read_all(&format!("obs/{label}/categories")).ok()?;
+    let cats = cats.as_strings()?;
+    cats.iter().enumerate().all(|(i, c)| *c == i.to_string()).then_some(cats.len() as u64)
+}
+
+/// The grown store's var names: the store's, then (outer join) names new to it in the
+/// order the inputs first show them. An inner join that would drop store names, or a
+/// `--var-names` list other than the store's, is refused.
+fn target_var(store_var: &[String], inputs: &[&dyn Store], opts: &ConcatOptions) -> Result<Vec<String>> {
+    if let Some(fixed) = &opts.off_names {
+        if fixed.as_slice() != store_var {
+            return Err(ConcatError::Options(format!(
+                "--var-names must list the store's own {} var names in their order to append (the store's genes cannot change without rewriting it); concatenate into a new store to change them",
+                store_var.len()
+            )));
+        }
+        return Ok(store_var.to_vec());
+    }
+    let known: HashSet<&str> = store_var.iter().map(String::as_str).collect();
+    let mut out = store_var.to_vec();
+    let mut seen = HashSet::new();
+    for s in inputs {
+        let names = adcat_format::frame::read_index(*s, "var").at(*s)?;
+        if opts.join == Join::Inner {
+            let have: HashSet<&str> = names.iter().map(String::as_str).collect();
+            let missing = store_var.iter().filter(|n| !have.contains(n.as_str())).count();
+            if missing > 0 {
+                return Err(ConcatError::Options(format!(
+                    "{}: lacks {missing} of the store's {} var names (e.g. {:?}); an inner join would drop them from the store. Append with --join outer (they are filled), or pass --var-names with the store's names",
+                    s.location(),
+                    store_var.len(),
+                    store_var.iter().find(|n| !have.contains(n.as_str())).cloned().unwrap_or_default()
+                )));
+            }
+        } else {
+            for n in names {
+                if !known.contains(n.as_str()) && seen.insert(n.clone()) {
+                    out.push(n);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Add the append to the store's provenance record.
+fn record(stores: AppendStores<'_>, inputs: &[&dyn Store], keys: &[String], opts: &ConcatOptions, report: &Report) -> Result<()> {
+    use provenance::{Provenance, Source, Step};
+    let mut step = Step::new("append", report.shape);
+    step.options = opts.provenance_options();
+    step.inputs = inputs
+        .iter()
+        .zip(keys)
+        .map(|(s, key)| {
+            let n_obs = crate::inputs::index_path(*s, "obs").and_then(|p| crate::columns::element_len(*s, &p).at(*s)).unwrap_or(0);
+            let n_vars = crate::inputs::index_path(*s, "var").and_then(|p| crate::columns::element_len(*s, &p).at(*s)).unwrap_or(0);
+            Source { key: key.clone(), path: s.location().to_owned(), n_obs, n_vars, kept_obs: None, kept_vars: None }
+        })
+        .collect();
+    let record = match provenance::read(stores.store) {
+        Ok(Some(mut p)) => {
+            p.history.push(step);
+            p
+        }
+        _ => Provenance::new(step),
+    };
+    provenance::write(stores.target, &record).map_err(ConcatError::Output)
+}

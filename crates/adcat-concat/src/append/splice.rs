@@ -1,0 +1,461 @@
+//! Growing the target's elements by delta's rows, and replacing its off-axis elements
+//! with delta's (see [`super`]).
+//!
+//! An element grows in place when its array can be resized (every zarr array; HDF5
+//! datasets that are chunked and unlimited, as anndata writes sparse matrices);
+//! otherwise, or when its dtype must widen (category codes, `indptr`), it is rebuilt
+//! in the target from the store's rows and delta's.
+
+use super::{refused, STORE_KEY};
+use crate::columns::cat_labels;
+use crate::inputs::index_path;
+use crate::options::{ConcatOptions, Report};
+use crate::{At, ConcatError, Result};
+use adcat_format::layout::{element_bytes, Purpose, WriteOptions};
+use adcat_format::{detect, Encoding, FormatError};
+use adcat_store::{join_path, ArrayData, ArraySpec, AttrValue, DType, NodeKind, Store, StoreError};
+use std::collections::{HashMap, HashSet};
+
+/// Where copied rows come from.
+#[derive(Debug, Clone, Copy)]
+enum Src {
+    /// The store as it was (its rows).
+    Store,
+    /// Delta (the new rows).
+    Delta,
+}
+
+/// How delta's (or the store's) values change on their way into the target.
+enum Map {
+    /// Unchanged.
+    Same,
+    /// Plus a constant (`indptr` after the store's entries, label codes).
+    Add(i64),
+    /// Category codes through a table (`-1`, missing, stays).
+    Codes(Vec<i64>),
+}
+
+impl Map {
+    fn apply(&self, a: ArrayData, path: &str) -> Result<ArrayData> {
+        let ints = |a: &ArrayData| a.to_i64_vec().ok_or_else(|| ConcatError::unsupported(path, "expected integers"));
+        Ok(match self {
+            Map::Same => a,
+            Map::Add(k) => ArrayData::from_vec(ints(&a)?.into_iter().map(|v| v + k).collect()),
+            Map::Codes(t) => ArrayData::from_vec(ints(&a)?.into_iter().map(|c| if c < 0 { c } else { t.get(c as usize).copied().unwrap_or(-1) }).collect()),
+        })
+    }
+}
+
+/// The largest value an integer dtype holds.
+fn int_max(d: DType) -> i64 {
+    match d {
+        DType::I8 => i8::MAX.into(),
+        DType::I16 => i16::MAX.into(),
+        DType::I32 => i32::MAX.into(),
+        DType::U8 => u8::MAX.into(),
+        DType::U16 => u16::MAX.into(),
+        DType::U32 => u32::MAX.into(),
+        _ => i64::MAX,
+    }
+}
+
+/// `have` when it holds `max`, else the smallest signed type that does.
+fn wide_enough(have: DType, max: i64) -> DType {
+    if max <= int_max(have) {
+        have
+    } else if max <= i32::MAX.into() {
+        DType::I32
+    } else {
+        DType::I64
+    }
+}
+
+fn out_err(e: impl Into<FormatError>) -> ConcatError {
+    ConcatError::Output(e.into())
+}
+
+/// The matrix elements along obs of `store`: X, layers, obsm entries, raw/X.
+pub(crate) fn matrix_elements(store: &dyn Store) -> Result<Vec<String>> {
+    let mut out = vec![];
+    for el in ["X", "raw/X"] {
+        if store.exists(el).at(store)? {
+            out.push(el.to_owned());
+        }
+    }
+    for group in ["layers", "obsm"] {
+        if store.node_kind(group).at(store)? == Some(NodeKind::Group) {
+            out.extend(store.list(group).at(store)?.into_iter().map(|k| join_path(group, &k)));
+        }
+    }
+    Ok(out)
+}
+
+/// The columns of dataframe `frame`, in order.
+fn columns(store: &dyn Store, frame: &str) -> Result<Vec<String>> {
+    Ok(store.attr(frame, "column-order").at(store)?.and_then(|v| v.as_strings()).unwrap_or_default())
+}
+
+/// One append's splice of delta into the target.
+pub(crate) struct Splice<'a> {
+    store: &'a dyn Store,
+    t: &'a dyn Store,
+    d: &'a dyn Store,
+    n_old: u64,
+    n_new: u64,
+    label: Option<&'a str>,
+    opts: &'a ConcatOptions,
+    write: WriteOptions,
+}
+
+impl<'a> Splice<'a> {
+    pub(crate) fn new(stores: super::AppendStores<'a>, n_old: u64, n_new: u64, opts: &'a ConcatOptions) -> Self {
+        let write = WriteOptions { max_memory: opts.write.max_memory, ..WriteOptions::default() };
+        Splice { store: stores.store, t: stores.target, d: stores.scratch, n_old, n_new, label: opts.label.as_deref(), opts, write }
+    }
+
+    /// Grow every element; report what the merge leaves out of the store.
+    pub(crate) fn run(&self, report: &mut Report) -> Result<()> {
+        self.check_raw()?;
+        self.obs()?;
+        for el in self.matrix_pairs()? {
+            self.matrix(&el)?;
+        }
+        self.note_dropped(report)?;
+        for p in ["var", "varm", "varp", "obsp", "uns", "raw/var", "raw/varm"] {
+            self.replace(p)?;
+        }
+        Ok(())
+    }
+
+    fn refuse(&self, path: &str, why: impl Into<String>) -> ConcatError {
+        refused(self.store, path, why)
+    }
+
+    /// raw grows when every new input has one (else concatenating at once drops it),
+    /// and only with the same raw var.
+    fn check_raw(&self) -> Result<()> {
+        let has = |s: &dyn Store| -> Result<bool> { Ok(s.node_kind("raw").map_err(out_err)? == Some(NodeKind::Group)) };
+        if !has(self.t)? {
+            return Ok(());
+        }
+        if !has(self.d)? {
+            return Err(self.refuse("raw", "would be dropped: some new inputs have no raw, and anndata.concat keeps raw only when every input has it; give them raw, or concatenate into a new store"));
+        }
+        let old = adcat_format::frame::read_index(self.t, "raw/var").map_err(out_err)?;
+        let new = adcat_format::frame::read_index(self.d, "raw/var").map_err(out_err)?;
+        if old != new {
+            return Err(self.refuse("raw/var", format!("would change (the store's raw has {} genes, the join with the new inputs' raw {}): the store's raw/X columns would move; concatenate into a new store", old.len(), new.len())));
+        }
+        Ok(())
+    }
+
+    /// obs: the index grows, every column grows; new or dropped columns are refused.
+    fn obs(&self) -> Result<()> {
+        let (tc, dc) = (columns(self.t, "obs")?, columns(self.d, "obs")?);
+        if let Some(l) = self.label {
+            if !tc.iter().any(|c| c == l) {
+                return Err(self.refuse(&join_path("obs", l), format!("does not exist: the store was not built with --label {l}; append without --label, or concatenate into a new store")));
+            }
+        }
+        let (tset, dset): (HashSet<&String>, HashSet<&String>) = (tc.iter().collect(), dc.iter().collect());
+        if let Some(c) = dc.iter().find(|c| !tset.contains(c)) {
+            return Err(self.refuse(&join_path("obs", c), "is a new column (some new inputs have it): the store's cells have no values for it; concatenate into a new store"));
+        }
+        if let Some(c) = tc.iter().find(|c| !dset.contains(c)) {
+            return Err(self.refuse(&join_path("obs", c), "would be dropped: some new inputs lack it, and an inner join keeps only the columns every input has; append with --join outer (their cells get missing values)"));
+        }
+        let (ti, di) = (index_path(self.t, "obs").map_err(out_out)?, index_path(self.d, "obs").map_err(out_out)?);
+        self.column(&ti, &di, false)?;
+        for c in &tc {
+            let p = join_path("obs", c);
+            self.column(&p, &p, self.label == Some(c.as_str()))?;
+        }
+        Ok(())
+    }
+
+    /// The encoding of the target's `tp`, which delta's `dp` must share.
+    fn encoding(&self, tp: &str, dp: &str) -> Result<Encoding> {
+        let te = detect(self.t, tp).map_err(out_err)?.encoding;
+        let de = detect(self.d, dp).map_err(out_err)?.encoding;
+        if te != de {
+            return Err(self.refuse(tp, format!("would change from {te} to {de}, as concatenating at once would make it; concatenate into a new store")));
+        }
+        Ok(te)
+    }
+
+    /// Refuse a dtype change of `tp` (values the store keeps as they are).
+    fn same_dtype(&self, tp: &str, dp: &str) -> Result<DType> {
+        let t = self.t.array_meta(tp).map_err(out_err)?.dtype;
+        let d = self.d.array_meta(dp).map_err(out_err)?.dtype;
+        if t != d {
+            return Err(self.refuse(tp, format!("would change dtype from {} to {}, as concatenating at once would make it; concatenate into a new store", t.name(), d.name())));
+        }
+        Ok(t)
+    }
+
+    /// A dataframe column (or index) `tp` of the target, grown by delta's `dp`.
+    fn column(&self, tp: &str, dp: &str, is_label: bool) -> Result<()> {
+        match self.encoding(tp, dp)? {
+            Encoding::Array | Encoding::StringArray => {
+                self.same_dtype(tp, dp)?;
+                self.grow(tp, dp, 0, &Map::Same, None)
+            }
+            Encoding::NullableInteger | Encoding::NullableBoolean | Encoding::NullableString => {
+                for part in ["values", "mask"] {
+                    let (t, d) = (join_path(tp, part), join_path(dp, part));
+                    self.same_dtype(&t, &d)?;
+                    self.grow(&t, &d, 0, &Map::Same, None)?;
+                }
+                Ok(())
+            }
+            Encoding::Categorical if is_label => self.label_column(tp),
+            Encoding::Categorical if tp == dp => self.categorical(tp),
+            other => Err(self.refuse(tp, format!("is a {other} column, which adcat cannot append to"))),
+        }
+    }
+
+    fn categories(&self, store: &dyn Store, path: &str) -> Result<ArrayData> {
+        store.read_all(&join_path(path, "categories")).map_err(out_err)
+    }
+
+    /// A categorical: categories become delta's (the union, ordered as concatenating
+    /// at once orders them); the store's codes are rewritten only if theirs move.
+    fn categorical(&self, path: &str) -> Result<()> {
+        let ordered = |s: &dyn Store| s.attr(path, "ordered").ok().flatten().and_then(|v| v.as_bool()).unwrap_or(false);
+        if ordered(self.t) != ordered(self.d) {
+            return Err(self.refuse(path, "would change between ordered and unordered categories; concatenate into a new store"));
+        }
+        let (tc, dc) = (self.categories(self.t, path)?, self.categories(self.d, path)?);
+        if (tc.dtype() == DType::String) != (dc.dtype() == DType::String) {
+            return Err(self.refuse(path, "would change the type of its categories; concatenate into a new store"));
+        }
+        let pos: HashMap<String, i64> = cat_labels(&dc).into_iter().enumerate().map(|(i, l)| (l, i as i64)).collect();
+        let table: Vec<i64> = cat_labels(&tc).iter().map(|l| pos.get(l).copied().unwrap_or(-1)).collect();
+        if table.contains(&-1) {
+            return Err(ConcatError::unsupported(path, "the merged categories lack some of the store's (please report this)"));
+        }
+        let codes = join_path(path, "codes");
+        let have = self.t.array_meta(&codes).map_err(out_err)?.dtype;
+        let want = wide_enough(have, dc.len() as i64 - 1);
+        let unmoved = table.iter().enumerate().all(|(i, &c)| c == i as i64);
+        if unmoved && want == have {
+            self.grow(&codes, &codes, 0, &Map::Same, None)?;
+        } else {
+            self.rebuild(&codes, want, (&Map::Codes(table), &Map::Same), &codes, 0)?;
+        }
+        let cats = join_path(path, "categories");
+        self.t.delete(&cats).map_err(out_err)?;
+        adcat_format::copy::copy_element_to(self.d, &cats, self.t, &cats, &self.write).map_err(out_err)
+    }
+
+    /// The label column: the store's categories (its inputs' keys), then the new keys.
+    fn label_column(&self, path: &str) -> Result<()> {
+        let (tc, dc) = (self.categories(self.t, path)?, self.categories(self.d, path)?);
+        let (Some(old), Some(new)) = (tc.as_strings(), dc.as_strings()) else {
+            return Err(self.refuse(path, "is the label column but its categories are not strings; concatenate into a new store"));
+        };
+        let old: Vec<String> = old.iter().cloned().collect();
+        let new: Vec<String> = new.iter().filter(|k| k.as_str() != STORE_KEY).cloned().collect();
+        let known: HashSet<&String> = old.iter().collect();
+        if let Some(k) = new.iter().find(|k| known.contains(k)) {
+            return Err(self.refuse(path, format!("already has the category {k:?}: the new inputs' keys must differ from the store's ({} of them); give others with --keys", old.len())));
+        }
+        let codes = join_path(path, "codes");
+        let have = self.t.array_meta(&codes).map_err(out_err)?.dtype;
+        let want = wide_enough(have, (old.len() + new.len()) as i64 - 1);
+        // Delta's code 0 is the store (no cells); its code k is the k-th new key.
+        let shift = Map::Add(old.len() as i64 - 1);
+        if want == have {
+            self.grow(&codes, &codes, 0, &shift, None)?;
+        } else {
+            self.rebuild(&codes, want, (&Map::Same, &shift), &codes, 0)?;
+        }
+        let cats = join_path(path, "categories");
+        self.t.delete(&cats).map_err(out_err)?;
+        let all: Vec<String> = old.into_iter().chain(new).collect();
+        adcat_format::frame::write_array(self.t, &cats, &ArrayData::from_vec(all), &self.write).map_err(out_err)
+    }
+
+    /// The matrices of target and delta, which must be the same set.
+    fn matrix_pairs(&self) -> Result<Vec<String>> {
+        let t = matrix_elements(self.t)?;
+        let d = matrix_elements(self.d)?;
+        if let Some(e) = d.iter().find(|e| !t.contains(e)) {
+            return Err(self.refuse(e, "is new (some new inputs have it): the store's cells have no values for it; concatenate into a new store"));
+        }
+        if let Some(e) = t.iter().find(|e| !d.contains(e)) {
+            return Err(self.refuse(e, "would be dropped: some new inputs lack it, as concatenating at once would drop it; append with --join outer, or concatenate into a new store"));
+        }
+        Ok(t)
+    }
+
+    fn matrix(&self, el: &str) -> Result<()> {
+        match self.encoding(el, el)? {
+            Encoding::Array => {
+                self.same_dtype(el, el)?;
+                let (t, d) = (self.t.array_meta(el).map_err(out_err)?.shape, self.d.array_meta(el).map_err(out_err)?.shape);
+                if t.get(1..) != d.get(1..) {
+                    return Err(self.refuse(el, format!("is dense with shape {t:?} and its new rows have {d:?}: appending cannot widen a dense matrix (new genes under --join outer); pass --var-names with the store's genes, or concatenate into a new store")));
+                }
+                self.grow(el, el, 0, &Map::Same, None)
+            }
+            Encoding::Csr => self.csr(el),
+            Encoding::DataFrame => Err(self.refuse(el, "is a dataframe in obsm, which adcat cannot append to yet; concatenate into a new store")),
+            other => Err(self.refuse(el, format!("is a {other}, which adcat cannot append to; concatenate into a new store"))),
+        }
+    }
+
+    /// A CSR matrix: entries after the store's, `indptr` shifted by the store's entry
+    /// count; the width grows with new genes (X and layers only).
+    fn csr(&self, el: &str) -> Result<()> {
+        let shape = |s: &dyn Store| -> Result<Vec<i64>> { Ok(s.attr(el, "shape").map_err(out_err)?.and_then(|v| v.as_ints()).unwrap_or_default()) };
+        let (ts, ds) = (shape(self.t)?, shape(self.d)?);
+        let (Some(&w0), Some(&w1)) = (ts.get(1), ds.get(1)) else {
+            return Err(ConcatError::Output(FormatError::invalid(el, "a csr_matrix without a shape")));
+        };
+        let widens = el == "X" || el.starts_with("layers/");
+        if w1 < w0 || (w1 > w0 && !widens) {
+            return Err(self.refuse(el, format!("would change width from {w0} to {w1}; concatenate into a new store")));
+        }
+        let (data, indices, indptr) = (join_path(el, "data"), join_path(el, "indices"), join_path(el, "indptr"));
+        self.same_dtype(&data, &data)?;
+        let nnz0 = self.t.array_meta(&data).map_err(out_err)?.shape[0];
+        let nnz1 = self.d.array_meta(&data).map_err(out_err)?.shape[0];
+        self.grow(&data, &data, 0, &Map::Same, None)?;
+        let idx = self.t.array_meta(&indices).map_err(out_err)?.dtype;
+        self.grow(&indices, &indices, 0, &Map::Same, Some(wide_enough(idx, w1 - 1)))?;
+        let ptr = self.t.array_meta(&indptr).map_err(out_err)?.dtype;
+        self.grow(&indptr, &indptr, 1, &Map::Add(nnz0 as i64), Some(wide_enough(ptr, (nnz0 + nnz1) as i64)))?;
+        let mut attrs = self.t.attrs(el).map_err(out_err)?;
+        attrs.insert("shape".into(), AttrValue::Ints(vec![(self.n_old + self.n_new) as i64, w1]));
+        self.t.set_attrs(el, &attrs).map_err(out_err)
+    }
+
+    /// Warn about the store's var columns and uns keys that the merge leaves out.
+    fn note_dropped(&self, report: &mut Report) -> Result<()> {
+        let gone = |a: Vec<String>, b: Vec<String>| -> Vec<String> { a.into_iter().filter(|x| !b.contains(x)).collect() };
+        let var = gone(columns(self.t, "var")?, columns(self.d, "var")?);
+        let list = |s: &dyn Store, p: &str| -> Result<Vec<String>> { if s.exists(p).map_err(out_err)? { s.list(p).map_err(out_err) } else { Ok(vec![]) } };
+        let uns = gone(list(self.t, "uns")?, list(self.d, "uns")?);
+        let strategy = |s: Option<crate::Strategy>| s.map_or("None".to_owned(), |s| format!("{s:?}").to_lowercase());
+        if !var.is_empty() {
+            report.warnings.push(format!("the store's var columns {var:?} are not kept: merging them with the new inputs' (--merge {}) drops them, as anndata.concat would; append with --merge first to keep them", strategy(self.opts.merge)));
+        }
+        if !uns.is_empty() {
+            report.warnings.push(format!("the store's uns keys {uns:?} are not kept: merging uns with the new inputs' (--uns-merge {}) drops them, as anndata.concat would; append with --uns-merge first to keep them", strategy(self.opts.uns_merge)));
+        }
+        Ok(())
+    }
+
+    /// The target's `path` becomes delta's (absent in delta: removed).
+    fn replace(&self, path: &str) -> Result<()> {
+        if self.t.exists(path).map_err(out_err)? {
+            self.t.delete(path).map_err(out_err)?;
+        }
+        if self.d.exists(path).map_err(out_err)? {
+            adcat_format::copy::copy_element_to(self.d, path, self.t, path, &self.write).map_err(out_err)?;
+        }
+        Ok(())
+    }
+
+    /// Grow the target's array `tp` by delta's `dp` (from row `from`), mapped; in `dtype`
+    /// (`None`: the target's), rebuilding when the dtype widens or the array is fixed.
+    fn grow(&self, tp: &str, dp: &str, from: u64, map: &Map, dtype: Option<DType>) -> Result<()> {
+        let tm = self.t.array_meta(tp).map_err(out_err)?;
+        let dtype = dtype.unwrap_or(tm.dtype);
+        if dtype != tm.dtype {
+            return self.rebuild(tp, dtype, (&Map::Same, map), dp, from);
+        }
+        let n1 = self.d.array_meta(dp).map_err(out_err)?.shape.first().copied().unwrap_or(0).saturating_sub(from);
+        let n0 = tm.shape.first().copied().unwrap_or(0);
+        let mut shape = tm.shape.clone();
+        shape[0] = n0 + n1;
+        // HDF5 datasets of fixed size (contiguous, as anndata writes dense arrays) cannot
+        // grow: rebuild them from the store's rows.
+        if tm.chunks.is_none() || self.t.resize(tp, &shape).is_err() {
+            return self.rebuild(tp, dtype, (&Map::Same, map), dp, from);
+        }
+        self.copy(Src::Delta, dp, from, n1, tp, n0, map, dtype)
+    }
+
+    /// Recreate the target's `tp` in `dtype`, resizable: the store's rows mapped by
+    /// `maps.0`, then delta's `dp` (from row `from`) mapped by `maps.1`.
+    fn rebuild(&self, tp: &str, dtype: DType, maps: (&Map, &Map), dp: &str, from: u64) -> Result<()> {
+        let tm = self.t.array_meta(tp).map_err(out_err)?;
+        let attrs = self.t.attrs(tp).map_err(out_err)?;
+        let n0 = tm.shape.first().copied().unwrap_or(0);
+        let n1 = self.d.array_meta(dp).map_err(out_err)?.shape.first().copied().unwrap_or(0).saturating_sub(from);
+        let mut shape = tm.shape.clone();
+        shape[0] = n0 + n1;
+        let spec = match &tm.chunks {
+            Some(c) => {
+                let mut s = ArraySpec::new(dtype, shape.clone()).chunks(c.clone()).compression(tm.compression.clone()).resizable(true);
+                if let Some(sh) = &tm.shards {
+                    s = s.shards(sh.clone());
+                }
+                s
+            }
+            None => {
+                let mut s = self.write.spec(self.t.kind(), dtype, &shape, Purpose::SparsePart);
+                s.compression = tm.compression.clone();
+                s
+            }
+        };
+        self.t.delete(tp).map_err(out_err)?;
+        self.t.create_array(tp, &spec).map_err(out_err)?;
+        if !attrs.is_empty() {
+            self.t.set_attrs(tp, &attrs).map_err(out_err)?;
+        }
+        self.copy(Src::Store, tp, 0, n0, tp, 0, maps.0, dtype)?;
+        self.copy(Src::Delta, dp, from, n1, tp, n0, maps.1, dtype)
+    }
+
+    /// Copy `n` rows of the source's `sp` from row `from` into the target's `tp` at row `at`,
+    /// mapped and cast to `dtype`, in blocks of the memory budget that end on the
+    /// target's write units.
+    #[allow(clippy::too_many_arguments)]
+    fn copy(&self, src: Src, sp: &str, from: u64, n: u64, tp: &str, at: u64, map: &Map, dtype: DType) -> Result<()> {
+        if n == 0 {
+            return Ok(());
+        }
+        let (src, read_err): (&dyn Store, &dyn Fn(StoreError) -> ConcatError) = match src {
+            Src::Store => (self.store, &|e| ConcatError::Input { file: self.store.location().into(), source: e.into() }),
+            Src::Delta => (self.d, &out_err),
+        };
+        let sm = src.array_meta(sp).map_err(read_err)?;
+        let tm = self.t.array_meta(tp).map_err(out_err)?;
+        let row_bytes = sm.shape.iter().skip(1).product::<u64>().max(1) * element_bytes(sm.dtype).max(8);
+        let unit = tm.shards.as_ref().or(tm.chunks.as_ref()).and_then(|c| c.first().copied()).unwrap_or(1).max(1);
+        let rows = ((self.opts.write.max_memory / 8) / row_bytes).max(1);
+        let block = if rows >= unit { rows / unit * unit } else { rows };
+        let mut k = 0;
+        while k < n {
+            // The first block ends where the target's unit does, so later blocks write
+            // whole units.
+            let len = if k == 0 && block >= unit { block - (at % unit) } else { block }.min(n - k);
+            let a = src.read_rows(sp, from + k, from + k + len).map_err(read_err)?;
+            let a = self.cast(map.apply(a, tp)?, dtype, tp)?;
+            self.t.write_rows(tp, at + k, &a).map_err(out_err)?;
+            k += len;
+        }
+        Ok(())
+    }
+
+    fn cast(&self, a: ArrayData, dtype: DType, path: &str) -> Result<ArrayData> {
+        if a.dtype() == dtype {
+            return Ok(a);
+        }
+        let fits = a.int_range().is_none_or(|(lo, hi)| hi <= int_max(dtype) && (lo >= 0 || dtype.is_signed_integer()));
+        match (dtype.is_integer() && a.dtype().is_integer() && fits).then(|| a.cast(dtype)).flatten() {
+            Some(c) => Ok(c),
+            None => Err(ConcatError::unsupported(path, format!("cannot store {} values as {}", a.dtype().name(), dtype.name()))),
+        }
+    }
+}
+
+fn out_out(e: ConcatError) -> ConcatError {
+    match e {
+        ConcatError::Format(f) => ConcatError::Output(f),
+        e => e,
+    }
+}

@@ -1,0 +1,308 @@
+"""`adcat append STORE INPUT...`: the store grows in place and then equals concatenating
+everything at once.
+
+Oracle: `anndata.concat(A + B, <same options>)` where the store was built from A (by
+`adcat concat`, or by anndata itself) and B are the appended inputs. The one documented
+difference is the var order under an outer join: the store's genes keep their order and
+new genes follow in the order the inputs first show them, so the oracle's var is
+reordered that way before comparing. Refusals and interruptions leave the store
+byte-identical, with nothing left beside it.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+import warnings
+from pathlib import Path
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+from anndata.tests.helpers import assert_equal
+from scipy import sparse
+
+from conftest import _adcat_env, require_adcat
+from test_concat import FORMATS, assert_same_dtypes, read, simple, write
+from test_errors import tree_digest
+from test_provenance import record
+
+GENES = [f"g{i:02d}" for i in range(30)]
+RAW_GENES = [f"r{i:02d}" for i in range(12)]
+
+
+def batch(i: int, n: int, genes=GENES, *, X="csr", cats=("B", "T"), dtype=np.float32) -> ad.AnnData:
+    """A batch with every kind of obs element: categorical, float, int and string
+    columns, a sparse layer, a dense obsm array, raw, and var/uns to merge."""
+    rng = np.random.default_rng(100 + i)
+    a = simple(n, genes, prefix=f"b{i}-c", X=X, seed=100 + i, dtype=dtype)
+    a.obs["cell_type"] = pd.Categorical(rng.choice(list(cats), n))
+    a.obs["qc"] = rng.random(n)
+    a.obs["n_genes"] = rng.integers(0, 100, n)
+    a.obs["sample"] = np.array([f"s{i}"] * n, dtype=object)
+    a.layers["counts"] = sparse.csr_matrix(rng.integers(0, 3, (n, len(genes))).astype(np.float32))
+    a.obsm["X_pca"] = rng.random((n, 3)).astype(np.float32)
+    a.var["symbol"] = [g.upper() for g in genes]
+    a.uns["shared"] = "atlas"
+    a.raw = ad.AnnData(X=sparse.csr_matrix(rng.random((n, len(RAW_GENES))).astype(np.float32)), obs=a.obs[[]], var=pd.DataFrame(index=RAW_GENES))
+    return a
+
+
+def concat_at_once(adatas, **kw) -> ad.AnnData:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return ad.concat(adatas, **kw)
+
+
+def build_store(run_adcat, tmp_path: Path, A, fmt: str, by: str, kw: dict, keys) -> Path:
+    """The store: A concatenated by adcat, or by anndata (in memory, then written)."""
+    store = tmp_path / f"store{FORMATS[fmt]}"
+    if by == "anndata":
+        return write(concat_at_once(A, keys=keys, **kw), store, fmt)
+    paths = [write(a, tmp_path / f"a{i}{FORMATS[fmt]}", fmt) for i, a in enumerate(A)]
+    zf = ["--zarr-format", "2"] if fmt == "zarr2" else []
+    run_adcat("concat", *paths, "-o", store, "--keys", ",".join(keys), *opts_args(kw), "-q", *zf)
+    return store
+
+
+def opts_args(kw: dict) -> list[str]:
+    args: list[str] = []
+    for k, v in kw.items():
+        if v is not None:
+            args += ["--" + k.replace("_", "-"), str(v)]
+    return args
+
+
+def outer_order(store_var, B) -> list[str]:
+    order = list(store_var)
+    seen = set(order)
+    for b in B:
+        for g in b.var_names:
+            if g not in seen:
+                seen.add(g)
+                order.append(g)
+    return order
+
+
+def check_append(run_adcat, tmp_path, A, B, fmt, by, *, join="inner", merge=None, extra=()):
+    kw = {"join": join, "merge": merge, "uns_merge": "same", "label": "batch", "index_unique": "-"}
+    ka, kb = [f"a{i}" for i in range(len(A))], [f"b{i}" for i in range(len(B))]
+    store = build_store(run_adcat, tmp_path, A, fmt, by, kw, ka)
+    store_var = list(read(store).var_names)
+    bfmt = {"h5ad": "zarr", "zarr": "h5ad", "zarr2": "zarr2"}[fmt]  # inputs of the other format
+    paths = [write(b, tmp_path / f"b{i}{FORMATS[bfmt]}", bfmt) for i, b in enumerate(B)]
+    proc = run_adcat("append", store, *paths, "--keys", ",".join(kb), *opts_args(kw), *extra)
+    expected = concat_at_once([*A, *B], keys=ka + kb, **kw)
+    if join == "outer":
+        expected = expected[:, outer_order(store_var, B)].copy()
+    got = read(store)
+    assert_equal(got, expected, exact=False)
+    assert_same_dtypes(expected, got)
+    assert list(got.obs["batch"].cat.categories) == ka + kb
+    assert not [p.name for p in tmp_path.iterdir() if ".adcat-" in p.name], "left beside the store"
+    return got, proc, store
+
+
+CASES = [
+    # (join, merge, X, batches in the store, batches appended)
+    ("inner", "same", "csr", 3, 1),
+    ("inner", None, "dense", 2, 2),
+    ("outer", None, "csr", 2, 10),
+]
+
+
+@pytest.mark.parametrize("by", ["adcat", "anndata"])
+@pytest.mark.parametrize("fmt", ["h5ad", "zarr", "zarr2"])
+@pytest.mark.parametrize(("join", "merge", "X", "n_a", "n_b"), CASES)
+def test_append_equals_concatenating_at_once(run_adcat, tmp_path, fmt, by, join, merge, X, n_a, n_b):
+    A = [batch(i, 7 + i, X=X) for i in range(n_a)]
+    if join == "inner":
+        # Extra genes (dropped) and another gene order; a category that sorts between
+        # the store's (their codes move) and one after them.
+        B = [batch(10 + j, 6 + j, GENES[::-1] + [f"x{j}"], X=X, cats=("B", "NK", "T", "Z")) for j in range(n_b)]
+    else:
+        # Some store genes missing (filled), new genes (added after the store's).
+        B = [batch(10 + j, 5 + j, GENES[j % 3 :] + [f"new{j % 4}", "new_all"], X=X, cats=("B", "NK")) for j in range(n_b)]
+    got, proc, store = check_append(run_adcat, tmp_path, A, B, fmt, by, join=join, merge=merge)
+    if by == "adcat":
+        rec = record(store)
+        assert [s["command"] for s in rec["history"]] == ["concat", "append"]
+        step = rec["history"][-1]
+        assert step["shape"] == list(got.shape) and [s["key"] for s in step["inputs"]] == [f"b{j}" for j in range(n_b)]
+    assert f"now {got.n_obs} obs x {got.n_vars} var" in proc.stderr
+
+
+def test_twice_and_default_keys(run_adcat, tmp_path):
+    """Default keys continue the store's numbering, so two appends equal one concat
+    with keys 0..n-1; the provenance lists both appends."""
+    A = [batch(i, 6, X="csr") for i in range(2)]
+    B1, B2 = [batch(10, 5)], [batch(11, 4), batch(12, 3)]
+    paths = [write(a, tmp_path / f"in{i}.h5ad", "h5ad") for i, a in enumerate([*A, *B1, *B2])]
+    store = tmp_path / "store.zarr"
+    kw = ["--label", "batch", "--index-unique", "_", "--uns-merge", "same"]
+    run_adcat("concat", *paths[:2], "-o", store, *kw, "-q")
+    run_adcat("append", store, paths[2], *kw, "-q")
+    run_adcat("append", store, *paths[3:], *kw, "-q")
+    expected = concat_at_once([*A, *B1, *B2], label="batch", index_unique="_", uns_merge="same")
+    assert_equal(read(store), expected, exact=False)
+    assert [s["command"] for s in record(store)["history"]] == ["concat", "append", "append"]
+    shown = run_adcat("inspect", store).stdout
+    assert "append" in shown
+
+
+def test_partial_last_chunk_is_rewritten(run_adcat, tmp_path):
+    """Stores whose last chunk (and shard) is partly filled: the new rows complete it."""
+    A = [batch(0, 1000), batch(1, 37)]
+    B = [batch(10, 555), batch(11, 3)]
+    for fmt in ["zarr", "zarr2"]:
+        d = tmp_path / fmt
+        d.mkdir()
+        check_append(run_adcat, d, A, B, fmt, "adcat", extra=["--max-memory", "1MiB"])
+
+
+def test_anndata_h5ad_with_fixed_size_datasets(run_adcat, tmp_path):
+    """anndata writes dense arrays and columns as fixed-size HDF5 datasets; they are
+    rebuilt in the copy, the sparse parts (resizable) grow."""
+    A = [batch(0, 9, X="dense"), batch(1, 8, X="dense")]
+    B = [batch(10, 7, X="dense")]
+    check_append(run_adcat, tmp_path, A, B, "h5ad", "anndata")
+
+
+def refusal(run_adcat, store: Path, *args) -> str:
+    before = tree_digest(store)
+    proc = run_adcat("append", store, *args, expect_success=False)
+    assert proc.returncode == 1, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "panicked" not in proc.stderr, proc.stderr
+    assert tree_digest(store) == before, "a refused append changed the store"
+    assert not [p.name for p in store.parent.iterdir() if ".adcat-" in p.name], "left beside the store"
+    return lines[0]
+
+
+@pytest.mark.parametrize("fmt", ["h5ad", "zarr"])
+def test_refusals_leave_the_store_untouched(run_adcat, tmp_path, fmt):
+    A = [batch(0, 6), batch(1, 5)]
+    store = build_store(run_adcat, tmp_path, A, fmt, "adcat", {"label": "batch", "uns_merge": "same"}, ["a0", "a1"])
+
+    def inp(name, a):
+        return write(a, tmp_path / f"{name}.h5ad", "h5ad")
+
+    new_col = batch(10, 4)
+    new_col.obs["extra"] = 1.0
+    msg = refusal(run_adcat, store, inp("newcol", new_col), "--join", "outer", "--label", "batch", "--keys", "n")
+    assert str(store) in msg and "/obs/extra" in msg and "new column" in msg
+    lacking = batch(11, 4)
+    del lacking.obs["qc"]
+    msg = refusal(run_adcat, store, inp("lacking", lacking), "--label", "batch", "--keys", "n")
+    assert "/obs/qc" in msg and "dropped" in msg and "--join outer" in msg
+    f64 = batch(12, 4, dtype=np.float64)
+    msg = refusal(run_adcat, store, inp("f64", f64), "--label", "batch", "--keys", "n")
+    assert "/X/data" in msg and "float32 to float64" in msg
+    msg = refusal(run_adcat, store, inp("ok", batch(13, 4)), "--label", "batch", "--keys", "a1")
+    assert "/obs/batch" in msg and '"a1"' in msg
+    few = batch(14, 4, GENES[:-1])
+    msg = refusal(run_adcat, store, inp("few", few), "--label", "batch", "--keys", "n")
+    assert "lacks 1 of the store's 30 var names" in msg and "--join outer" in msg
+    msg = refusal(run_adcat, store, inp("ok2", batch(15, 4)), "--label", "other", "--keys", "n")
+    assert "/obs/other" in msg
+    msg = refusal(run_adcat, store, store)
+    assert "the store itself" in msg
+
+
+def test_refused_stores(run_adcat, tmp_path):
+    csc = batch(0, 6, X="csc")
+    store = write(csc, tmp_path / "csc.h5ad", "h5ad")
+    msg = refusal(run_adcat, store, write(batch(1, 4, X="csc"), tmp_path / "in.h5ad", "h5ad"))
+    assert "/X" in msg and "csc_matrix" in msg
+    # (float64: with float32, the outer join's NaN fill would change the dtype first.)
+    dense = write(concat_at_once([batch(0, 6, X="dense", dtype=np.float64)]), tmp_path / "dense.zarr", "zarr")
+    wide = batch(1, 4, GENES + ["new"], X="dense", dtype=np.float64)
+    msg = refusal(run_adcat, dense, write(wide, tmp_path / "wide.h5ad", "h5ad"), "--join", "outer")
+    assert "/X" in msg and "widen" in msg
+    # Unique names need keys; a store that does not say how many inputs built it
+    # cannot continue the default numbering.
+    plain = write(concat_at_once([batch(0, 5), batch(1, 5)]), tmp_path / "plain.h5ad", "h5ad")
+    msg = refusal(run_adcat, plain, write(batch(2, 3), tmp_path / "b.h5ad", "h5ad"), "--index-unique", "-")
+    assert "--keys" in msg
+
+
+def start(*args) -> subprocess.Popen:
+    argv = [str(require_adcat()), *(str(a) for a in args)]
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_adcat_env(), stdin=subprocess.DEVNULL)
+
+
+@pytest.fixture(scope="module")
+def big(tmp_path_factory, run_adcat):
+    d = tmp_path_factory.mktemp("append-big")
+    paths = []
+    for i in range(2):
+        p = d / f"in{i}.h5ad"
+        run_adcat("generate", p, "--cells", "25000", "--genes", "1500", "--seed", str(10 + i))
+        paths.append(p)
+    return paths
+
+
+@pytest.mark.parametrize("fmt", ["h5ad", "zarr"])
+def test_interrupted_append_leaves_the_store_as_it_was(run_adcat, tmp_path, big, fmt):
+    """SIGINT, SIGTERM and SIGKILL at several moments: the store is byte-identical to
+    before, or (the append finished first) equal to concatenating at once."""
+    base = tmp_path / f"base{FORMATS[fmt]}"
+    run_adcat("generate", base, "--cells", "3000", "--genes", "1500", "--seed", "10", "-q")
+    expected = concat_at_once([read(base), *(read(p) for p in big)])
+    for n, (sig, delay) in enumerate([(signal.SIGINT, 0.05), (signal.SIGTERM, 0.4), (signal.SIGINT, 1.5), (signal.SIGKILL, 0.3), (signal.SIGKILL, 2.5)]):
+        store = tmp_path / f"s{n}{FORMATS[fmt]}"
+        run_adcat("convert", base, store, "-q")
+        before = tree_digest(store)
+        proc = start("append", store, *big, "--max-memory", "1MiB", "-q")
+        time.sleep(delay)
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=120)
+        if proc.returncode == 0:
+            assert_equal(read(store), expected, exact=False)
+            continue
+        assert proc.returncode in (128 + sig, -sig), f"exit {proc.returncode}: {err}"
+        assert tree_digest(store) == before, f"{sig!r} after {delay}s changed the store"
+        assert "panicked" not in err
+        if sig != signal.SIGKILL:
+            assert not [p.name for p in tmp_path.iterdir() if ".adcat-" in p.name]
+    # What a killed run left beside a store is removed by the next append, which works.
+    store = tmp_path / f"s3{FORMATS[fmt]}"
+    run_adcat("append", store, *big, "-q")
+    assert_equal(read(store), expected, exact=False)
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".s3") and ".adcat-" in p.name]
+
+
+def test_plan_and_json_record(run_adcat, tmp_path):
+    """`inspect --json` shows the append step with its options and inputs."""
+    A, B = [batch(0, 5)], [batch(1, 4)]
+    store = build_store(run_adcat, tmp_path, A, "h5ad", "adcat", {"label": "batch"}, ["a"])
+    b = write(B[0], tmp_path / "b.h5ad", "h5ad")
+    run_adcat("append", store, b, "--label", "batch", "--keys", "b", "-q")
+    doc = json.loads(run_adcat("inspect", store, "--json").stdout)
+    step = doc["provenance"]["history"][-1]
+    assert step["command"] == "append" and step["options"]["label"] == "batch"
+    assert step["inputs"] == [{"key": "b", "path": str(b), "n_obs": 4, "n_vars": len(GENES)}]
+
+
+def test_python_api(tmp_path):
+    """`adcat.append` with a mapping of keys; refusals raise NotImplementedError and
+    leave the store as it was; the dropped uns keys are a UserWarning."""
+    import adcat
+
+    A, B = [batch(0, 5)], [batch(1, 4), batch(2, 3)]
+    store = write(concat_at_once(A, label="batch", keys=["a"], uns_merge="same"), tmp_path / "s.zarr", "zarr")
+    paths = {f"b{j}": write(b, tmp_path / f"b{j}.h5ad", "h5ad") for j, b in enumerate(B)}
+    with pytest.warns(UserWarning, match="uns keys"):
+        adcat.append(store, paths, label="batch", progress=False)
+    assert_equal(read(store), concat_at_once([*A, *B], label="batch", keys=["a", "b0", "b1"]), exact=False)
+    extra = batch(3, 2)
+    extra.obs["new"] = 1
+    before = tree_digest(store)
+    with pytest.raises(adcat.AdcatNotImplementedError, match="new column"):
+        adcat.append(store, [write(extra, tmp_path / "x.h5ad", "h5ad")], join="outer", label="batch", keys=["x"], progress=False)
+    assert tree_digest(store) == before
+    with pytest.raises(adcat.AdcatFileNotFoundError):
+        adcat.append(tmp_path / "missing.zarr", list(paths.values()), progress=False)
