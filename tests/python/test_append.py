@@ -306,3 +306,46 @@ def test_python_api(tmp_path):
     assert tree_digest(store) == before
     with pytest.raises(adcat.AdcatFileNotFoundError):
         adcat.append(tmp_path / "missing.zarr", list(paths.values()), progress=False)
+
+
+def test_var_names_fix_the_store_genes(run_adcat, tmp_path):
+    """`--var-names` with the store's genes: the new inputs' extra genes are dropped and
+    the ones they lack filled, under either join; any other list is refused."""
+    from test_var_names import concat_fixed
+
+    A = [batch(0, 6), batch(1, 5)]
+    B = [batch(10, 4, GENES[3:] + ["extra"]), batch(11, 3, GENES[::-1])]
+    store = build_store(run_adcat, tmp_path, A, "zarr", "adcat", {"label": "batch"}, ["a0", "a1"])
+    names = tmp_path / "genes.txt"
+    names.write_text("".join(f"{g}\n" for g in GENES))
+    paths = [write(b, tmp_path / f"b{i}.h5ad", "h5ad") for i, b in enumerate(B)]
+    proc = run_adcat("append", store, *paths, "--var-names", names, "--label", "batch", "--keys", "b0,b1")
+    expected = concat_fixed([*A, *B], GENES, label="batch", keys=["a0", "a1", "b0", "b1"])
+    assert_equal(read(store), expected, exact=False)
+    assert f"adcat: {paths[0]}: 27 matched, 3 filled, 1 dropped" in proc.stderr
+    other = tmp_path / "other.txt"
+    other.write_text("".join(f"{g}\n" for g in GENES[::-1]))
+    msg = refusal(run_adcat, store, paths[0], "--var-names", other, "--label", "batch", "--keys", "c")
+    assert "--var-names must list the store's own 30 var names" in msg
+
+
+def test_write_failure_leaves_the_store_as_it_was(run_adcat, tmp_path, big):
+    """A failed write (a file-size limit standing in for a full disk) while growing an
+    h5ad copy: one error line naming the store, the store byte-identical, nothing left."""
+    import resource
+
+    store = tmp_path / "s.h5ad"
+    run_adcat("generate", store, "--cells", "3000", "--genes", "1500", "--seed", "10", "-q")
+    before = tree_digest(store)
+    limit = store.stat().st_size + (2 << 20)
+
+    def limit_fsize():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    argv = [str(require_adcat()), "append", str(store), *map(str, big), "-q"]
+    proc = subprocess.run(argv, capture_output=True, text=True, env=_adcat_env(), preexec_fn=limit_fsize, timeout=300)
+    assert proc.returncode == 1, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith(f"adcat: error: {store}: "), proc.stderr
+    assert tree_digest(store) == before
+    assert not [p.name for p in tmp_path.iterdir() if ".adcat-" in p.name]
