@@ -349,3 +349,14 @@ def test_write_failure_leaves_the_store_as_it_was(run_adcat, tmp_path, big):
     assert len(lines) == 1 and lines[0].startswith(f"adcat: error: {store}: "), proc.stderr
     assert tree_digest(store) == before
     assert not [p.name for p in tmp_path.iterdir() if ".adcat-" in p.name]
+
+
+def test_store_behind_a_symlink(run_adcat, tmp_path):
+    """Appending through a symbolic link grows the store it points at; the link stays."""
+    A, B = [batch(0, 5)], [batch(1, 4)]
+    real = write(concat_at_once(A), tmp_path / "real.zarr", "zarr")
+    link = tmp_path / "link.zarr"
+    link.symlink_to(real)
+    run_adcat("append", link, write(B[0], tmp_path / "b.h5ad", "h5ad"), "-q")
+    assert link.is_symlink() and link.resolve() == real.resolve()
+    assert_equal(read(real), concat_at_once([*A, *B]), exact=False)

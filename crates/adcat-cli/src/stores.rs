@@ -499,11 +499,13 @@ impl Output {
         if is_url(dest) {
             bail!("{}: appending to a store in object storage is not supported yet; append to a local copy, or concatenate into a new store", dest.display());
         }
-        let (parent, name) = split_dest(dest)?;
-        let dest_abs = parent.join(&name);
         if !dest.exists() {
             bail!("{}: no such store", dest.display());
         }
+        // A symbolic link to a store: the store itself is swapped, the link stays.
+        let real = dest.canonicalize().with_context(|| format!("{}", dest.display()))?;
+        let (parent, name) = split_dest(&real)?;
+        let dest_abs = parent.join(&name);
         for input in inputs {
             if input.canonicalize().ok() == dest_abs.canonicalize().ok() {
                 bail!("{}: is the store being appended to; an input cannot be the store itself", input.display());

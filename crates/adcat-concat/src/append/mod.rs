@@ -64,6 +64,8 @@ pub fn append(stores: AppendStores<'_>, inputs: &[&dyn Store], opts: &ConcatOpti
         keys: Some(std::iter::once(STORE_KEY.to_owned()).chain(keys.iter().cloned()).collect()),
         off_names: Some(Arc::new(var)),
         no_provenance: true,
+        // Delta is read back once, right away: compressing it would only cost time.
+        write: adcat_format::layout::WriteOptions { compression: Some(adcat_store::Compression::None), ..opts.write.clone() },
         ..opts.clone()
     };
     let mut report = crate::concat(&all, stores.scratch, &dopts, progress)?;
