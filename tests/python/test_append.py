@@ -267,6 +267,7 @@ def test_interrupted_append_leaves_the_store_as_it_was(run_adcat, tmp_path, big,
         assert tree_digest(store) == before, f"{sig!r} after {delay}s changed the store"
         assert "panicked" not in err
         if sig != signal.SIGKILL:
+            assert f"{store} is unchanged" in err, err
             assert not [p.name for p in tmp_path.iterdir() if ".adcat-" in p.name]
     # What a killed run left beside a store is removed by the next append, which works.
     store = tmp_path / f"s3{FORMATS[fmt]}"
@@ -360,3 +361,16 @@ def test_store_behind_a_symlink(run_adcat, tmp_path):
     run_adcat("append", link, write(B[0], tmp_path / "b.h5ad", "h5ad"), "-q")
     assert link.is_symlink() and link.resolve() == real.resolve()
     assert_equal(read(real), concat_at_once([*A, *B]), exact=False)
+
+
+def test_stale_record_does_not_number_keys(run_adcat, tmp_path):
+    """After an append with --no-provenance the record no longer describes the store,
+    so default keys are not continued from it: --keys is asked for instead of repeating
+    a key (which would repeat cell names under --index-unique)."""
+    paths = [write(batch(i, 4), tmp_path / f"in{i}.h5ad", "h5ad") for i in range(4)]
+    store = tmp_path / "s.zarr"
+    run_adcat("concat", *paths[:2], "-o", store, "--index-unique", "-", "-q")
+    run_adcat("append", store, paths[2], "--index-unique", "-", "--no-provenance", "-q")
+    assert read(store).obs_names[-1].endswith("-2")
+    msg = refusal(run_adcat, store, paths[3], "--index-unique", "-")
+    assert "--keys" in msg

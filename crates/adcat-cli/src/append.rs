@@ -111,6 +111,7 @@ pub(crate) fn append_cmd(args: AppendArgs, quiet: bool, verbose: bool, follow: b
     // The format is the store's; prepare_inputs only needs one to check options.
     let p = prepare_inputs(specs, args, Some(crate::stores::OutFormat::H5ad))?;
     let inputs = p.open_inputs(follow)?;
+    crate::guard::set_interrupt_note(format!("{} is unchanged", p.output.display()));
     let bar = progress::Reporter::new(quiet, verbose);
     let report = run(&p, &inputs, follow, &bar);
     bar.finish();

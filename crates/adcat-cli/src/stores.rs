@@ -499,11 +499,13 @@ impl Output {
         if is_url(dest) {
             bail!("{}: appending to a store in object storage is not supported yet; append to a local copy, or concatenate into a new store", dest.display());
         }
-        if !dest.exists() {
-            bail!("{}: no such store", dest.display());
-        }
         // A symbolic link to a store: the store itself is swapped, the link stays.
-        let real = dest.canonicalize().with_context(|| format!("{}", dest.display()))?;
+        let (parent, name) = split_dest(dest)?;
+        let given = parent.join(&name);
+        let real = match given.symlink_metadata() {
+            Ok(m) if m.file_type().is_symlink() => given.canonicalize().with_context(|| format!("{}: the link's target", dest.display()))?,
+            _ => given,
+        };
         let (parent, name) = split_dest(&real)?;
         let dest_abs = parent.join(&name);
         for input in inputs {
@@ -513,7 +515,11 @@ impl Output {
         }
         let lock_path = parent.join(format!(".{name}.adcat-lock"));
         let lock = lock_output(dest, &lock_path)?;
+        // Before looking for the store: a run stopped while swapping may have left it aside.
         remove_leftovers(&parent, &name);
+        if !dest_abs.exists() {
+            bail!("{}: no such store", dest.display());
+        }
         let tmp = parent.join(format!(".{name}.adcat-tmp-{}", std::process::id()));
         if tmp.exists() {
             remove_path(&tmp)?;
@@ -570,6 +576,11 @@ impl Output {
         };
         verify(written.as_ref(), &self.dest, expect)?;
         drop(written);
+        if self.tmp.is_file() {
+            // The bytes reach the disk before the name does (a power loss must not put
+            // a file with unwritten blocks in place of a good one).
+            File::open(&self.tmp).and_then(|f| f.sync_all()).with_context(|| format!("{}: cannot flush the output to disk", self.dest.display()))?;
+        }
         // A file is replaced atomically by rename. A directory cannot be renamed over a
         // non-empty one: move the old one aside first and put it back if the swap fails.
         // Named after the temporary output, so a run killed mid-swap leaves something the
@@ -584,6 +595,9 @@ impl Output {
             return Ok(());
         }
         if replaced {
+            // From here a forced exit must not remove the new store (it may already be
+            // in place); a run killed between the renames is repaired by the next one.
+            guard::unregister_temp(&self.tmp);
             std::fs::rename(&self.dest, &backup).with_context(|| format!("{}: cannot move the existing output aside", self.dest.display()))?;
         }
         if let Err(e) = std::fs::rename(&self.tmp, &self.dest) {

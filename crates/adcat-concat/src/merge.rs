@@ -21,6 +21,18 @@ pub enum Strategy {
     Only,
 }
 
+impl Strategy {
+    /// The name anndata (and `--merge`) uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            Strategy::Same => "same",
+            Strategy::Unique => "unique",
+            Strategy::First => "first",
+            Strategy::Only => "only",
+        }
+    }
+}
+
 impl FromStr for Strategy {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {

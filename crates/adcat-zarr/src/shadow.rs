@@ -36,12 +36,15 @@ pub fn link_tree(src: &Path, dst: &Path) -> std::io::Result<LinkStats> {
         for entry in std::fs::read_dir(&s)? {
             let entry = entry?;
             let (from, to) = (entry.path(), d.join(entry.file_name()));
-            // Follows symbolic links: the copy holds what the store reads.
+            // Follows symbolic links: the copy holds what the store reads. A linked file
+            // is copied: a hard link would link the symbolic link itself, whose target a
+            // write through the copy would then change.
             let meta = std::fs::metadata(&from)?;
+            let symlink = entry.file_type()?.is_symlink();
             if meta.is_dir() {
                 std::fs::create_dir(&to)?;
                 stack.push((from, to));
-            } else if std::fs::hard_link(&from, &to).is_ok() {
+            } else if !symlink && std::fs::hard_link(&from, &to).is_ok() {
                 stats.linked += 1;
             } else {
                 stats.copied_bytes += std::fs::copy(&from, &to)?;
@@ -63,8 +66,9 @@ impl Unshared {
     /// copy (`keep`: with its bytes, for a partial write) or removed.
     fn own(&self, key: &StoreKey, keep: bool) -> Result<(), StorageError> {
         let path = self.inner.key_to_fspath(key);
-        let Ok(meta) = std::fs::metadata(&path) else { return Ok(()) };
-        if links(&meta) <= 1 {
+        let Ok(meta) = std::fs::symlink_metadata(&path) else { return Ok(()) };
+        // A symbolic link is shared with whatever it points at.
+        if !meta.file_type().is_symlink() && links(&meta) <= 1 {
             return Ok(());
         }
         let io = |e: std::io::Error| StorageError::Other(format!("{}: {e}", path.display()));
@@ -217,5 +221,30 @@ mod tests {
             let o = ZarrStore::open(&orig).unwrap();
             assert_eq!(o.read_all("a").unwrap(), ArrayData::from_vec(vec![1i32, 2, 3, 4, 5]));
         }
+    }
+
+    /// A chunk that is a symbolic link (stores sharing a chunk cache): the copy gets the
+    /// bytes, and a write through it leaves the link's target alone.
+    #[cfg(unix)]
+    #[test]
+    fn symlinked_files_are_copied() {
+        let dir = tempfile::tempdir().unwrap();
+        let (orig, copy) = (dir.path().join("s.zarr"), dir.path().join("copy.zarr"));
+        let s = ZarrStore::create(&orig, ZarrVersion::V2).unwrap();
+        s.create_array("a", &ArraySpec::new(DType::I32, vec![3]).chunks(vec![4])).unwrap();
+        s.write_rows("a", 0, &ArrayData::from_vec(vec![1i32, 2, 3])).unwrap();
+        s.flush().unwrap();
+        drop(s);
+        let (chunk, shared) = (orig.join("a/0"), dir.path().join("shared-chunk"));
+        std::fs::rename(&chunk, &shared).unwrap();
+        std::os::unix::fs::symlink(&shared, &chunk).unwrap();
+        let before = std::fs::read(&shared).unwrap();
+        let stats = link_tree(&orig, &copy).unwrap();
+        assert_eq!(stats.copied, 1);
+        let c = ZarrStore::open_shadow(&copy).unwrap();
+        c.write_rows("a", 0, &ArrayData::from_vec(vec![9i32])).unwrap();
+        c.flush().unwrap();
+        assert_eq!(std::fs::read(&shared).unwrap(), before);
+        assert_eq!(ZarrStore::open(&copy).unwrap().read_all("a").unwrap(), ArrayData::from_vec(vec![9i32, 2, 3]));
     }
 }

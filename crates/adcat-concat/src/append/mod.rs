@@ -54,7 +54,7 @@ pub fn append(stores: AppendStores<'_>, inputs: &[&dyn Store], opts: &ConcatOpti
     check_store(store)?;
     let n_old = crate::columns::element_len(store, &crate::inputs::index_path(store, "obs")?).at(store)?;
     let store_var = adcat_format::frame::read_index(store, "var").at(store)?;
-    let keys = new_keys(store, inputs.len(), opts)?;
+    let keys = new_keys(store, n_old, inputs.len(), opts)?;
     let var = target_var(&store_var, inputs, opts)?;
     let n_var = var.len() as u64;
     let empty = SelectedView::new(store, Arc::new(RowSel::none(n_old)));
@@ -131,7 +131,7 @@ fn check_store(store: &dyn Store) -> Result<()> {
 
 /// The new inputs' keys: as given, or continuing the store's numbering ("0", "1", ...
 /// over every input the store was built from) when a label or unique index needs them.
-fn new_keys(store: &dyn Store, n: usize, opts: &ConcatOptions) -> Result<Vec<String>> {
+fn new_keys(store: &dyn Store, n_old: u64, n: usize, opts: &ConcatOptions) -> Result<Vec<String>> {
     if let Some(k) = &opts.keys {
         if k.len() < n {
             return Err(ConcatError::Options(format!("{} keys given for {n} inputs; give one key per input", k.len())));
@@ -139,8 +139,12 @@ fn new_keys(store: &dyn Store, n: usize, opts: &ConcatOptions) -> Result<Vec<Str
         return Ok(k.clone());
     }
     let needed = opts.label.is_some() || opts.index_unique.is_some();
+    // Only a complete record that describes the store as it is (not one left stale by
+    // an append with --no-provenance).
     let built_from = match provenance::read(store) {
-        Ok(Some(p)) if p.omitted_steps == 0 => Some(p.history.iter().map(|s| s.inputs.len() as u64 + s.omitted_inputs).sum::<u64>()),
+        Ok(Some(p)) if p.omitted_steps == 0 && p.history.last().is_some_and(|s| s.shape[0] == n_old) => {
+            Some(p.history.iter().map(|s| s.inputs.len() as u64 + s.omitted_inputs).sum::<u64>())
+        }
         _ => None,
     };
     // Without a record, a label whose categories are the default keys "0".."K-1" says K.

@@ -37,7 +37,7 @@ enum Map {
 
 impl Map {
     fn apply(&self, a: ArrayData, path: &str) -> Result<ArrayData> {
-        let ints = |a: &ArrayData| a.to_i64_vec().ok_or_else(|| ConcatError::unsupported(path, "expected integers"));
+        let ints = |a: &ArrayData| a.to_i64_vec().ok_or_else(|| ConcatError::Output(FormatError::invalid(path, "expected integers")));
         Ok(match self {
             Map::Same => a,
             Map::Add(k) => ArrayData::from_vec(ints(&a)?.into_iter().map(|v| v + k).collect()),
@@ -232,7 +232,7 @@ impl<'a> Splice<'a> {
         let pos: HashMap<String, i64> = cat_labels(&dc).into_iter().enumerate().map(|(i, l)| (l, i as i64)).collect();
         let table: Vec<i64> = cat_labels(&tc).iter().map(|l| pos.get(l).copied().unwrap_or(-1)).collect();
         if table.contains(&-1) {
-            return Err(ConcatError::unsupported(path, "the merged categories lack some of the store's (please report this)"));
+            return Err(ConcatError::Output(FormatError::invalid(path, "the merged categories lack some of the store's (please report this)")));
         }
         let codes = join_path(path, "codes");
         let have = self.t.array_meta(&codes).map_err(out_err)?.dtype;
@@ -295,7 +295,8 @@ impl<'a> Splice<'a> {
                 self.same_dtype(el, el)?;
                 let (t, d) = (self.t.array_meta(el).map_err(out_err)?.shape, self.d.array_meta(el).map_err(out_err)?.shape);
                 if t.get(1..) != d.get(1..) {
-                    return Err(self.refuse(el, format!("is dense with shape {t:?} and its new rows have {d:?}: appending cannot widen a dense matrix (new genes under --join outer); pass --var-names with the store's genes, or concatenate into a new store")));
+                    let dims = |v: &[u64]| v.iter().map(u64::to_string).collect::<Vec<_>>().join(" x ");
+                    return Err(self.refuse(el, format!("is dense ({}) and its new rows are {}: appending cannot widen a dense matrix (new genes under --join outer); pass --var-names with the store's genes, or concatenate into a new store", dims(&t), dims(&d))));
                 }
                 self.grow(el, el, 0, &Map::Same, None)
             }
@@ -337,7 +338,7 @@ impl<'a> Splice<'a> {
         let var = gone(columns(self.t, "var")?, columns(self.d, "var")?);
         let list = |s: &dyn Store, p: &str| -> Result<Vec<String>> { if s.exists(p).map_err(out_err)? { s.list(p).map_err(out_err) } else { Ok(vec![]) } };
         let uns = gone(list(self.t, "uns")?, list(self.d, "uns")?);
-        let strategy = |s: Option<crate::Strategy>| s.map_or("None".to_owned(), |s| format!("{s:?}").to_lowercase());
+        let strategy = |s: Option<crate::Strategy>| s.map_or("None", |s| s.name());
         if !var.is_empty() {
             report.warnings.push(format!("the store's var columns {var:?} are not kept: merging them with the new inputs' (--merge {}) drops them, as anndata.concat would; append with --merge first to keep them", strategy(self.opts.merge)));
         }
@@ -448,7 +449,7 @@ impl<'a> Splice<'a> {
         let fits = a.int_range().is_none_or(|(lo, hi)| hi <= int_max(dtype) && (lo >= 0 || dtype.is_signed_integer()));
         match (dtype.is_integer() && a.dtype().is_integer() && fits).then(|| a.cast(dtype)).flatten() {
             Some(c) => Ok(c),
-            None => Err(ConcatError::unsupported(path, format!("cannot store {} values as {}", a.dtype().name(), dtype.name()))),
+            None => Err(ConcatError::Output(FormatError::invalid(path, format!("cannot store {} values as {}", a.dtype().name(), dtype.name())))),
         }
     }
 }
