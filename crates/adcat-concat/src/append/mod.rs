@@ -13,10 +13,11 @@
 //!
 //! The off axis is the one rule that differs from a single concatenation: the store's
 //! var names keep their order, and an outer join adds new names after them in the
-//! order the inputs first show them. What needs more than growing an element — a
-//! dtype change of a matrix, a new obs column, dropping store columns under an inner
-//! join, dense matrices gaining genes, a CSC matrix — is refused with the store and
-//! element named ([`ConcatError::Refused`]).
+//! order the inputs first show them. obs columns that are new or change type are
+//! rewritten whole (they are small). What needs more than growing a matrix — a dtype
+//! change, dense matrices gaining genes, a CSC matrix — or would drop store columns
+//! under an inner join is refused with the store and element named
+//! ([`ConcatError::Refused`]).
 
 mod splice;
 

@@ -7,7 +7,7 @@
 //! in the target from the store's rows and delta's.
 
 use super::{refused, STORE_KEY};
-use crate::columns::cat_labels;
+use crate::columns::{cat_labels, col_kind, ColKind, OutCol, SourceRows};
 use crate::inputs::index_path;
 use crate::options::{ConcatOptions, Report};
 use crate::{At, ConcatError, Result};
@@ -149,7 +149,8 @@ impl<'a> Splice<'a> {
         Ok(())
     }
 
-    /// obs: the index grows, every column grows; new or dropped columns are refused.
+    /// obs: the index and every column grow; a column whose type changes (or that is
+    /// new: the store's cells get missing values) is rebuilt; dropped columns are refused.
     fn obs(&self) -> Result<()> {
         let (tc, dc) = (columns(self.t, "obs")?, columns(self.d, "obs")?);
         if let Some(l) = self.label {
@@ -157,20 +158,104 @@ impl<'a> Splice<'a> {
                 return Err(self.refuse(&join_path("obs", l), format!("does not exist: the store was not built with --label {l}; append without --label, or concatenate into a new store")));
             }
         }
-        let (tset, dset): (HashSet<&String>, HashSet<&String>) = (tc.iter().collect(), dc.iter().collect());
-        if let Some(c) = dc.iter().find(|c| !tset.contains(c)) {
-            return Err(self.refuse(&join_path("obs", c), "is a new column (some new inputs have it): the store's cells have no values for it; concatenate into a new store"));
-        }
+        let dset: HashSet<&String> = dc.iter().collect();
         if let Some(c) = tc.iter().find(|c| !dset.contains(c)) {
             return Err(self.refuse(&join_path("obs", c), "would be dropped: some new inputs lack it, and an inner join keeps only the columns every input has; append with --join outer (their cells get missing values)"));
         }
         let (ti, di) = (index_path(self.t, "obs").map_err(out_out)?, index_path(self.d, "obs").map_err(out_out)?);
         self.column(&ti, &di, false)?;
-        for c in &tc {
+        let tset: HashSet<&String> = tc.iter().collect();
+        for c in &dc {
             let p = join_path("obs", c);
-            self.column(&p, &p, self.label == Some(c.as_str()))?;
+            if !tset.contains(c) {
+                self.rebuild_column(&p)?;
+            } else if self.label == Some(c.as_str()) {
+                self.column(&p, &p, true)?;
+            } else if !self.same_column_type(&p)? {
+                self.rebuild_column(&p)?;
+            } else {
+                self.column(&p, &p, false)?;
+            }
+        }
+        if dc != tc {
+            // Concatenating at once orders the columns by first appearance and puts the
+            // label last.
+            let mut order: Vec<String> = dc.iter().filter(|c| Some(c.as_str()) != self.label).cloned().collect();
+            order.extend(self.label.map(str::to_owned));
+            let mut attrs = self.t.attrs("obs").map_err(out_err)?;
+            attrs.insert("column-order".into(), AttrValue::Strings(order));
+            self.t.set_attrs("obs", &attrs).map_err(out_err)?;
         }
         Ok(())
+    }
+
+    /// Whether the target's column `path` has delta's type (categoricals: any
+    /// categories), so that it grows rather than being rebuilt.
+    fn same_column_type(&self, path: &str) -> Result<bool> {
+        let tk = col_kind(self.t, path).map_err(out_out)?;
+        let dk = col_kind(self.d, path).map_err(out_out)?;
+        Ok(match (&tk, &dk) {
+            (ColKind::Cat { categories: a, ordered: x }, ColKind::Cat { categories: b, ordered: y }) => x == y && (a.dtype() == DType::String) == (b.dtype() == DType::String),
+            _ => tk == dk,
+        })
+    }
+
+    /// Rebuild the target's column `path` in delta's type: the store's rows converted as
+    /// concatenating at once converts them (missing values where the store lacks the
+    /// column), then delta's rows.
+    fn rebuild_column(&self, path: &str) -> Result<()> {
+        let dk = col_kind(self.d, path).map_err(out_out)?;
+        let sk = if self.store.exists(path).at(self.store)? { Some(col_kind(self.store, path).at(self.store)?) } else { None };
+        let out = match &dk {
+            ColKind::Num(d) => OutCol::Num(*d),
+            ColKind::Str => OutCol::Obj,
+            ColKind::NInt(d) => OutCol::NInt(*d),
+            ColKind::NBool => OutCol::NBool,
+            ColKind::NStr(na) => OutCol::Str(na.clone()),
+            ColKind::Cat { categories, ordered } => {
+                let map = match &sk {
+                    Some(ColKind::Cat { categories: old, .. }) => Some(self.code_table(path, old, categories)?),
+                    _ => None,
+                };
+                OutCol::Cat { categories: categories.clone(), ordered: *ordered, maps: vec![map] }
+            }
+        };
+        if self.t.exists(path).map_err(out_err)? {
+            self.t.delete(path).map_err(out_err)?;
+        }
+        let n = self.n_old + self.n_new;
+        crate::columns::create_column(self.t, path, &out, n, &self.write).map_err(out_out)?;
+        let spec = out.spec();
+        let (leaf, masked) = spec.values_array();
+        let (values, mask) = (join_path(path, leaf), join_path(path, "mask"));
+        let src = SourceRows { store: self.store, path, kind: sk.as_ref(), source: 0 };
+        let rows = (self.opts.write.max_memory / 8 / 64).max(1);
+        let mut s = 0;
+        while s < self.n_old {
+            let e = (s + rows).min(self.n_old);
+            let (v, m) = src.convert(&spec, s, e).at(self.store)?;
+            self.t.write_rows(&values, s, &v).map_err(out_err)?;
+            if masked {
+                self.t.write_rows(&mask, s, &ArrayData::from_vec(m)).map_err(out_err)?;
+            }
+            s = e;
+        }
+        let dtype = self.t.array_meta(&values).map_err(out_err)?.dtype;
+        self.copy(Src::Delta, &values, 0, self.n_new, &values, self.n_old, &Map::Same, dtype)?;
+        if masked {
+            self.copy(Src::Delta, &mask, 0, self.n_new, &mask, self.n_old, &Map::Same, DType::Bool)?;
+        }
+        Ok(())
+    }
+
+    /// Positions of the store's categories `old` among delta's `new`.
+    fn code_table(&self, path: &str, old: &ArrayData, new: &ArrayData) -> Result<Vec<i64>> {
+        let pos: HashMap<String, i64> = cat_labels(new).into_iter().enumerate().map(|(i, l)| (l, i as i64)).collect();
+        let table: Vec<i64> = cat_labels(old).iter().map(|l| pos.get(l).copied().unwrap_or(-1)).collect();
+        if table.contains(&-1) {
+            return Err(ConcatError::Output(FormatError::invalid(path, "the merged categories lack some of the store's (please report this)")));
+        }
+        Ok(table)
     }
 
     /// The encoding of the target's `tp`, which delta's `dp` must share.
@@ -229,11 +314,7 @@ impl<'a> Splice<'a> {
         if (tc.dtype() == DType::String) != (dc.dtype() == DType::String) {
             return Err(self.refuse(path, "would change the type of its categories; concatenate into a new store"));
         }
-        let pos: HashMap<String, i64> = cat_labels(&dc).into_iter().enumerate().map(|(i, l)| (l, i as i64)).collect();
-        let table: Vec<i64> = cat_labels(&tc).iter().map(|l| pos.get(l).copied().unwrap_or(-1)).collect();
-        if table.contains(&-1) {
-            return Err(ConcatError::Output(FormatError::invalid(path, "the merged categories lack some of the store's (please report this)")));
-        }
+        let table = self.code_table(path, &tc, &dc)?;
         let codes = join_path(path, "codes");
         let have = self.t.array_meta(&codes).map_err(out_err)?.dtype;
         let want = wide_enough(have, dc.len() as i64 - 1);
