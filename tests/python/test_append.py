@@ -28,6 +28,7 @@ from scipy import sparse
 from conftest import _adcat_env, require_adcat
 from test_concat import FORMATS, assert_same_dtypes, read, simple, write
 from test_errors import tree_digest
+from test_archives import archives  # noqa: F401  (fixture)
 from test_provenance import record
 
 GENES = [f"g{i:02d}" for i in range(30)]
@@ -388,3 +389,16 @@ def test_new_and_retyped_columns(run_adcat, tmp_path, fmt):
     B[1].obs["cell_type"] = B[1].obs["cell_type"].astype(str).to_numpy()  # categorical -> strings
     got, _, _ = check_append(run_adcat, tmp_path, A, B, fmt, "adcat", join="outer")
     assert list(got.obs.columns)[-1] == "batch"
+
+
+def test_inputs_from_old_anndata(run_adcat, tmp_path, archives):
+    """Inputs written by anndata 0.5 (var as a record array) are read as concat reads
+    them, also for the gene list and the provenance record."""
+    src = archives / "v0.5.0" / "adata.h5ad"
+    store = tmp_path / "s.zarr"
+    kw = ["--index-unique", "-", "--label", "b", "-q"]
+    run_adcat("concat", src, "-o", store, "--keys", "s", *kw)
+    run_adcat("append", store, src, "--keys", "x", *kw)
+    a = read(src)
+    assert_equal(read(store), concat_at_once([a, a], keys=["s", "x"], index_unique="-", label="b"), exact=False)
+    assert record(store)["history"][-1]["inputs"][0]["n_vars"] == a.n_vars

@@ -56,7 +56,10 @@ pub fn append(stores: AppendStores<'_>, inputs: &[&dyn Store], opts: &ConcatOpti
     let n_old = crate::columns::element_len(store, &crate::inputs::index_path(store, "obs")?).at(store)?;
     let store_var = adcat_format::frame::read_index(store, "var").at(store)?;
     let keys = new_keys(store, n_old, inputs.len(), opts)?;
-    let var = target_var(&store_var, inputs, opts)?;
+    // Inputs of any anndata version, read as the engine reads them.
+    let legacy: Vec<adcat_format::LegacyView<'_>> = inputs.iter().map(|s| adcat_format::LegacyView::new(*s)).collect();
+    let seen: Vec<&dyn Store> = legacy.iter().map(|v| v as &dyn Store).collect();
+    let var = target_var(&store_var, &seen, opts)?;
     let n_var = var.len() as u64;
     let empty = SelectedView::new(store, Arc::new(RowSel::none(n_old)));
     let mut all: Vec<&dyn Store> = vec![&empty];
@@ -75,7 +78,7 @@ pub fn append(stores: AppendStores<'_>, inputs: &[&dyn Store], opts: &ConcatOpti
     report.shape = (n_old + n_new, n_var);
     report.off_match = report.off_match.into_iter().filter(|m| m.input > 0).map(|m| crate::OffMatch { input: m.input - 1, ..m }).collect();
     if !opts.no_provenance {
-        record(stores, inputs, &keys, opts, &report)?;
+        record(stores, &seen, &keys, opts, &report)?;
     }
     stores.target.flush().map_err(|e| ConcatError::Output(e.into()))?;
     Ok(report)
