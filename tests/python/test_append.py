@@ -195,9 +195,10 @@ def test_refusals_leave_the_store_untouched(run_adcat, tmp_path, fmt):
     del lacking.obs["qc"]
     msg = refusal(run_adcat, store, inp("lacking", lacking), "--label", "batch", "--keys", "n")
     assert str(store) in msg and "/obs/qc" in msg and "dropped" in msg and "--join outer" in msg
-    f64 = batch(12, 4, dtype=np.float64)
-    msg = refusal(run_adcat, store, inp("f64", f64), "--label", "batch", "--keys", "n")
-    assert "/X/data" in msg and "float32 to float64" in msg
+    no_raw = batch(12, 4)
+    no_raw.raw = None
+    msg = refusal(run_adcat, store, inp("no_raw", no_raw), "--label", "batch", "--keys", "n")
+    assert "/raw would be dropped" in msg
     msg = refusal(run_adcat, store, inp("ok", batch(13, 4)), "--label", "batch", "--keys", "a1")
     assert "/obs/batch" in msg and '"a1"' in msg
     few = batch(14, 4, GENES[:-1])
@@ -207,6 +208,58 @@ def test_refusals_leave_the_store_untouched(run_adcat, tmp_path, fmt):
     assert "/obs/other" in msg
     msg = refusal(run_adcat, store, store)
     assert "the store itself" in msg
+
+
+def test_refusal_names_the_command_that_builds_the_result(run_adcat, tmp_path):
+    """A refusal ends with the `adcat concat` command that builds the result in a new
+    store: the store's own inputs with their keys (from its provenance record), then
+    the new ones, with the same options; run, it equals concatenating at once."""
+    import shlex
+
+    A = [batch(0, 6), batch(1, 5)]
+    kw = {"join": "outer", "label": "batch", "index_unique": "-", "uns_merge": "same"}
+    store = build_store(run_adcat, tmp_path, A, "zarr", "adcat", kw, ["a0", "a1"])
+    f64 = batch(12, 4, GENES + ["new"], dtype=np.float64)
+    f64.raw = None
+    msg = refusal(run_adcat, store, write(f64, tmp_path / "f64 batch.h5ad", "h5ad"), "--keys", "n", *opts_args(kw))
+    head, cmd = msg.split("To build the result in a new store instead: ")
+    assert "/raw would be dropped" in head
+    words = shlex.split(cmd)
+    assert words[:2] == ["adcat", "concat"] and f"a0={tmp_path / 'a0.zarr'}" in words and f"n={tmp_path / 'f64 batch.h5ad'}" in words
+    out = tmp_path / "new.zarr"
+    run_adcat(*[str(out) if w == "NEW.zarr" else w for w in words[1:]], "-q")
+    assert_equal(read(out), concat_at_once([*A, f64], keys=["a0", "a1", "n"], **kw), exact=False)
+    # Without a record the store itself is the first input.
+    plain = write(concat_at_once(A), tmp_path / "plain.h5ad", "h5ad")
+    msg = refusal(run_adcat, plain, write(f64, tmp_path / "b.h5ad", "h5ad"))
+    assert shlex.split(msg.split("instead: ")[1])[:3] == ["adcat", "concat", str(plain)]
+
+
+@pytest.mark.parametrize("fmt", ["h5ad", "zarr", "zarr2"])
+def test_layer_and_obsm_keys_new_or_missing_under_outer_join(run_adcat, tmp_path, fmt):
+    """Outer join: layers and obsm entries only the new inputs have are written for the
+    store's cells with the fill (dense NaN, sparse empty rows), and the store's entries
+    the new inputs lack get the fill for the new cells, as concatenating at once does."""
+    A = [batch(0, 6), batch(1, 5)]
+    B = [batch(10, 4), batch(11, 3)]
+    for i, b in enumerate(B):
+        del b.obsm["X_pca"]
+        del b.layers["counts"]
+        b.layers["spliced"] = np.full((b.n_obs, b.n_vars), 2.0, dtype=np.float32)
+        b.obsm["X_umap"] = np.random.default_rng(i).random((b.n_obs, 2)).astype(np.float32)
+        b.obsm["spots"] = sparse.random(b.n_obs, 5, density=0.4, format="csr", dtype=np.float32, random_state=i)
+    got, _, _ = check_append(run_adcat, tmp_path, A, B, fmt, "adcat", join="outer")
+    assert set(got.obsm) == {"X_pca", "X_umap", "spots"} and set(got.layers) - {None} == {"counts", "spliced"}
+    # Appending again grows the entries written the first time.
+    C = [batch(20, 4)]
+    C[0].obsm["X_umap"] = np.zeros((4, 2), dtype=np.float32)
+    C[0].obsm["spots"] = sparse.csr_matrix(np.ones((4, 5), dtype=np.float32))
+    C[0].layers["spliced"] = np.ones((4, len(GENES)), dtype=np.float32)
+    store = tmp_path / f"store{FORMATS[fmt]}"
+    path = write(C[0], tmp_path / "c0.h5ad", "h5ad")
+    run_adcat("append", store, path, "--keys", "c0", "--join", "outer", "--label", "batch", "--index-unique", "-", "--uns-merge", "same", "-q")
+    expected = concat_at_once([*A, *B, *C], keys=["a0", "a1", "b0", "b1", "c0"], join="outer", label="batch", index_unique="-", uns_merge="same")
+    assert_equal(read(store), expected, exact=False)
 
 
 def test_refused_stores(run_adcat, tmp_path):
@@ -298,7 +351,8 @@ def test_python_api(tmp_path):
     assert_equal(read(store), concat_at_once([*A, *B], label="batch", keys=["a", "b0", "b1"]), exact=False)
     f64 = batch(3, 2, dtype=np.float64)
     before = tree_digest(store)
-    with pytest.raises(adcat.AdcatNotImplementedError, match="float32 to float64"):
+    f64.raw = None
+    with pytest.raises(adcat.AdcatNotImplementedError, match="raw would be dropped"):
         adcat.append(store, [write(f64, tmp_path / "x.h5ad", "h5ad")], label="batch", keys=["x"], progress=False)
     assert tree_digest(store) == before
     with pytest.raises(adcat.AdcatFileNotFoundError):
@@ -323,7 +377,7 @@ def test_var_names_fix_the_store_genes(run_adcat, tmp_path):
     other = tmp_path / "other.txt"
     other.write_text("".join(f"{g}\n" for g in GENES[::-1]))
     msg = refusal(run_adcat, store, paths[0], "--var-names", other, "--label", "batch", "--keys", "c")
-    assert "--var-names must list the store's own 30 var names" in msg
+    assert "/var has 30 names, which --var-names must list in their order" in msg
 
 
 def test_write_failure_leaves_the_store_as_it_was(run_adcat, tmp_path, big):
@@ -402,3 +456,39 @@ def test_inputs_from_old_anndata(run_adcat, tmp_path, archives):
     a = read(src)
     assert_equal(read(store), concat_at_once([a, a], keys=["s", "x"], index_unique="-", label="b"), exact=False)
     assert record(store)["history"][-1]["inputs"][0]["n_vars"] == a.n_vars
+
+
+def test_obs_filter_and_names_select_the_new_cells(run_adcat, tmp_path):
+    """`--obs-filter` and `--obs-names` select among the new inputs' cells (as pandas
+    selects them); the store's cells all stay."""
+    A = [batch(0, 6), batch(1, 5)]
+    B = [batch(10, 9), batch(11, 8)]
+    kw = {"label": "batch", "index_unique": "-"}
+    store = build_store(run_adcat, tmp_path, A, "zarr", "adcat", kw, ["a0", "a1"])
+    paths = [write(b, tmp_path / f"b{i}.h5ad", "h5ad") for i, b in enumerate(B)]
+    expr = "qc > 0.3 and cell_type in ['B']"
+    proc = run_adcat("append", store, *paths, "--obs-filter", expr, "--keys", "b0,b1", *opts_args(kw))
+    sel = [b[(b.obs["qc"] > 0.3) & (b.obs["cell_type"] == "B")].copy() for b in B]
+    assert 0 < sel[0].n_obs < B[0].n_obs
+    assert_equal(read(store), concat_at_once([*A, *sel], keys=["a0", "a1", "b0", "b1"], **kw), exact=False)
+    assert f"adcat: {paths[0]}: kept {sel[0].n_obs} of 9 cells" in proc.stderr
+    # Names as in the output (with the --index-unique suffix); a store cell's name
+    # selects nothing new and the store keeps its cells.
+    C = batch(20, 6)
+    names = tmp_path / "names.txt"
+    names.write_text("b20-c1-c0\nb20-c4-c0\nb0-c0-a0\n")
+    run_adcat("append", store, write(C, tmp_path / "c.h5ad", "h5ad"), "--obs-names", names, "--keys", "c0", *opts_args(kw), "-q")
+    expected = concat_at_once([*A, *sel, C[["b20-c1", "b20-c4"]].copy()], keys=["a0", "a1", "b0", "b1", "c0"], **kw)
+    assert_equal(read(store), expected, exact=False)
+    step = record(store)["history"][-1]
+    assert step["command"] == "append" and step["inputs"][0]["kept_obs"] == 2
+
+
+@pytest.mark.parametrize("fmt", ["h5ad", "zarr"])
+def test_dtype_promotion_rewrites_only_that_element(run_adcat, tmp_path, fmt):
+    """A float64 batch appended to a float32 store: X becomes float64 as concatenating
+    at once makes it (the store's values rewritten in the wider type); the rest grows."""
+    A = [batch(0, 6, X="dense"), batch(1, 5, X="dense")]
+    B = [batch(10, 4, X="dense", dtype=np.float64)]
+    got, _, _ = check_append(run_adcat, tmp_path, A, B, fmt, "anndata")
+    assert got.X.dtype == np.float64

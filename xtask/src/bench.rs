@@ -68,7 +68,10 @@ if mode == "raw":
         parts = []
         for p in paths:
             with h5py.File(p) as f:
-                parts.append(f[name][:])
+                if name in f:
+                    parts.append(f[name][:])
+        if not parts:
+            continue
         a = np.concatenate(parts)
         a.tofile(f"{out}/{name.replace('/', '_')}.bin")
         open(f"{out}/{name.replace('/', '_')}.itemsize", "w").write(str(a.dtype.itemsize))
@@ -85,6 +88,34 @@ else:
                         w.write(struct.pack("<II", len(b), raw))
                         w.write(b)
 "#;
+
+/// Writes N h5ad files with anndata's `script` (arguments: `dir`, N), once, cached under
+/// `dir`; the files it wrote, sorted.
+pub(crate) fn scripted_set(vpy: &Path, dir: &Path, script: &str, n: usize) -> Result<Vec<PathBuf>> {
+    let done = dir.join(format!("complete-{n}"));
+    if !done.exists() {
+        rm(dir);
+        std::fs::create_dir_all(dir)?;
+        run(Command::new(vpy).arg("-c").arg(script).arg(dir).arg(n.to_string())).context("writing the inputs with anndata")?;
+        std::fs::write(&done, "")?;
+    }
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)?.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "h5ad")).collect();
+    v.sort();
+    Ok(v)
+}
+
+/// Seconds to compress X (and the counts layer) of the h5ad `inputs` with zstd at `level`
+/// on all cores, in chunks of the zarr v3 store `out`'s X/data: the codec floor of
+/// writing them into `out`. The arrays are dumped once into `dump`.
+pub(crate) fn zstd_floor_of(vpy: &Path, inputs: &[PathBuf], dump: &Path, out: &Path, level: i32) -> Result<f64> {
+    if !dump.join("complete").exists() {
+        rm(dump);
+        std::fs::create_dir_all(dump)?;
+        run(Command::new(vpy).arg("-c").arg(DUMP).arg("raw").arg(dump).args(inputs))?;
+        std::fs::write(dump.join("complete"), "")?;
+    }
+    Ok(zstd_floor(&read_raw(dump)?, zarr_chunk_elems(out)?, level))
+}
 
 /// Writes N h5ad files with anndata, once, cached under `dir`.
 pub(crate) fn anndata_set(vpy: &Path, dir: &Path, kind: &str, n: usize, cells: u64, genes: u64) -> Result<Vec<PathBuf>> {
@@ -254,6 +285,9 @@ fn zarr_chunk_elems(out: &Path) -> Result<usize> {
 fn read_raw(dir: &Path) -> Result<Vec<(Vec<u8>, usize)>> {
     let mut out = vec![];
     for name in ["X_data", "X_indices", "layers_counts_data", "layers_counts_indices"] {
+        if !dir.join(format!("{name}.bin")).exists() {
+            continue;
+        }
         let item: usize = std::fs::read_to_string(dir.join(format!("{name}.itemsize")))?.trim().parse()?;
         out.push((std::fs::read(dir.join(format!("{name}.bin")))?, item));
     }

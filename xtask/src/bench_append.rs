@@ -5,8 +5,10 @@
 //! round copies it (`cp -r`, also reported: the floor of any append that must not
 //! change the original in place), appends one more batch to the copy, and concatenates
 //! all N + 1 batches into a new store; the commands are interleaved, and the table has
-//! the median and spread of the rounds, with peak RSS from `/usr/bin/time`.
+//! the median and spread of the rounds, with peak RSS from `/usr/bin/time`, next to the
+//! codec floor (zstd of the new batch's X on all cores, for zarr stores).
 
+use crate::bench::{median_spread, scripted_set, zstd_floor_of};
 use crate::{measure, rm};
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
@@ -28,63 +30,49 @@ for i in range(n):
     ad.AnnData(X=X, obs=obs, var=pd.DataFrame(index=genes)).write_h5ad(f"{out}/in{i:04}.h5ad")
 "#;
 
-fn inputs(vpy: &Path, dir: &Path, n: usize) -> Result<Vec<PathBuf>> {
-    let done = dir.join(format!("complete-{n}"));
-    if !done.exists() {
-        rm(dir);
-        std::fs::create_dir_all(dir)?;
-        let st = Command::new(vpy).arg("-c").arg(GENERATE).arg(dir).arg(n.to_string()).status()?;
-        anyhow::ensure!(st.success(), "writing the inputs with anndata failed");
-        std::fs::write(&done, "")?;
-    }
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)?.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "h5ad")).collect();
-    v.sort();
-    Ok(v)
-}
-
 fn adcat(bin: &Path) -> Command {
     let mut c = Command::new(bin);
     c.args(["-q"]);
     c
 }
 
-fn median_spread(v: &mut [f64], unit: &str) -> String {
-    v.sort_by(f64::total_cmp);
-    format!("{:.2} {unit} ({:.2}–{:.2})", v[v.len() / 2], v[0], v[v.len() - 1])
-}
-
-/// One round: (cp, append, append peak MB, concat, concat peak MB).
-fn round(bin: &Path, work: &Path, store: &Path, ins: &[PathBuf], ext: &str) -> Result<[f64; 5]> {
+/// One round: (cp, append, append peak MB, concat, concat peak MB, codec floor).
+fn round(bin: &Path, vpy: &Path, data: &Path, work: &Path, store: &Path, ins: &[PathBuf], ext: &str) -> Result<[f64; 6]> {
     let copy = work.join(format!("copy{ext}"));
     let out = work.join(format!("again{ext}"));
     rm(&copy);
     rm(&out);
+    let batch = &ins[ins.len() - 1..];
     let (_, cp) = measure(Command::new("cp").arg("-r").arg(store).arg(&copy))?;
-    let (append_kb, append) = measure(adcat(bin).arg("append").arg(&copy).arg(&ins[ins.len() - 1]))?;
+    let floor = if ext == ".zarr" { zstd_floor_of(vpy, batch, &data.join(format!("floor-{}", ins.len() - 1)), store, 3)? } else { 0.0 };
+    let (append_kb, append) = measure(adcat(bin).arg("append").arg(&copy).args(batch))?;
     let (concat_kb, concat) = measure(adcat(bin).arg("concat").args(ins).arg("-o").arg(&out))?;
     rm(&copy);
     rm(&out);
-    Ok([cp, append, append_kb as f64 / 1024.0, concat, concat_kb as f64 / 1024.0])
+    Ok([cp, append, append_kb as f64 / 1024.0, concat, concat_kb as f64 / 1024.0, floor])
 }
 
 /// The benchmark (see the module documentation).
 pub fn bench_append(bin: &Path, vpy: &Path, root: &Path) -> Result<()> {
     let rounds: usize = std::env::var("ADCAT_BENCH_REPEAT").ok().and_then(|v| v.parse().ok()).unwrap_or(3).max(1);
-    let all = inputs(vpy, &root.join("target/bench-data/append"), 51).context("bench-append inputs")?;
+    let data = root.join("target/bench-data/append");
+    let all = scripted_set(vpy, &data, GENERATE, 51).context("bench-append inputs")?;
     let work = root.join("target/bench-work/append");
     std::fs::create_dir_all(&work)?;
-    println!("\n{rounds} interleaved rounds, median (min–max); one batch = 2,000 cells x 20,000 genes, 5 % CSR float32\n");
-    println!("| store | batches | cp -r of the store | adcat append (1 batch) | peak RSS | adcat concat (all batches again) | peak RSS |");
-    println!("|---|---|---|---|---|---|---|");
+    println!("\n{rounds} interleaved rounds, median (min–max); one batch = 2,000 cells x 20,000 genes, 5 % CSR float32");
+    println!("codec floor: zstd (level 3, the zarr v3 default) of the new batch's X in the store's chunk size, on all cores (h5ad stores are uncompressed)\n");
+    println!("| store | batches | cp -r of the store | codec floor | adcat append (1 batch) | peak RSS | adcat concat (all batches again) | peak RSS |");
+    println!("|---|---|---|---|---|---|---|---|");
     for ext in [".zarr", ".h5ad"] {
         for n in [10usize, 50] {
             let ins = &all[..n + 1];
             let store = work.join(format!("store{n}{ext}"));
             rm(&store);
             crate::run(adcat(bin).arg("concat").args(&ins[..n]).arg("-o").arg(&store))?;
-            let rs: Vec<[f64; 5]> = (0..rounds).map(|_| round(bin, &work, &store, ins, ext)).collect::<Result<_>>()?;
-            let col = |i: usize, unit: &str| median_spread(&mut rs.iter().map(|r| r[i]).collect::<Vec<_>>(), unit);
-            println!("| {} | {n} + 1 | {} | {} | {} | {} | {} |", ext.trim_start_matches('.'), col(0, "s"), col(1, "s"), col(2, "MB"), col(3, "s"), col(4, "MB"));
+            let rs: Vec<[f64; 6]> = (0..rounds).map(|_| round(bin, vpy, &data, &work, &store, ins, ext)).collect::<Result<_>>()?;
+            let col = |i: usize, unit: &str| median_spread(rs.iter().map(|r| r[i]).collect(), unit);
+            let floor = if ext == ".zarr" { col(5, " s") } else { "—".into() };
+            println!("| {} | {n} + 1 | {} | {floor} | {} | {} | {} | {} |", ext.trim_start_matches('.'), col(0, " s"), col(1, " s"), col(2, " MB"), col(3, " s"), col(4, " MB"));
             rm(&store);
         }
     }

@@ -4,6 +4,7 @@
 //! concatenation run by `adcat concat`; and the same for an h5ad output, whose `finish`
 //! converts the job's zarr staging — interleaved rounds, medians and spread.
 
+use crate::bench::median_spread;
 use crate::{measure, rm};
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
@@ -25,27 +26,8 @@ for i in range(n):
     ad.AnnData(X=X, obs=obs, var=pd.DataFrame(index=genes)).write_h5ad(f"{out}/in{i:04}.h5ad")
 "#;
 
-fn inputs(vpy: &Path, dir: &Path, n: usize) -> Result<Vec<PathBuf>> {
-    let done = dir.join("complete");
-    if !done.exists() {
-        rm(dir);
-        std::fs::create_dir_all(dir)?;
-        let st = Command::new(vpy).arg("-c").arg(GENERATE).arg(dir).arg(n.to_string()).status()?;
-        anyhow::ensure!(st.success(), "writing the inputs with anndata failed");
-        std::fs::write(&done, "")?;
-    }
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)?.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "h5ad")).collect();
-    v.sort();
-    Ok(v)
-}
-
 fn wall(cmd: &mut Command) -> Result<f64> {
     Ok(measure(cmd)?.1)
-}
-
-fn median_spread(v: &mut [f64], unit: &str) -> String {
-    v.sort_by(f64::total_cmp);
-    format!("{:.2} {unit} ({:.2}–{:.2})", v[v.len() / 2], v[0], v[v.len() - 1])
 }
 
 struct Round {
@@ -133,12 +115,12 @@ pub fn bench_jobs(bin: &Path, vpy: &Path, root: &Path) -> Result<()> {
     println!("|---|---|---|---|---|---|---|---|");
     let mut h5ad_rows = vec![];
     for n in [10usize, 100, 1000] {
-        let ins = inputs(vpy, &root.join(format!("target/bench-data/jobs/n{n}")), n).context("bench-jobs inputs")?;
+        let ins = crate::bench::scripted_set(vpy, &root.join(format!("target/bench-data/jobs/n{n}")), GENERATE, n).context("bench-jobs inputs")?;
         let work = root.join("target/bench-work/jobs");
         std::fs::create_dir_all(&work)?;
         let rs: Vec<Round> = (0..rounds).map(|_| round(bin, &work, &ins)).collect::<Result<_>>()?;
-        let col = |f: &dyn Fn(&Round) -> f64| median_spread(&mut rs.iter().map(f).collect::<Vec<_>>(), "s");
-        let per_task = median_spread(&mut rs.iter().map(|r| (r.run_each - r.run_one) / r.tasks.max(1) as f64 * 1e3).collect::<Vec<_>>(), "ms");
+        let col = |f: &dyn Fn(&Round) -> f64| median_spread(rs.iter().map(f).collect(), " s");
+        let per_task = median_spread(rs.iter().map(|r| (r.run_each - r.run_one) / r.tasks.max(1) as f64 * 1e3).collect(), " ms");
         println!(
             "| {n} | {} | {} | {} | {} | {} | {} | {per_task} |",
             rs[0].tasks,

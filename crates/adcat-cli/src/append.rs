@@ -2,7 +2,7 @@
 //! shadow copy that replaces the store only when complete and verified.
 
 use crate::stores::Output;
-use crate::{inputs, planview, progress, prepare_inputs, ConcatArgs, Prepared, WriteArgs};
+use crate::{inputs, planview, progress, prepare_inputs, CombineArgs, ConcatArgs, Prepared, WriteArgs};
 use anyhow::Result;
 use std::path::PathBuf;
 
@@ -17,35 +17,14 @@ pub(crate) struct AppendArgs {
     /// Read more inputs from FILE (`-`: standard input), as `concat --inputs-from`.
     #[arg(long, value_name = "FILE")]
     pub inputs_from: Option<PathBuf>,
-    /// How to combine var: inner (every input must have the store's genes) or outer
-    /// (missing genes filled; new genes added after the store's).
-    #[arg(long, default_value = "inner", value_parser = ["inner", "outer"])]
-    join: String,
-    /// Strategy for var columns, varm and varp, over the store and the new inputs.
-    #[arg(long, value_parser = ["same", "unique", "first", "only"])]
-    merge: Option<String>,
-    /// Strategy for uns, over the store and the new inputs.
-    #[arg(long, value_parser = ["same", "unique", "first", "only"])]
-    uns_merge: Option<String>,
-    /// The store's label column (as given to `concat --label`): the new cells get their
-    /// inputs' keys.
-    #[arg(long)]
-    label: Option<String>,
-    /// Keys of the new inputs (default: continuing the store's numbering).
-    #[arg(long, value_delimiter = ',')]
-    keys: Option<Vec<String>>,
-    /// Make the new cells' names unique: NAME + SEP + KEY.
-    #[arg(long, value_name = "SEP")]
-    index_unique: Option<String>,
-    /// The store's var names (one per line): new genes are dropped, missing ones filled.
+    #[command(flatten)]
+    combine: CombineArgs,
+    /// Add only the new cells whose obs columns pass EXPR (as `concat --obs-filter`).
+    #[arg(long, value_name = "EXPR")]
+    pub obs_filter: Option<String>,
+    /// Add only the new cells named in FILE (as `concat --obs-names`).
     #[arg(long, value_name = "FILE")]
-    var_names: Option<PathBuf>,
-    /// Value for entries missing after an outer join (default 0 sparse, NaN dense).
-    #[arg(long, allow_negative_numbers = true)]
-    fill_value: Option<f64>,
-    /// Do not add the append to the store's provenance record.
-    #[arg(long)]
-    no_provenance: bool,
+    pub obs_names: Option<PathBuf>,
     /// Memory budget for data in flight, e.g. 512MiB, 2GiB.
     #[arg(long, default_value = "1GiB")]
     max_memory: String,
@@ -59,23 +38,15 @@ impl AppendArgs {
             inputs_from: self.inputs_from,
             output: self.store,
             axis: "obs".into(),
-            join: self.join,
-            merge: self.merge,
-            uns_merge: self.uns_merge,
-            label: self.label,
-            keys: self.keys,
-            index_unique: self.index_unique,
-            var_names: self.var_names,
+            combine: self.combine,
             var_key: None,
-            obs_filter: None,
+            obs_filter: self.obs_filter,
             var_filter: None,
-            obs_names: None,
+            obs_names: self.obs_names,
             obs_names_list: None,
             var_names_list: None,
-            fill_value: self.fill_value,
             pairwise: false,
             task_size: "1GiB".into(),
-            no_provenance: self.no_provenance,
             write: WriteArgs { zarr_format: "3".into(), compression: None, max_memory: self.max_memory, force: false },
         }
     }
@@ -106,6 +77,7 @@ pub(crate) fn run(p: &Prepared, inputs: &[Box<dyn adcat_store::Store>], follow: 
 
 /// Run `adcat append`.
 pub(crate) fn append_cmd(args: AppendArgs, quiet: bool, verbose: bool, follow: bool) -> Result<()> {
+    let combine = args.combine.clone();
     let args = args.into_concat();
     let specs = inputs::resolve(&args.inputs, args.inputs_from.as_deref())?;
     // The format is the store's; prepare_inputs only needs one to check options.
@@ -116,6 +88,9 @@ pub(crate) fn append_cmd(args: AppendArgs, quiet: bool, verbose: bool, follow: b
     let report = run(&p, &inputs, follow, &bar);
     bar.finish();
     let report = report.map_err(|f| match f {
+        Failure::Engine(e @ adcat_concat::ConcatError::Refused { .. }) => {
+            anyhow::anyhow!("{:#}. To build the result in a new store instead: {}", p.err(e), instead(&p, &combine, follow))
+        }
         Failure::Engine(e) => p.err(e),
         Failure::Other(e) => e,
     })?;
@@ -123,8 +98,73 @@ pub(crate) fn append_cmd(args: AppendArgs, quiet: bool, verbose: bool, follow: b
         eprintln!("adcat: warning: {w}");
     }
     if !quiet {
+        eprint!("{}", planview::kept_lines(&report, &p.inputs, "adcat: "));
         eprint!("{}", planview::off_match_lines(&report, &p.inputs, "adcat: "));
         eprintln!("adcat: {}: now {} obs x {} var", p.output.display(), report.shape.0, report.shape.1);
     }
     Ok(())
+}
+
+/// The `adcat concat` command that builds in a new store what a refused append would
+/// have made: the inputs the store was built from, with their keys (its provenance
+/// record, when complete and the files are there), else the store as one input; then
+/// the new inputs and the same options.
+fn instead(p: &Prepared, c: &CombineArgs, follow: bool) -> String {
+    let mut words: Vec<String> = vec!["adcat".into(), "concat".into()];
+    let recorded = recorded_inputs(p, follow);
+    let first_key = recorded.as_ref().map_or(1, Vec::len);
+    match recorded {
+        Some(r) => words.extend(r),
+        None => words.push(quote(&p.output.display().to_string())),
+    }
+    for (i, path) in p.inputs.iter().enumerate() {
+        let key = p.copts.keys.as_ref().and_then(|k| k.get(i).cloned()).unwrap_or_else(|| (first_key + i).to_string());
+        words.push(quote(&format!("{key}={}", path.display())));
+    }
+    let ext = p.output.extension().map(|e| e.to_string_lossy().into_owned()).unwrap_or_default();
+    words.extend(["-o".into(), format!("NEW.{ext}")]);
+    let mut opt = |flag: &str, v: Option<String>| {
+        if let Some(v) = v {
+            words.extend([flag.to_owned(), quote(&v)]);
+        }
+    };
+    opt("--join", (c.join == "outer").then(|| c.join.clone()));
+    opt("--merge", c.merge.clone());
+    opt("--uns-merge", c.uns_merge.clone());
+    opt("--label", c.label.clone());
+    opt("--index-unique", c.index_unique.clone());
+    opt("--fill-value", c.fill_value.map(|f| f.to_string()));
+    opt("--var-names", c.var_names.as_ref().map(|f| f.display().to_string()));
+    let mut cmd = words.join(" ");
+    if p.copts.obs_select.is_some() {
+        // concat would select among the store's cells too.
+        cmd.push_str(" (with the new inputs' cells selected first: --obs-filter/--obs-names would apply to every input)");
+    }
+    cmd
+}
+
+/// `KEY=PATH` of every input the store's provenance record lists, when the record is
+/// complete, describes the store as it is, and every file is still there.
+fn recorded_inputs(p: &Prepared, follow: bool) -> Option<Vec<String>> {
+    let opts = crate::stores::InputOptions { follow_external: follow, max_memory: p.copts.write.max_memory, budget_flag: true };
+    let store = crate::stores::open_input(&p.output, opts).ok()?;
+    let record = adcat_format::provenance::read(store.as_ref()).ok()??;
+    let index = store.attr("obs", "_index").ok()??.as_str().map(str::to_owned)?;
+    // The index is an array, or a group (nullable strings) holding `values`.
+    let meta = |p: String| store.array_meta(&p).ok();
+    let n_obs = meta(format!("obs/{index}")).or_else(|| meta(format!("obs/{index}/values")))?.shape.first().copied()?;
+    let complete = record.omitted_steps == 0
+        && record.history.last().is_some_and(|s| s.shape[0] == n_obs)
+        && record.history.iter().flat_map(|s| &s.inputs).all(|i| i.kept_obs.is_none() && i.kept_vars.is_none() && std::path::Path::new(&i.path).exists())
+        && record.history.iter().all(|s| s.omitted_inputs == 0);
+    complete.then(|| record.history.iter().flat_map(|s| &s.inputs).map(|i| quote(&format!("{}={}", i.key, i.path))).collect())
+}
+
+/// `s` as one shell word.
+fn quote(s: &str) -> String {
+    if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c)) {
+        s.to_owned()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
 }

@@ -60,6 +60,42 @@ pub(crate) struct WriteArgs {
     force: bool,
 }
 
+/// The options that decide a result, shared by `concat`, `plan` and `append`.
+#[derive(clap::Args, Debug, Clone)]
+pub(crate) struct CombineArgs {
+    /// How to combine the other axis: inner (intersection) or outer (union).
+    #[arg(long, default_value = "inner", value_parser = ["inner", "outer"])]
+    pub join: String,
+    /// Strategy for off-axis annotations (var columns, varm, varp).
+    #[arg(long, value_parser = ["same", "unique", "first", "only"])]
+    pub merge: Option<String>,
+    /// Strategy for uns.
+    #[arg(long, value_parser = ["same", "unique", "first", "only"])]
+    pub uns_merge: Option<String>,
+    /// Add a categorical column with this name recording each cell's input.
+    #[arg(long)]
+    pub label: Option<String>,
+    /// Names of the inputs for --label and --index-unique (default 0,1,...; `append`:
+    /// continuing the store's numbering).
+    #[arg(long, value_delimiter = ',')]
+    pub keys: Option<Vec<String>>,
+    /// Make names along the axis unique: NAME + SEP + KEY.
+    #[arg(long, value_name = "SEP")]
+    pub index_unique: Option<String>,
+    /// The output's var names, fixed: FILE has one name per line (`-`: standard input);
+    /// genes an input lacks are filled, its others dropped (with --axis obs; `append`:
+    /// the store's own names).
+    #[arg(long, value_name = "FILE")]
+    pub var_names: Option<PathBuf>,
+    /// Value for entries missing after an outer join (default 0 sparse, NaN dense).
+    #[arg(long, allow_negative_numbers = true)]
+    pub fill_value: Option<f64>,
+    /// Do not record the command, its options and inputs in the output (root attribute
+    /// `adcat`, shown by `adcat inspect`).
+    #[arg(long)]
+    pub no_provenance: bool,
+}
+
 /// The arguments of `concat` and `plan`.
 #[derive(clap::Args, Debug, Clone)]
 pub(crate) struct ConcatArgs {
@@ -77,28 +113,8 @@ pub(crate) struct ConcatArgs {
     /// Axis to concatenate along: obs (0) or var (1).
     #[arg(long, default_value = "obs", value_parser = ["obs", "var", "0", "1"])]
     axis: String,
-    /// How to combine the other axis: inner (intersection) or outer (union).
-    #[arg(long, default_value = "inner", value_parser = ["inner", "outer"])]
-    join: String,
-    /// Strategy for off-axis annotations (var columns, varm, varp).
-    #[arg(long, value_parser = ["same", "unique", "first", "only"])]
-    merge: Option<String>,
-    /// Strategy for uns.
-    #[arg(long, value_parser = ["same", "unique", "first", "only"])]
-    uns_merge: Option<String>,
-    /// Add a categorical column with this name recording each cell's input.
-    #[arg(long)]
-    label: Option<String>,
-    /// Names of the inputs for --label and --index-unique (default 0,1,...).
-    #[arg(long, value_delimiter = ',')]
-    keys: Option<Vec<String>>,
-    /// Make names along the axis unique: NAME + SEP + KEY.
-    #[arg(long, value_name = "SEP")]
-    index_unique: Option<String>,
-    /// The output's var names, fixed: FILE has one name per line (`-`: standard input);
-    /// genes an input lacks are filled, its others dropped (with --axis obs).
-    #[arg(long, value_name = "FILE")]
-    pub var_names: Option<PathBuf>,
+    #[command(flatten)]
+    combine: CombineArgs,
     /// Match the inputs' genes by this var column (e.g. gene_ids) instead of their
     /// index; the output's var names are its values (with --var-names: the list, in the
     /// column's terms).
@@ -122,19 +138,12 @@ pub(crate) struct ConcatArgs {
     /// The names of `var_names`, given directly (the Python API).
     #[arg(skip)]
     pub var_names_list: Option<Vec<String>>,
-    /// Value for entries missing after an outer join (default 0 sparse, NaN dense).
-    #[arg(long, allow_negative_numbers = true)]
-    fill_value: Option<f64>,
     /// Concatenate obsp (varp for --axis var) block-diagonally.
     #[arg(long)]
     pairwise: bool,
     /// Target uncompressed output size of one task of the job (see `adcat job`).
     #[arg(long, default_value = "1GiB", value_name = "SIZE")]
     task_size: String,
-    /// Do not record the command, its options and inputs in the output (root attribute
-    /// `adcat`, shown by `adcat inspect`).
-    #[arg(long)]
-    no_provenance: bool,
     #[command(flatten)]
     write: WriteArgs,
 }
@@ -346,7 +355,8 @@ pub(crate) fn prepare(args: ConcatArgs) -> Result<Prepared> {
 /// As [`prepare`], with the inputs resolved already (`args.inputs` is not read), and the
 /// output format given (`None`: from the output's extension).
 pub(crate) fn prepare_inputs(specs: Vec<inputs::Input>, args: ConcatArgs, format: Option<stores::OutFormat>) -> Result<Prepared> {
-    let ConcatArgs { inputs: _, inputs_from: _, output, axis, join, merge, uns_merge, label, keys, index_unique, fill_value, pairwise, task_size, no_provenance, var_names, var_key, var_names_list, obs_filter, obs_names, obs_names_list, var_filter, write } = args;
+    let ConcatArgs { inputs: _, inputs_from: _, output, axis, combine, pairwise, task_size, var_key, var_names_list, obs_filter, obs_names, obs_names_list, var_filter, write } = args;
+    let CombineArgs { join, merge, uns_merge, label, keys, index_unique, var_names, fill_value, no_provenance } = combine;
     let keys = inputs::keys(&specs, keys)?;
     let inputs: Vec<PathBuf> = specs.into_iter().map(|i| i.path).collect();
     let opts = write_options(&write)?;

@@ -6,5 +6,11 @@
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
+    // `adcat inspect s.zarr | head`: a closed stdout ends the process quietly, as for
+    // other Unix tools, instead of a panic in `println!` (Rust ignores SIGPIPE).
+    // SAFETY: set before any thread starts; SIG_DFL is a valid disposition.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     std::process::exit(adcat_cli::run_main(std::env::args_os()));
 }

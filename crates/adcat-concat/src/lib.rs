@@ -71,7 +71,7 @@ fn as_engine_sees<R>(inputs: &[&dyn Store], out: &dyn Store, f: impl FnOnce(&[&d
 }
 
 /// An error met while reading `store`, attributed to it if it is not already.
-fn at_input(e: ConcatError, store: &dyn Store) -> ConcatError {
+pub(crate) fn at_input(e: ConcatError, store: &dyn Store) -> ConcatError {
     match e {
         ConcatError::Format(source) => ConcatError::Input { file: store.location().into(), source },
         ConcatError::Unsupported { path, reason } => ConcatError::Input { file: store.location().into(), source: FormatError::invalid(&path, reason) },

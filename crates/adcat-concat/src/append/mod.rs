@@ -14,10 +14,12 @@
 //! The off axis is the one rule that differs from a single concatenation: the store's
 //! var names keep their order, and an outer join adds new names after them in the
 //! order the inputs first show them. obs columns that are new or change type are
-//! rewritten whole (they are small). What needs more than growing a matrix — a dtype
-//! change, dense matrices gaining genes, a CSC matrix — or would drop store columns
-//! under an inner join is refused with the store and element named
-//! ([`ConcatError::Refused`]).
+//! rewritten whole (they are small), as are obsm entries new with the inputs (outer
+//! join: the store's cells hold the fill). What needs more than growing a matrix — a
+//! dtype change, dense matrices gaining genes, a CSC matrix — or would drop store
+//! genes or columns under an inner join is refused with the store and element named
+//! ([`ConcatError::Refused`]); the command line adds the `adcat concat` command that
+//! builds the result in a new store.
 
 mod splice;
 
@@ -59,20 +61,26 @@ pub fn append(stores: AppendStores<'_>, inputs: &[&dyn Store], opts: &ConcatOpti
     // Inputs of any anndata version, read as the engine reads them.
     let legacy: Vec<adcat_format::LegacyView<'_>> = inputs.iter().map(|s| adcat_format::LegacyView::new(*s)).collect();
     let seen: Vec<&dyn Store> = legacy.iter().map(|v| v as &dyn Store).collect();
-    let var = target_var(&store_var, &seen, opts)?;
+    let var = target_var(store, &store_var, &seen, opts)?;
     let n_var = var.len() as u64;
     let empty = SelectedView::new(store, Arc::new(RowSel::none(n_old)));
+    let (selected, kept) = select_new(&seen, &keys, opts)?;
     let mut all: Vec<&dyn Store> = vec![&empty];
-    all.extend_from_slice(inputs);
+    match &selected {
+        Some(views) => all.extend(views.iter().map(|v| v as &dyn Store)),
+        None => all.extend_from_slice(inputs),
+    }
     let dopts = ConcatOptions {
         keys: Some(std::iter::once(STORE_KEY.to_owned()).chain(keys.iter().cloned()).collect()),
         off_names: Some(Arc::new(var)),
+        obs_select: None,
         no_provenance: true,
         // Delta is read back once, right away: compressing it would only cost time.
         write: adcat_format::layout::WriteOptions { compression: Some(adcat_store::Compression::None), ..opts.write.clone() },
         ..opts.clone()
     };
     let mut report = crate::concat(&all, stores.scratch, &dopts, progress)?;
+    report.kept = kept;
     let n_new = report.shape.0;
     splice::Splice::new(stores, n_old, n_new, opts).run(&mut report)?;
     report.shape = (n_old + n_new, n_var);
@@ -93,13 +101,32 @@ fn check_options(opts: &ConcatOptions) -> Result<()> {
     if opts.pairwise {
         return refuse("--pairwise");
     }
-    if opts.obs_select.is_some() || opts.var_filter.is_some() {
-        return refuse("cell or gene selections (--obs-filter, --obs-names, --var-filter)");
+    if opts.var_filter.is_some() {
+        return refuse("a gene filter (--var-filter: the store's genes cannot change)");
     }
     if opts.off_key.is_some() {
         return refuse("--var-key");
     }
     Ok(())
+}
+
+/// Views of the new inputs with the selected cells, and each one's kept and total cells.
+type Selected<'a> = (Option<Vec<SelectedView<'a>>>, Vec<(u64, u64)>);
+
+/// The new inputs seen with only the cells `--obs-filter`/`--obs-names` keep (`None`:
+/// no selection), and each one's kept and total cells. The store's cells are not
+/// selected: they are in already.
+fn select_new<'a>(inputs: &[&'a dyn Store], keys: &[String], opts: &ConcatOptions) -> Result<Selected<'a>> {
+    let Some(sel) = &opts.obs_select else { return Ok((None, vec![])) };
+    let (mut views, mut kept) = (vec![], vec![]);
+    for (s, key) in inputs.iter().zip(keys) {
+        crate::select::check_selectable(*s, false)?;
+        let suffix = opts.index_unique.as_ref().map(|sep| format!("{sep}{key}")).unwrap_or_default();
+        let rows = crate::select::select_rows(*s, sel, &suffix).map_err(|e| crate::at_input(e, *s))?;
+        kept.push((rows.count(), rows.len()));
+        views.push(SelectedView::new(*s, Arc::new(rows)));
+    }
+    Ok((Some(views), kept))
 }
 
 /// A refusal of `store`'s element `path`.
@@ -176,13 +203,14 @@ fn default_label_count(store: &dyn Store, label: &str) -> Option<u64> {
 /// The grown store's var names: the store's, then (outer join) names new to it in the
 /// order the inputs first show them. An inner join that would drop store names, or a
 /// `--var-names` list other than the store's, is refused.
-fn target_var(store_var: &[String], inputs: &[&dyn Store], opts: &ConcatOptions) -> Result<Vec<String>> {
+fn target_var(store: &dyn Store, store_var: &[String], inputs: &[&dyn Store], opts: &ConcatOptions) -> Result<Vec<String>> {
     if let Some(fixed) = &opts.off_names {
         if fixed.as_slice() != store_var {
-            return Err(ConcatError::Options(format!(
-                "--var-names must list the store's own {} var names in their order to append (the store's genes cannot change without rewriting it); concatenate into a new store to change them",
-                store_var.len()
-            )));
+            return Err(refused(
+                store,
+                "var",
+                format!("has {} names, which --var-names must list in their order to append (the store's genes cannot change without rewriting it); concatenate into a new store to change them", store_var.len()),
+            ));
         }
         return Ok(store_var.to_vec());
     }
@@ -195,12 +223,16 @@ fn target_var(store_var: &[String], inputs: &[&dyn Store], opts: &ConcatOptions)
             let have: HashSet<&str> = names.iter().map(String::as_str).collect();
             let missing = store_var.iter().filter(|n| !have.contains(n.as_str())).count();
             if missing > 0 {
-                return Err(ConcatError::Options(format!(
-                    "{}: lacks {missing} of the store's {} var names (e.g. {:?}); an inner join would drop them from the store. Append with --join outer (they are filled), or pass --var-names with the store's names",
-                    s.location(),
-                    store_var.len(),
-                    store_var.iter().find(|n| !have.contains(n.as_str())).cloned().unwrap_or_default()
-                )));
+                return Err(refused(
+                    store,
+                    "var",
+                    format!(
+                        "would lose names: {} lacks {missing} of the store's {} var names (e.g. {:?}), which an inner join drops. Append with --join outer (they are filled), or pass --var-names with the store's names",
+                        s.location(),
+                        store_var.len(),
+                        store_var.iter().find(|n| !have.contains(n.as_str())).cloned().unwrap_or_default()
+                    ),
+                ));
             }
         } else {
             for n in names {
@@ -226,6 +258,8 @@ fn record(stores: AppendStores<'_>, inputs: &[&dyn Store], keys: &[String], opts
             let n_vars = crate::inputs::index_path(*s, "var").and_then(|p| crate::columns::element_len(*s, &p).at(*s)).unwrap_or(0);
             Source { key: key.clone(), path: s.location().to_owned(), n_obs, n_vars, kept_obs: None, kept_vars: None }
         })
+        .zip(report.kept.iter().map(|&(k, _)| Some(k)).chain(std::iter::repeat(None)))
+        .map(|(src, kept_obs)| Source { kept_obs, ..src })
         .collect();
     let record = match provenance::read(stores.store) {
         Ok(Some(mut p)) => {

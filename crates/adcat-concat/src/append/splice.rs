@@ -8,10 +8,12 @@
 
 use super::{refused, STORE_KEY};
 use crate::columns::{cat_labels, col_kind, ColKind, OutCol, SourceRows};
+use crate::index::Join;
 use crate::inputs::index_path;
 use crate::options::{ConcatOptions, Report};
 use crate::{At, ConcatError, Result};
 use adcat_format::layout::{element_bytes, Purpose, WriteOptions};
+use adcat_format::stream::Appender;
 use adcat_format::{detect, Encoding, FormatError};
 use adcat_store::{join_path, ArrayData, ArraySpec, AttrValue, DType, NodeKind, Store, StoreError};
 use std::collections::{HashMap, HashSet};
@@ -278,6 +280,18 @@ impl<'a> Splice<'a> {
         Ok(t)
     }
 
+    /// The dtype of matrix values `tp` after the append: delta's, which is the at-once
+    /// dtype (numpy's promotion over the store and the inputs). A promotion rewrites the
+    /// store's values of that element (and only them) in the wider type.
+    fn promoted(&self, tp: &str, dp: &str) -> Result<DType> {
+        let t = self.t.array_meta(tp).map_err(out_err)?.dtype;
+        let d = self.d.array_meta(dp).map_err(out_err)?.dtype;
+        if t != d && t.promote(d) != Some(d) {
+            return Err(self.refuse(tp, format!("would change dtype from {} to {}; concatenate into a new store", t.name(), d.name())));
+        }
+        Ok(d)
+    }
+
     /// A dataframe column (or index) `tp` of the target, grown by delta's `dp`.
     fn column(&self, tp: &str, dp: &str, is_label: bool) -> Result<()> {
         match self.encoding(tp, dp)? {
@@ -357,29 +371,105 @@ impl<'a> Splice<'a> {
         adcat_format::frame::write_array(self.t, &cats, &ArrayData::from_vec(all), &self.write).map_err(out_err)
     }
 
-    /// The matrices of target and delta, which must be the same set.
+    /// The matrices of target and delta to grow, which must be the same set: a layer or
+    /// obsm entry new with these inputs (outer join) is written whole here, not listed.
     fn matrix_pairs(&self) -> Result<Vec<String>> {
         let t = matrix_elements(self.t)?;
         let d = matrix_elements(self.d)?;
-        if let Some(e) = d.iter().find(|e| !t.contains(e)) {
-            return Err(self.refuse(e, "is new (some new inputs have it): the store's cells have no values for it; concatenate into a new store"));
-        }
         if let Some(e) = t.iter().find(|e| !d.contains(e)) {
             return Err(self.refuse(e, "would be dropped: some new inputs lack it, as concatenating at once would drop it; append with --join outer, or concatenate into a new store"));
         }
+        for e in d.iter().filter(|e| !t.contains(e)) {
+            if !(e.starts_with("obsm/") || e.starts_with("layers/")) || self.opts.join != Join::Outer {
+                return Err(self.refuse(e, "is new (some new inputs have it): the store's cells have no values for it; concatenate into a new store"));
+            }
+            self.new_element(e)?;
+        }
         Ok(t)
+    }
+
+    /// A layer or obsm entry only the new inputs have (outer join): the store's cells
+    /// hold the fill, as concatenating at once fills the inputs without it (dense: NaN,
+    /// sparse: nothing stored, unless --fill-value), in delta's encoding and dtype.
+    fn new_element(&self, el: &str) -> Result<()> {
+        let fill = self.opts.fill_value;
+        match detect(self.d, el).map_err(out_err)?.encoding {
+            Encoding::Array => self.new_dense(el, fill.unwrap_or(f64::NAN)),
+            Encoding::Csr => self.new_csr(el, fill.unwrap_or(0.0)),
+            other => Err(self.refuse(el, format!("is new (some new inputs have it) and a {other}, which adcat cannot fill for the store's cells; concatenate into a new store"))),
+        }
+    }
+
+    fn new_dense(&self, el: &str, fill: f64) -> Result<()> {
+        let m = self.d.array_meta(el).map_err(out_err)?;
+        let rest: Vec<u64> = m.shape.iter().skip(1).copied().collect();
+        let width = rest.iter().product::<u64>().max(1);
+        let front = |s: u64, e: u64| {
+            let shape: Vec<u64> = std::iter::once(e - s).chain(rest.iter().copied()).collect();
+            ArrayData::from_shape_vec(&shape, vec![fill; ((e - s) * width) as usize])
+        };
+        self.fresh(el, m.dtype, self.n_old, &front, el, 0, &Map::Same)?;
+        self.t.set_attrs(el, &self.d.attrs(el).map_err(out_err)?).map_err(out_err)
+    }
+
+    /// A CSR matrix: with a fill other than 0 every entry of the store's rows is stored.
+    fn new_csr(&self, el: &str, fill: f64) -> Result<()> {
+        let mut attrs = self.d.attrs(el).map_err(out_err)?;
+        let w = attrs.get("shape").and_then(|v| v.as_ints()).and_then(|s| s.get(1).copied()).unwrap_or(0).max(0) as u64;
+        let per_row = if fill != 0.0 { w } else { 0 };
+        let filled = self.n_old * per_row;
+        let (data, indices, indptr) = (join_path(el, "data"), join_path(el, "indices"), join_path(el, "indptr"));
+        let dtype = |p: &str| -> Result<DType> { Ok(self.d.array_meta(p).map_err(out_err)?.dtype) };
+        let nnz1 = self.d.array_meta(&data).map_err(out_err)?.shape[0];
+        self.t.create_group(el).map_err(out_err)?;
+        attrs.insert("shape".into(), AttrValue::Ints(vec![(self.n_old + self.n_new) as i64, w as i64]));
+        self.t.set_attrs(el, &attrs).map_err(out_err)?;
+        self.fresh(&data, dtype(&data)?, filled, &|s, e| Some(ArrayData::from_vec(vec![fill; (e - s) as usize])), &data, 0, &Map::Same)?;
+        let cols = |s: u64, e: u64| Some(ArrayData::from_vec((s..e).map(|k| (k % w.max(1)) as i64).collect::<Vec<_>>()));
+        self.fresh(&indices, dtype(&indices)?, filled, &cols, &indices, 0, &Map::Same)?;
+        let ptrs = |s: u64, e: u64| Some(ArrayData::from_vec((s..e).map(|r| (r * per_row) as i64).collect::<Vec<_>>()));
+        let ptr = wide_enough(dtype(&indptr)?, (filled + nnz1) as i64);
+        self.fresh(&indptr, ptr, self.n_old + 1, &ptrs, &indptr, 1, &Map::Add(filled as i64))
+    }
+
+    /// Create the target's `tp` in `dtype`, resizable (later appends grow it): `n_front`
+    /// rows made by `front(start, end)`, then delta's `dp` from row `from`, mapped.
+    #[allow(clippy::too_many_arguments)]
+    fn fresh(&self, tp: &str, dtype: DType, n_front: u64, front: &dyn Fn(u64, u64) -> Option<ArrayData>, dp: &str, from: u64, map: &Map) -> Result<()> {
+        let dm = self.d.array_meta(dp).map_err(out_err)?;
+        let n1 = dm.shape.first().copied().unwrap_or(0).saturating_sub(from);
+        let mut shape = dm.shape.clone();
+        shape[0] = n_front + n1;
+        let mut out = Appender::create(self.t, tp, dtype, &shape, Purpose::SparsePart, &self.write).map_err(out_err)?;
+        let row = shape.iter().skip(1).product::<u64>().max(1) * element_bytes(dtype);
+        let rows = ((self.opts.write.max_memory / 16) / row).max(1);
+        let mut s = 0;
+        while s < n_front {
+            let e = (s + rows).min(n_front);
+            let b = front(s, e).and_then(|b| b.cast(dtype)).ok_or_else(|| ConcatError::Output(FormatError::invalid(tp, format!("cannot write the fill as {}", dtype.name()))))?;
+            out.push(self.t, b).map_err(out_err)?;
+            s = e;
+        }
+        let mut k = 0;
+        while k < n1 {
+            let e = (k + rows).min(n1);
+            let a = self.d.read_rows(dp, from + k, from + e).map_err(out_err)?;
+            out.push(self.t, self.cast(map.apply(a, tp)?, dtype, tp)?).map_err(out_err)?;
+            k = e;
+        }
+        out.finish(self.t).map_err(out_err)
     }
 
     fn matrix(&self, el: &str) -> Result<()> {
         match self.encoding(el, el)? {
             Encoding::Array => {
-                self.same_dtype(el, el)?;
+                let dtype = self.promoted(el, el)?;
                 let (t, d) = (self.t.array_meta(el).map_err(out_err)?.shape, self.d.array_meta(el).map_err(out_err)?.shape);
                 if t.get(1..) != d.get(1..) {
                     let dims = |v: &[u64]| v.iter().map(u64::to_string).collect::<Vec<_>>().join(" x ");
                     return Err(self.refuse(el, format!("is dense ({}) and its new rows are {}: appending cannot widen a dense matrix (new genes under --join outer); pass --var-names with the store's genes, or concatenate into a new store", dims(&t), dims(&d))));
                 }
-                self.grow(el, el, 0, &Map::Same, None)
+                self.grow(el, el, 0, &Map::Same, Some(dtype))
             }
             Encoding::Csr => self.csr(el),
             Encoding::DataFrame => Err(self.refuse(el, "is a dataframe in obsm, which adcat cannot append to yet; concatenate into a new store")),
@@ -400,10 +490,10 @@ impl<'a> Splice<'a> {
             return Err(self.refuse(el, format!("would change width from {w0} to {w1}; concatenate into a new store")));
         }
         let (data, indices, indptr) = (join_path(el, "data"), join_path(el, "indices"), join_path(el, "indptr"));
-        self.same_dtype(&data, &data)?;
+        let dtype = self.promoted(&data, &data)?;
         let nnz0 = self.t.array_meta(&data).map_err(out_err)?.shape[0];
         let nnz1 = self.d.array_meta(&data).map_err(out_err)?.shape[0];
-        self.grow(&data, &data, 0, &Map::Same, None)?;
+        self.grow(&data, &data, 0, &Map::Same, Some(dtype))?;
         let idx = self.t.array_meta(&indices).map_err(out_err)?.dtype;
         self.grow(&indices, &indices, 0, &Map::Same, Some(wide_enough(idx, w1 - 1)))?;
         let ptr = self.t.array_meta(&indptr).map_err(out_err)?.dtype;
@@ -527,8 +617,11 @@ impl<'a> Splice<'a> {
         if a.dtype() == dtype {
             return Ok(a);
         }
+        // Integers that fit (widened codes, indptr), or a numpy promotion (float32 values
+        // of the store into a float64 result).
         let fits = a.int_range().is_none_or(|(lo, hi)| hi <= int_max(dtype) && (lo >= 0 || dtype.is_signed_integer()));
-        match (dtype.is_integer() && a.dtype().is_integer() && fits).then(|| a.cast(dtype)).flatten() {
+        let castable = (dtype.is_integer() && a.dtype().is_integer() && fits) || a.dtype().promote(dtype) == Some(dtype);
+        match castable.then(|| a.cast(dtype)).flatten() {
             Some(c) => Ok(c),
             None => Err(ConcatError::Output(FormatError::invalid(path, format!("cannot store {} values as {}", a.dtype().name(), dtype.name())))),
         }

@@ -406,6 +406,8 @@ def append(
     index_unique: str | None = None,
     fill_value: Any = None,
     var_names: Sequence[str] | None = None,
+    obs_filter: str | None = None,
+    obs_names: Sequence[str] | None = None,
     provenance: bool = True,
     max_memory: int | str | None = None,
     follow_external_links: bool = False,
@@ -433,6 +435,9 @@ def append(
         Without ``keys``, the keys continue the store's numbering.
     var_names
         The store's var names (new genes are dropped, missing ones filled).
+    obs_filter, obs_names
+        Add only the new cells that pass the filter or are named (as for
+        :func:`concat_on_disk`); the store's cells stay.
     provenance
         Add the append to the store's provenance record (``True``).
     max_memory
@@ -476,8 +481,8 @@ def append(
         pairwise=False,
         var_names=_names(var_names, "var_names"),
         var_key=None,
-        obs_filter=None,
-        obs_names=None,
+        obs_filter=_opt_str(obs_filter, "obs_filter"),
+        obs_names=_names(obs_names, "obs_names"),
         var_filter=None,
         zarr_format=3,
         compression=None,
