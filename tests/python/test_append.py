@@ -357,6 +357,11 @@ def test_python_api(tmp_path):
     assert tree_digest(store) == before
     with pytest.raises(adcat.AdcatFileNotFoundError):
         adcat.append(tmp_path / "missing.zarr", list(paths.values()), progress=False)
+    # A cell selection among the new inputs, as `--obs-filter`.
+    C = batch(4, 9)
+    adcat.append(store, {"c": write(C, tmp_path / "c.h5ad", "h5ad")}, label="batch", obs_filter="qc < 0.5", progress=False)
+    picked = C[C.obs["qc"] < 0.5].copy()
+    assert_equal(read(store), concat_at_once([*A, *B, picked], label="batch", keys=["a", "b0", "b1", "c"]), exact=False)
 
 
 def test_var_names_fix_the_store_genes(run_adcat, tmp_path):
@@ -492,3 +497,28 @@ def test_dtype_promotion_rewrites_only_that_element(run_adcat, tmp_path, fmt):
     B = [batch(10, 4, X="dense", dtype=np.float64)]
     got, _, _ = check_append(run_adcat, tmp_path, A, B, fmt, "anndata")
     assert got.X.dtype == np.float64
+
+
+@pytest.mark.parametrize("merge", [None, "first"])
+def test_var_key_matches_the_new_inputs_by_column(run_adcat, tmp_path, merge):
+    """A store built with `--var-key gene_ids` (its index is in Ensembl ids; with no
+    merge it has no gene_ids column) grows by a symbol-indexed input matched by its
+    gene_ids column, equal to concatenating all inputs at once by that column."""
+    from test_var_names import keyed, mixed_id_inputs
+
+    adatas = mixed_id_inputs()
+    paths = [write(a, tmp_path / f"in{i}.h5ad", "h5ad") for i, a in enumerate(adatas)]
+    store = tmp_path / "store.zarr"
+    kw = ["--join", "outer", "--var-key", "gene_ids", *(["--merge", merge] if merge else [])]
+    run_adcat("concat", *paths[:2], "-o", store, *kw, "-q")
+    store_var = list(read(store).var_names)
+    proc = run_adcat("append", store, paths[2], *kw)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        B = keyed([adatas[2]], "gene_ids")
+        expected = ad.concat(keyed(adatas, "gene_ids"), join="outer", merge=merge)
+    expected = expected[:, outer_order(store_var, B)].copy()
+    got = read(store)
+    assert_equal(got, expected, exact=False)
+    assert got.var_names[0].startswith("ENSG")
+    assert f"adcat: {paths[2]}: " in proc.stderr

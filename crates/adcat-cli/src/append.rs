@@ -19,6 +19,10 @@ pub(crate) struct AppendArgs {
     pub inputs_from: Option<PathBuf>,
     #[command(flatten)]
     combine: CombineArgs,
+    /// Match the new inputs' genes by this var column (as `concat --var-key`); the
+    /// store's are matched by its index, unless it has the column too.
+    #[arg(long, value_name = "COLUMN")]
+    pub var_key: Option<String>,
     /// Add only the new cells whose obs columns pass EXPR (as `concat --obs-filter`).
     #[arg(long, value_name = "EXPR")]
     pub obs_filter: Option<String>,
@@ -39,7 +43,7 @@ impl AppendArgs {
             output: self.store,
             axis: "obs".into(),
             combine: self.combine,
-            var_key: None,
+            var_key: self.var_key,
             obs_filter: self.obs_filter,
             var_filter: None,
             obs_names: self.obs_names,
@@ -135,6 +139,7 @@ fn instead(p: &Prepared, c: &CombineArgs, follow: bool) -> String {
     opt("--index-unique", c.index_unique.clone());
     opt("--fill-value", c.fill_value.map(|f| f.to_string()));
     opt("--var-names", c.var_names.as_ref().map(|f| f.display().to_string()));
+    opt("--var-key", p.copts.off_key.clone());
     let mut cmd = words.join(" ");
     if p.copts.obs_select.is_some() {
         // concat would select among the store's cells too.

@@ -21,6 +21,7 @@
 //! ([`ConcatError::Refused`]); the command line adds the `adcat concat` command that
 //! builds the result in a new store.
 
+mod alias;
 mod splice;
 
 use crate::index::Join;
@@ -68,12 +69,18 @@ pub fn append(stores: AppendStores<'_>, inputs: &[&dyn Store], opts: &ConcatOpti
     let mut all: Vec<&dyn Store> = vec![&empty];
     match &selected {
         Some(views) => all.extend(views.iter().map(|v| v as &dyn Store)),
-        None => all.extend_from_slice(inputs),
+        None => all.extend_from_slice(&seen),
     }
+    let keyed = by_key(store, &all, opts)?;
+    let all: Vec<&dyn Store> = match &keyed {
+        Some(views) => views.iter().map(|v| v as &dyn Store).collect(),
+        None => all,
+    };
     let dopts = ConcatOptions {
         keys: Some(std::iter::once(STORE_KEY.to_owned()).chain(keys.iter().cloned()).collect()),
         off_names: Some(Arc::new(var)),
         obs_select: None,
+        off_key: opts.off_key.as_ref().map(|_| alias::KEY.to_owned()),
         no_provenance: true,
         // Delta is read back once, right away: compressing it would only cost time.
         write: adcat_format::layout::WriteOptions { compression: Some(adcat_store::Compression::None), ..opts.write.clone() },
@@ -104,10 +111,20 @@ fn check_options(opts: &ConcatOptions) -> Result<()> {
     if opts.var_filter.is_some() {
         return refuse("a gene filter (--var-filter: the store's genes cannot change)");
     }
-    if opts.off_key.is_some() {
-        return refuse("--var-key");
-    }
     Ok(())
+}
+
+/// With `--var-key COLUMN`, delta's inputs (the store first) seen with a private column
+/// [`alias::KEY`] to match by: the store's var index, the new inputs' COLUMN. The grown
+/// store's names are its own then the new ones in the column's terms, so the store's
+/// index must be in those terms (a store built with the key); a COLUMN in the store
+/// (kept by a merge, with gaps under an outer join) takes part in merges as any column.
+fn by_key<'a>(store: &dyn Store, all: &[&'a dyn Store], opts: &ConcatOptions) -> Result<Option<Vec<alias::KeyAlias<'a>>>> {
+    let Some(key) = &opts.off_key else { return Ok(None) };
+    let virt = adcat_store::join_path("var", alias::KEY);
+    let index = crate::inputs::index_path(store, "var")?;
+    let column = adcat_store::join_path("var", key);
+    Ok(Some(all.iter().enumerate().map(|(i, s)| alias::KeyAlias::new(*s, virt.clone(), if i == 0 { index.clone() } else { column.clone() })).collect()))
 }
 
 /// Views of the new inputs with the selected cells, and each one's kept and total cells.
@@ -218,7 +235,7 @@ fn target_var(store: &dyn Store, store_var: &[String], inputs: &[&dyn Store], op
     let mut out = store_var.to_vec();
     let mut seen = HashSet::new();
     for s in inputs {
-        let names = adcat_format::frame::read_index(*s, "var").at(*s)?;
+        let names = crate::inputs::off_names(*s, "var", opts.off_key.as_deref()).at(*s)?;
         if opts.join == Join::Inner {
             let have: HashSet<&str> = names.iter().map(String::as_str).collect();
             let missing = store_var.iter().filter(|n| !have.contains(n.as_str())).count();

@@ -406,6 +406,7 @@ def append(
     index_unique: str | None = None,
     fill_value: Any = None,
     var_names: Sequence[str] | None = None,
+    var_key: str | None = None,
     obs_filter: str | None = None,
     obs_names: Sequence[str] | None = None,
     provenance: bool = True,
@@ -435,6 +436,9 @@ def append(
         Without ``keys``, the keys continue the store's numbering.
     var_names
         The store's var names (new genes are dropped, missing ones filled).
+    var_key
+        Match the new inputs' genes by this var column (the store's by its index,
+        unless it has the column too), as for :func:`concat_on_disk`.
     obs_filter, obs_names
         Add only the new cells that pass the filter or are named (as for
         :func:`concat_on_disk`); the store's cells stay.
@@ -480,7 +484,7 @@ def append(
         fill_value=_fill(fill_value),
         pairwise=False,
         var_names=_names(var_names, "var_names"),
-        var_key=None,
+        var_key=_opt_str(var_key, "var_key"),
         obs_filter=_opt_str(obs_filter, "obs_filter"),
         obs_names=_names(obs_names, "obs_names"),
         var_filter=None,
