@@ -407,6 +407,59 @@ def test_write_failure_leaves_the_store_as_it_was(run_adcat, tmp_path, big):
     assert not [p.name for p in tmp_path.iterdir() if ".adcat-" in p.name]
 
 
+# Runs inside its own user and mount namespaces (`unshare -rm`, no root needed): mounts a
+# tmpfs of SIZE bytes at MNT, copies STORE into it, appends INPUTS there with adcat, and
+# prints what a test needs to know, as JSON (the tmpfs is gone when this exits).
+DISK_FULL = r"""
+import json, subprocess, shutil, sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+from test_errors import tree_digest
+mnt, size, store, adcat, *inputs = sys.argv[2:]
+subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", mnt], check=True)
+dest = Path(mnt) / Path(store).name
+(shutil.copytree if Path(store).is_dir() else shutil.copy2)(store, dest)
+before = tree_digest(dest)
+proc = subprocess.run([adcat, "append", str(dest), *inputs, "-q"], capture_output=True, text=True)
+print(json.dumps({"rc": proc.returncode, "stderr": proc.stderr, "same": tree_digest(dest) == before,
+                  "left": sorted(p.name for p in Path(mnt).iterdir() if p != dest)}))
+"""
+
+
+def stored_size(path: Path) -> int:
+    """Bytes a copy of `path` takes on tmpfs (whole pages per file)."""
+    files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
+    return sum(-(-p.stat().st_size // 4096) * 4096 for p in files)
+
+
+@pytest.mark.parametrize("fmt", ["h5ad", "zarr"])
+def test_disk_full_on_a_small_tmpfs_leaves_the_store_as_it_was(run_adcat, tmp_path, big, fmt):
+    """The store on a tmpfs with little room to spare: the append runs out of space
+    (h5ad: copying the store; zarr: writing the new chunks) and fails with one error
+    line naming the store; the store is byte-identical and nothing is left beside it."""
+    import shutil
+    import sys
+
+    unshare = shutil.which("unshare")
+    assert unshare, "the disk-full test needs util-linux's `unshare` (user and mount namespaces) to mount a tmpfs"
+    store = tmp_path / f"s{FORMATS[fmt]}"
+    run_adcat("generate", store, "--cells", "3000", "--genes", "1500", "--seed", "10", "-q")
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    size = stored_size(store) + (256 << 10)
+    here = Path(__file__).resolve().parent
+    argv = [unshare, "-rm", sys.executable, "-c", DISK_FULL, str(here), str(mnt), str(size), str(store), str(require_adcat()), *map(str, big)]
+    proc = subprocess.run(argv, capture_output=True, text=True, env=_adcat_env(), timeout=300)
+    assert proc.returncode == 0, f"could not run the append on a tmpfs: {proc.stderr}"
+    got = json.loads(proc.stdout)
+    assert got["rc"] == 1, got["stderr"]
+    lines = [line for line in got["stderr"].splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("adcat: error: ") and f"s{FORMATS[fmt]}" in lines[0] and "panicked" not in got["stderr"], got["stderr"]
+    assert "space" in lines[0].lower(), lines[0]
+    assert got["same"], "the append changed the store"
+    assert got["left"] == [], f"left beside the store: {got['left']}"
+
+
 def test_store_behind_a_symlink(run_adcat, tmp_path):
     """Appending through a symbolic link grows the store it points at; the link stays."""
     A, B = [batch(0, 5)], [batch(1, 4)]
@@ -522,3 +575,84 @@ def test_var_key_matches_the_new_inputs_by_column(run_adcat, tmp_path, merge):
     assert_equal(got, expected, exact=False)
     assert got.var_names[0].startswith("ENSG")
     assert f"adcat: {paths[2]}: " in proc.stderr
+
+
+@pytest.mark.parametrize("fmt", ["h5ad", "zarr", "zarr2"])
+def test_raw_gains_genes_under_outer_join(run_adcat, tmp_path, fmt):
+    """raw's var follows the rule for var: the store's raw genes keep their order, new
+    ones follow (raw/X widens, missing genes are 0); an inner join that would drop the
+    store's raw genes is refused."""
+    A = [batch(0, 6), batch(1, 5)]
+    B = []
+    for j, genes in enumerate([RAW_GENES[3:] + ["r99", "r50"], RAW_GENES + ["r77"]]):
+        b = batch(10 + j, 4)
+        rng = np.random.default_rng(j)
+        b.raw = ad.AnnData(X=sparse.csr_matrix(rng.random((4, len(genes))).astype(np.float32)), obs=b.obs[[]], var=pd.DataFrame(index=genes))
+        B.append(b)
+    kw = {"join": "outer", "label": "batch", "uns_merge": "same"}
+    store = build_store(run_adcat, tmp_path, A, fmt, "adcat", kw, ["a0", "a1"])
+    paths = [write(b, tmp_path / f"b{i}.h5ad", "h5ad") for i, b in enumerate(B)]
+    msg = refusal(run_adcat, store, *paths, "--keys", "b0,b1", "--label", "batch", "--uns-merge", "same")
+    assert "/raw/var would lose names" in msg and "lacks 3 of the store's 12 raw/var names" in msg
+    run_adcat("append", store, *paths, "--keys", "b0,b1", *opts_args(kw), "-q")
+    expected = concat_at_once([*A, *B], keys=["a0", "a1", "b0", "b1"], **kw)
+    raw = expected.raw.to_adata()
+    expected.raw = raw[:, RAW_GENES + ["r99", "r50", "r77"]].copy()
+    got = read(store)
+    assert list(got.raw.var_names) == RAW_GENES + ["r99", "r50", "r77"]
+    assert_equal(got, expected, exact=False)
+
+
+@pytest.mark.parametrize("fmt", ["h5ad", "zarr"])
+def test_obsm_dataframe_grows_like_obs(run_adcat, tmp_path, fmt):
+    """An obsm dataframe grows as obs does: columns grow, categories join, a column new
+    in the inputs (outer join) is added with missing values for the store's cells."""
+    def with_frame(a, i, extra=False):
+        rng = np.random.default_rng(i)
+        df = pd.DataFrame({"score": rng.random(a.n_obs), "region": pd.Categorical(rng.choice(["x", "y"] if i < 10 else ["w", "y"], a.n_obs))}, index=a.obs_names)
+        if extra:
+            df["depth"] = rng.integers(0, 5, a.n_obs)
+        a.obsm["meta"] = df
+        return a
+
+    A = [with_frame(batch(0, 6), 0), with_frame(batch(1, 5), 1)]
+    B = [with_frame(batch(10, 4), 10, extra=True), with_frame(batch(11, 3), 11)]
+    got, _, _ = check_append(run_adcat, tmp_path, A, B, fmt, "adcat", join="outer")
+    assert list(got.obsm["meta"].columns) == ["score", "region", "depth"]
+
+
+def test_new_elements_take_the_store_codec(run_adcat, tmp_path):
+    """What an append creates (a new obs column, a new obsm entry, the replaced var)
+    is compressed with the store's codec, not the format's default."""
+    A = [batch(0, 6), batch(1, 5)]
+    B = [batch(10, 4)]
+    B[0].obs["new_float"] = np.arange(4, dtype=np.float64)
+    B[0].obsm["X_umap"] = np.zeros((4, 2))
+    paths = [write(a, tmp_path / f"a{i}.h5ad", "h5ad") for i, a in enumerate(A)]
+    store = tmp_path / "s.zarr"
+    run_adcat("concat", *paths, "-o", store, "--compression", "gzip:4", "--join", "outer", "-q")
+    run_adcat("append", store, write(B[0], tmp_path / "b.h5ad", "h5ad"), "--join", "outer", "-q")
+    assert_equal(read(store), concat_at_once([*A, *B], join="outer"), exact=False)
+    for el in ["obs/new_float", "obsm/X_umap", "var/_index", "obs/qc"]:
+        arr = store / el / "values" if (store / el / "values").is_dir() else store / el
+        meta = (arr / "zarr.json").read_text()
+        assert "gzip" in meta and "zstd" not in meta, (el, meta)
+
+
+@pytest.mark.parametrize("version", ["v0.7.0", "v0.11.4"])
+@pytest.mark.parametrize("ext", ["h5ad", "zarr"])
+def test_stores_of_older_anndata_grow(run_adcat, tmp_path, archives, version, ext):
+    """anndata's own archives (obsm dataframes, neighbor graphs in obsp, raw, a
+    string-array index) converted to a store, then appended to: equal to
+    anndata.concat of both at once; the store's obsp is dropped with a warning, as at
+    once."""
+    src = archives / version / f"adata.{ext}"
+    store = tmp_path / f"s.{ext}"
+    run_adcat("convert", src, store, "-q")
+    proc = run_adcat("append", store, src, "--join", "outer")
+    a = read(src)
+    expected = concat_at_once([a, a], join="outer")
+    got = read(store)
+    assert_equal(got, expected, exact=False)
+    if len(a.obsp):
+        assert "the store's obsp" in proc.stderr and not len(got.obsp)

@@ -115,15 +115,18 @@ pub(crate) fn append_cmd(args: AppendArgs, quiet: bool, verbose: bool, follow: b
 /// the new inputs and the same options.
 fn instead(p: &Prepared, c: &CombineArgs, follow: bool) -> String {
     let mut words: Vec<String> = vec!["adcat".into(), "concat".into()];
+    // Keys matter to a label, unique names, or when given.
+    let keyed = c.label.is_some() || c.index_unique.is_some() || c.keys.is_some();
+    let input = |key: &str, path: &str| quote(&if keyed { format!("{key}={path}") } else { path.to_owned() });
     let recorded = recorded_inputs(p, follow);
     let first_key = recorded.as_ref().map_or(1, Vec::len);
     match recorded {
-        Some(r) => words.extend(r),
+        Some(r) => words.extend(r.iter().map(|(k, path)| input(k, path))),
         None => words.push(quote(&p.output.display().to_string())),
     }
     for (i, path) in p.inputs.iter().enumerate() {
         let key = p.copts.keys.as_ref().and_then(|k| k.get(i).cloned()).unwrap_or_else(|| (first_key + i).to_string());
-        words.push(quote(&format!("{key}={}", path.display())));
+        words.push(input(&key, &path.display().to_string()));
     }
     let ext = p.output.extension().map(|e| e.to_string_lossy().into_owned()).unwrap_or_default();
     words.extend(["-o".into(), format!("NEW.{ext}")]);
@@ -148,9 +151,9 @@ fn instead(p: &Prepared, c: &CombineArgs, follow: bool) -> String {
     cmd
 }
 
-/// `KEY=PATH` of every input the store's provenance record lists, when the record is
+/// (key, path) of every input the store's provenance record lists, when the record is
 /// complete, describes the store as it is, and every file is still there.
-fn recorded_inputs(p: &Prepared, follow: bool) -> Option<Vec<String>> {
+fn recorded_inputs(p: &Prepared, follow: bool) -> Option<Vec<(String, String)>> {
     let opts = crate::stores::InputOptions { follow_external: follow, max_memory: p.copts.write.max_memory, budget_flag: true };
     let store = crate::stores::open_input(&p.output, opts).ok()?;
     let record = adcat_format::provenance::read(store.as_ref()).ok()??;
@@ -162,7 +165,7 @@ fn recorded_inputs(p: &Prepared, follow: bool) -> Option<Vec<String>> {
         && record.history.last().is_some_and(|s| s.shape[0] == n_obs)
         && record.history.iter().flat_map(|s| &s.inputs).all(|i| i.kept_obs.is_none() && i.kept_vars.is_none() && std::path::Path::new(&i.path).exists())
         && record.history.iter().all(|s| s.omitted_inputs == 0);
-    complete.then(|| record.history.iter().flat_map(|s| &s.inputs).map(|i| quote(&format!("{}={}", i.key, i.path))).collect())
+    complete.then(|| record.history.iter().flat_map(|s| &s.inputs).map(|i| (i.key.clone(), i.path.clone())).collect())
 }
 
 /// `s` as one shell word.

@@ -388,6 +388,7 @@ pub(crate) fn prepare_inputs(specs: Vec<inputs::Input>, args: ConcatArgs, format
     let copts = adcat_concat::ConcatOptions {
         axis,
         off_names: off_names.map(std::sync::Arc::new),
+        raw_off_names: None,
         off_key: var_key,
         obs_select,
         obs_filter_text: obs_filter,

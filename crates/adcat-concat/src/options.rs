@@ -50,6 +50,9 @@ pub struct ConcatOptions {
     /// instead of the join of the inputs' names; names an input lacks are filled, its
     /// others dropped. Applies to the main part only (raw keeps its own join).
     pub off_names: Option<std::sync::Arc<Vec<String>>>,
+    /// The raw part's off-axis names, fixed as `off_names` fixes the main part's (set by
+    /// `append`: the store's raw var, then new names); `None`: raw's own join.
+    pub raw_off_names: Option<std::sync::Arc<Vec<String>>>,
     /// Keep only these cells (`--obs-filter`, `--obs-names`; axis obs, in one process).
     pub obs_select: Option<crate::select::ObsSelection>,
     /// The `--obs-filter` expression as given (for the provenance record).

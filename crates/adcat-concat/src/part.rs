@@ -85,8 +85,9 @@ impl<'a> PartCtx<'a> {
             .collect();
         let off_idx: Vec<&[String]> = ins.iter().map(|i| i.off.as_slice()).collect();
         let join_idx: Vec<&[String]> = ins.iter().map(|i| i.off_join.as_slice()).collect();
-        let new_off = match &opts.off_names {
-            Some(names) if !lay.raw => names.to_vec(),
+        let new_off = match (&opts.off_names, &opts.raw_off_names) {
+            (Some(names), _) if !lay.raw => names.to_vec(),
+            (_, Some(names)) if lay.raw => names.to_vec(),
             _ => merge_indices(&join_idx, opts.join),
         };
         let reindexers = reindexers(ins, lay, opts, &off_idx, &new_off)?;

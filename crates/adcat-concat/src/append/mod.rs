@@ -63,6 +63,7 @@ pub fn append(stores: AppendStores<'_>, inputs: &[&dyn Store], opts: &ConcatOpti
     let legacy: Vec<adcat_format::LegacyView<'_>> = inputs.iter().map(|s| adcat_format::LegacyView::new(*s)).collect();
     let seen: Vec<&dyn Store> = legacy.iter().map(|v| v as &dyn Store).collect();
     let var = target_var(store, &store_var, &seen, opts)?;
+    let raw_var = target_raw_var(store, &seen, opts)?;
     let n_var = var.len() as u64;
     let empty = SelectedView::new(store, Arc::new(RowSel::none(n_old)));
     let (selected, kept) = select_new(&seen, &keys, opts)?;
@@ -79,6 +80,7 @@ pub fn append(stores: AppendStores<'_>, inputs: &[&dyn Store], opts: &ConcatOpti
     let dopts = ConcatOptions {
         keys: Some(std::iter::once(STORE_KEY.to_owned()).chain(keys.iter().cloned()).collect()),
         off_names: Some(Arc::new(var)),
+        raw_off_names: raw_var.map(Arc::new),
         obs_select: None,
         off_key: opts.off_key.as_ref().map(|_| alias::KEY.to_owned()),
         no_provenance: true,
@@ -171,9 +173,6 @@ fn check_store(store: &dyn Store) -> Result<()> {
         };
         return Err(refused(store, &el, why));
     }
-    if store.node_kind("obsp").at(store)? == Some(NodeKind::Group) && !store.list("obsp").at(store)?.is_empty() {
-        return Err(refused(store, "obsp", "holds cell-by-cell matrices, which appending cannot grow (anndata.concat drops them without --pairwise); remove them or concatenate into a new store"));
-    }
     Ok(())
 }
 
@@ -231,25 +230,44 @@ fn target_var(store: &dyn Store, store_var: &[String], inputs: &[&dyn Store], op
         }
         return Ok(store_var.to_vec());
     }
-    let known: HashSet<&str> = store_var.iter().map(String::as_str).collect();
-    let mut out = store_var.to_vec();
+    grown_names(store, "var", store_var, inputs, opts.join, opts.off_key.as_deref())
+}
+
+/// The grown store's raw var names, by the rule for var (no list, no key: raw keeps its
+/// own join); `None` when the store or some new input has no raw (concatenating at once
+/// drops raw then, which splicing refuses).
+fn target_raw_var(store: &dyn Store, inputs: &[&dyn Store], opts: &ConcatOptions) -> Result<Option<Vec<String>>> {
+    let has_raw = |s: &dyn Store| -> Result<bool> { Ok(s.node_kind("raw").at(s)? == Some(NodeKind::Group) && detect(s, "raw").at(s)?.encoding == Encoding::Raw) };
+    for s in std::iter::once(&store).chain(inputs) {
+        if !has_raw(*s)? {
+            return Ok(None);
+        }
+    }
+    let own = adcat_format::frame::read_index(store, "raw/var").at(store)?;
+    grown_names(store, "raw/var", &own, inputs, opts.join, None).map(Some)
+}
+
+/// The store's names along `frame` (`own`), then (outer join) names new to it in the
+/// order `inputs` first show them (their index, or column `key`). An inner join that
+/// would drop store names is refused.
+fn grown_names(store: &dyn Store, frame: &str, own: &[String], inputs: &[&dyn Store], join: Join, key: Option<&str>) -> Result<Vec<String>> {
+    let known: HashSet<&str> = own.iter().map(String::as_str).collect();
+    let mut out = own.to_vec();
     let mut seen = HashSet::new();
     for s in inputs {
-        let names = crate::inputs::off_names(*s, "var", opts.off_key.as_deref()).at(*s)?;
-        if opts.join == Join::Inner {
+        let names = crate::inputs::off_names(*s, frame, key).at(*s)?;
+        if join == Join::Inner {
             let have: HashSet<&str> = names.iter().map(String::as_str).collect();
-            let missing = store_var.iter().filter(|n| !have.contains(n.as_str())).count();
+            let missing = own.iter().filter(|n| !have.contains(n.as_str())).count();
             if missing > 0 {
-                return Err(refused(
-                    store,
-                    "var",
-                    format!(
-                        "would lose names: {} lacks {missing} of the store's {} var names (e.g. {:?}), which an inner join drops. Append with --join outer (they are filled), or pass --var-names with the store's names",
-                        s.location(),
-                        store_var.len(),
-                        store_var.iter().find(|n| !have.contains(n.as_str())).cloned().unwrap_or_default()
-                    ),
-                ));
+                let list = if frame == "var" { ", or pass --var-names with the store's names" } else { "" };
+                let example = own.iter().find(|n| !have.contains(n.as_str())).cloned().unwrap_or_default();
+                let why = format!(
+                    "would lose names: {} lacks {missing} of the store's {} {frame} names (e.g. {example:?}), which an inner join drops. Append with --join outer (they are filled){list}",
+                    s.location(),
+                    own.len(),
+                );
+                return Err(refused(store, frame, why));
             }
         } else {
             for n in names {

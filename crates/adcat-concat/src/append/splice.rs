@@ -106,13 +106,20 @@ pub(crate) struct Splice<'a> {
     n_new: u64,
     label: Option<&'a str>,
     opts: &'a ConcatOptions,
+    /// How the splice writes what it creates: the store's codec (that of its obs index),
+    /// so a store keeps its codecs.
     write: WriteOptions,
+    /// As `write`, with the codec of the store's X, for matrices it creates.
+    matrix_write: WriteOptions,
 }
 
 impl<'a> Splice<'a> {
     pub(crate) fn new(stores: super::AppendStores<'a>, n_old: u64, n_new: u64, opts: &'a ConcatOptions) -> Self {
-        let write = WriteOptions { max_memory: opts.write.max_memory, ..WriteOptions::default() };
-        Splice { store: stores.store, t: stores.target, d: stores.scratch, n_old, n_new, label: opts.label.as_deref(), opts, write }
+        let codec = |paths: &[&str]| paths.iter().find_map(|p| stores.store.array_meta(p).ok()).map(|m| m.compression);
+        let index = index_path(stores.store, "obs").unwrap_or_default();
+        let write = WriteOptions { max_memory: opts.write.max_memory, compression: codec(&[&index, &join_path(&index, "values")]), ..WriteOptions::default() };
+        let matrix_write = WriteOptions { compression: codec(&["X/data", "X"]).or(write.compression.clone()), ..write.clone() };
+        Splice { store: stores.store, t: stores.target, d: stores.scratch, n_old, n_new, label: opts.label.as_deref(), opts, write, matrix_write }
     }
 
     /// Grow every element; report what the merge leaves out of the store.
@@ -133,8 +140,8 @@ impl<'a> Splice<'a> {
         refused(self.store, path, why)
     }
 
-    /// raw grows when every new input has one (else concatenating at once drops it),
-    /// and only with the same raw var.
+    /// raw grows when every new input has one (else concatenating at once drops it);
+    /// its var keeps the store's names first (new ones after: raw/X widens).
     fn check_raw(&self) -> Result<()> {
         let has = |s: &dyn Store| -> Result<bool> { Ok(s.node_kind("raw").map_err(out_err)? == Some(NodeKind::Group)) };
         if !has(self.t)? {
@@ -145,33 +152,39 @@ impl<'a> Splice<'a> {
         }
         let old = adcat_format::frame::read_index(self.t, "raw/var").map_err(out_err)?;
         let new = adcat_format::frame::read_index(self.d, "raw/var").map_err(out_err)?;
-        if old != new {
+        if !new.starts_with(&old) {
             return Err(self.refuse("raw/var", format!("would change (the store's raw has {} genes, the join with the new inputs' raw {}): the store's raw/X columns would move; concatenate into a new store", old.len(), new.len())));
         }
         Ok(())
     }
 
-    /// obs: the index and every column grow; a column whose type changes (or that is
-    /// new: the store's cells get missing values) is rebuilt; dropped columns are refused.
+    /// obs: the index and every column grow (see [`Splice::frame`]).
     fn obs(&self) -> Result<()> {
-        let (tc, dc) = (columns(self.t, "obs")?, columns(self.d, "obs")?);
         if let Some(l) = self.label {
-            if !tc.iter().any(|c| c == l) {
+            if !columns(self.t, "obs")?.iter().any(|c| c == l) {
                 return Err(self.refuse(&join_path("obs", l), format!("does not exist: the store was not built with --label {l}; append without --label, or concatenate into a new store")));
             }
         }
+        self.frame("obs", self.label)
+    }
+
+    /// A dataframe along obs (obs, or an obsm entry): the index and every column grow;
+    /// a column whose type changes (or that is new: the store's cells get missing
+    /// values) is rebuilt; dropped columns are refused. `label` is obs's label column.
+    fn frame(&self, f: &str, label: Option<&str>) -> Result<()> {
+        let (tc, dc) = (columns(self.t, f)?, columns(self.d, f)?);
         let dset: HashSet<&String> = dc.iter().collect();
         if let Some(c) = tc.iter().find(|c| !dset.contains(c)) {
-            return Err(self.refuse(&join_path("obs", c), "would be dropped: some new inputs lack it, and an inner join keeps only the columns every input has; append with --join outer (their cells get missing values)"));
+            return Err(self.refuse(&join_path(f, c), "would be dropped: some new inputs lack it, and an inner join keeps only the columns every input has; append with --join outer (their cells get missing values)"));
         }
-        let (ti, di) = (index_path(self.t, "obs").map_err(out_out)?, index_path(self.d, "obs").map_err(out_out)?);
-        self.column(&ti, &di, false)?;
+        let (ti, di) = (index_path(self.t, f).map_err(out_out)?, index_path(self.d, f).map_err(out_out)?);
+        self.index(&ti, &di)?;
         let tset: HashSet<&String> = tc.iter().collect();
         for c in &dc {
-            let p = join_path("obs", c);
+            let p = join_path(f, c);
             if !tset.contains(c) {
                 self.rebuild_column(&p)?;
-            } else if self.label == Some(c.as_str()) {
+            } else if label == Some(c.as_str()) {
                 self.column(&p, &p, true)?;
             } else if !self.same_column_type(&p)? {
                 self.rebuild_column(&p)?;
@@ -182,13 +195,33 @@ impl<'a> Splice<'a> {
         if dc != tc {
             // Concatenating at once orders the columns by first appearance and puts the
             // label last.
-            let mut order: Vec<String> = dc.iter().filter(|c| Some(c.as_str()) != self.label).cloned().collect();
-            order.extend(self.label.map(str::to_owned));
-            let mut attrs = self.t.attrs("obs").map_err(out_err)?;
+            let mut order: Vec<String> = dc.iter().filter(|c| Some(c.as_str()) != label).cloned().collect();
+            order.extend(label.map(str::to_owned));
+            let mut attrs = self.t.attrs(f).map_err(out_err)?;
             attrs.insert("column-order".into(), AttrValue::Strings(order));
-            self.t.set_attrs("obs", &attrs).map_err(out_err)?;
+            self.t.set_attrs(f, &attrs).map_err(out_err)?;
         }
         Ok(())
+    }
+
+    /// A dataframe's index grows in the store's encoding: a string-array index (anndata
+    /// < 0.13, converted stores) takes the names of delta's nullable-string index as they
+    /// are — an index has no missing values, so both read back as the same names.
+    fn index(&self, ti: &str, di: &str) -> Result<()> {
+        let te = detect(self.t, ti).map_err(out_err)?.encoding;
+        let de = detect(self.d, di).map_err(out_err)?.encoding;
+        if (te, de) == (Encoding::StringArray, Encoding::NullableString) {
+            let (values, mask) = (join_path(di, "values"), join_path(di, "mask"));
+            let n = self.d.array_meta(&mask).map_err(out_err)?.shape.first().copied().unwrap_or(0);
+            let any_missing = (0..n).step_by(1 << 20).try_fold(false, |acc, s| -> Result<bool> {
+                let m = self.d.read_rows(&mask, s, (s + (1 << 20)).min(n)).map_err(out_err)?;
+                Ok(acc || m.to_i64_vec().is_some_and(|v| v.iter().any(|&x| x != 0)))
+            })?;
+            if !any_missing {
+                return self.grow(ti, &values, 0, &Map::Same, None);
+            }
+        }
+        self.column(ti, di, false)
     }
 
     /// Whether the target's column `path` has delta's type (categoricals: any
@@ -440,7 +473,7 @@ impl<'a> Splice<'a> {
         let n1 = dm.shape.first().copied().unwrap_or(0).saturating_sub(from);
         let mut shape = dm.shape.clone();
         shape[0] = n_front + n1;
-        let mut out = Appender::create(self.t, tp, dtype, &shape, Purpose::SparsePart, &self.write).map_err(out_err)?;
+        let mut out = Appender::create(self.t, tp, dtype, &shape, Purpose::SparsePart, &self.matrix_write).map_err(out_err)?;
         let row = shape.iter().skip(1).product::<u64>().max(1) * element_bytes(dtype);
         let rows = ((self.opts.write.max_memory / 16) / row).max(1);
         let mut s = 0;
@@ -472,20 +505,20 @@ impl<'a> Splice<'a> {
                 self.grow(el, el, 0, &Map::Same, Some(dtype))
             }
             Encoding::Csr => self.csr(el),
-            Encoding::DataFrame => Err(self.refuse(el, "is a dataframe in obsm, which adcat cannot append to yet; concatenate into a new store")),
+            Encoding::DataFrame => self.frame(el, None),
             other => Err(self.refuse(el, format!("is a {other}, which adcat cannot append to; concatenate into a new store"))),
         }
     }
 
     /// A CSR matrix: entries after the store's, `indptr` shifted by the store's entry
-    /// count; the width grows with new genes (X and layers only).
+    /// count; the width grows with new genes (X, layers and raw/X only).
     fn csr(&self, el: &str) -> Result<()> {
         let shape = |s: &dyn Store| -> Result<Vec<i64>> { Ok(s.attr(el, "shape").map_err(out_err)?.and_then(|v| v.as_ints()).unwrap_or_default()) };
         let (ts, ds) = (shape(self.t)?, shape(self.d)?);
         let (Some(&w0), Some(&w1)) = (ts.get(1), ds.get(1)) else {
             return Err(ConcatError::Output(FormatError::invalid(el, "a csr_matrix without a shape")));
         };
-        let widens = el == "X" || el.starts_with("layers/");
+        let widens = el == "X" || el == "raw/X" || el.starts_with("layers/");
         if w1 < w0 || (w1 > w0 && !widens) {
             return Err(self.refuse(el, format!("would change width from {w0} to {w1}; concatenate into a new store")));
         }
@@ -503,12 +536,16 @@ impl<'a> Splice<'a> {
         self.t.set_attrs(el, &attrs).map_err(out_err)
     }
 
-    /// Warn about the store's var columns and uns keys that the merge leaves out.
+    /// Warn about the store's var columns, uns keys and obsp that the result leaves out.
     fn note_dropped(&self, report: &mut Report) -> Result<()> {
         let gone = |a: Vec<String>, b: Vec<String>| -> Vec<String> { a.into_iter().filter(|x| !b.contains(x)).collect() };
         let var = gone(columns(self.t, "var")?, columns(self.d, "var")?);
         let list = |s: &dyn Store, p: &str| -> Result<Vec<String>> { if s.exists(p).map_err(out_err)? { s.list(p).map_err(out_err) } else { Ok(vec![]) } };
         let uns = gone(list(self.t, "uns")?, list(self.d, "uns")?);
+        let obsp = gone(list(self.t, "obsp")?, list(self.d, "obsp")?);
+        if !obsp.is_empty() {
+            report.warnings.push(format!("the store's obsp {obsp:?} are not kept: concatenating drops cell-by-cell matrices (anndata.concat without pairwise), and they would not cover the new cells; compute them again on the grown store (e.g. scanpy.pp.neighbors)"));
+        }
         let strategy = |s: Option<crate::Strategy>| s.map_or("None", |s| s.name());
         if !var.is_empty() {
             report.warnings.push(format!("the store's var columns {var:?} are not kept: merging them with the new inputs' (--merge {}) drops them, as anndata.concat would; append with --merge first to keep them", strategy(self.opts.merge)));
