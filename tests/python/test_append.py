@@ -28,7 +28,7 @@ from scipy import sparse
 from conftest import _adcat_env, require_adcat
 from test_concat import FORMATS, assert_same_dtypes, read, simple, write
 from test_errors import tree_digest
-from test_archives import archives  # noqa: F401  (fixture)
+from test_archives import archives, pbmc68k_reduced  # noqa: F401  (fixtures)
 from test_provenance import record
 
 GENES = [f"g{i:02d}" for i in range(30)]
@@ -656,3 +656,15 @@ def test_stores_of_older_anndata_grow(run_adcat, tmp_path, archives, version, ex
     assert_equal(got, expected, exact=False)
     if len(a.obsp):
         assert "the store's obsp" in proc.stderr and not len(got.obsp)
+
+
+@pytest.mark.parametrize("ext", ["h5ad", "zarr"])
+def test_scanpy_output_grows(run_adcat, tmp_path, pbmc68k_reduced, ext):
+    """scanpy's pbmc68k_reduced (anndata 0.6 era: PCA and UMAP in obsm, a neighbor
+    graph, raw, categorical clusters, uns) converted to a store and appended to with
+    itself, uns merged with `same`: equal to anndata.concat of both at once."""
+    store = tmp_path / f"s.{ext}"
+    run_adcat("convert", pbmc68k_reduced, store, "-q")
+    run_adcat("append", store, pbmc68k_reduced, "--uns-merge", "same", "--join", "outer", "-q")
+    a = read(pbmc68k_reduced)
+    assert_equal(read(store), concat_at_once([a, a], uns_merge="same", join="outer"), exact=False)

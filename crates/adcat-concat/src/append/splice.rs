@@ -546,12 +546,15 @@ impl<'a> Splice<'a> {
         if !obsp.is_empty() {
             report.warnings.push(format!("the store's obsp {obsp:?} are not kept: concatenating drops cell-by-cell matrices (anndata.concat without pairwise), and they would not cover the new cells; compute them again on the grown store (e.g. scanpy.pp.neighbors)"));
         }
-        let strategy = |s: Option<crate::Strategy>| s.map_or("None", |s| s.name());
+        let why = |flag: &str, s: Option<crate::Strategy>| match s {
+            None => format!("without {flag}, concatenating drops them, as anndata.concat would; append with {flag} same (or first) to keep them"),
+            Some(s) => format!("{flag} {} over the store and the new inputs drops them, as anndata.concat would", s.name()),
+        };
         if !var.is_empty() {
-            report.warnings.push(format!("the store's var columns {var:?} are not kept: merging them with the new inputs' (--merge {}) drops them, as anndata.concat would; append with --merge first to keep them", strategy(self.opts.merge)));
+            report.warnings.push(format!("the store's var columns {var:?} are not kept: {}", why("--merge", self.opts.merge)));
         }
         if !uns.is_empty() {
-            report.warnings.push(format!("the store's uns keys {uns:?} are not kept: merging uns with the new inputs' (--uns-merge {}) drops them, as anndata.concat would; append with --uns-merge first to keep them", strategy(self.opts.uns_merge)));
+            report.warnings.push(format!("the store's uns keys {uns:?} are not kept: {}", why("--uns-merge", self.opts.uns_merge)));
         }
         Ok(())
     }
