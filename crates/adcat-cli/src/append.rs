@@ -20,7 +20,7 @@ pub(crate) struct AppendArgs {
     #[command(flatten)]
     combine: CombineArgs,
     /// Match the new inputs' genes by this var column (as `concat --var-key`); the
-    /// store's are matched by its index, unless it has the column too.
+    /// store's by its index, which must be in the column's terms.
     #[arg(long, value_name = "COLUMN")]
     pub var_key: Option<String>,
     /// Add only the new cells whose obs columns pass EXPR (as `concat --obs-filter`).

@@ -437,8 +437,8 @@ def append(
     var_names
         The store's var names (new genes are dropped, missing ones filled).
     var_key
-        Match the new inputs' genes by this var column (the store's by its index,
-        unless it has the column too), as for :func:`concat_on_disk`.
+        Match the new inputs' genes by this var column (the store's by its index, which
+        must be in the column's terms), as for :func:`concat_on_disk`.
     obs_filter, obs_names
         Add only the new cells that pass the filter or are named (as for
         :func:`concat_on_disk`); the store's cells stay.
