@@ -115,20 +115,16 @@ pub(crate) fn append_cmd(args: AppendArgs, quiet: bool, verbose: bool, follow: b
 /// the new inputs and the same options.
 fn instead(p: &Prepared, c: &CombineArgs, follow: bool) -> String {
     let mut words: Vec<String> = vec!["adcat".into(), "concat".into()];
-    // Keys matter to a label, unique names, or when given.
-    let keyed = c.label.is_some() || c.index_unique.is_some() || c.keys.is_some();
-    let input = |key: &str, path: &str| quote(&if keyed { format!("{key}={path}") } else { path.to_owned() });
     let recorded = recorded_inputs(p, follow);
     let first_key = recorded.as_ref().map_or(1, Vec::len);
-    match recorded {
-        Some(r) => words.extend(r.iter().map(|(k, path)| input(k, path))),
-        None => words.push(quote(&p.output.display().to_string())),
-    }
+    // (key, path) of every input: the recorded ones, or the store as input "0".
+    let mut all: Vec<(String, String)> = recorded.unwrap_or_else(|| vec![("0".into(), p.output.display().to_string())]);
     for (i, path) in p.inputs.iter().enumerate() {
         let key = p.copts.keys.as_ref().and_then(|k| k.get(i).cloned()).unwrap_or_else(|| (first_key + i).to_string());
-        words.push(input(&key, &path.display().to_string()));
+        all.push((key, path.display().to_string()));
     }
-    let ext = p.output.extension().map(|e| e.to_string_lossy().into_owned()).unwrap_or_default();
+    words.extend(input_words(&all, c.label.is_some() || c.index_unique.is_some() || c.keys.is_some()));
+    let ext = if p.output.is_dir() { "zarr" } else { "h5ad" };
     words.extend(["-o".into(), format!("NEW.{ext}")]);
     let mut opt = |flag: &str, v: Option<String>| {
         if let Some(v) = v {
@@ -151,8 +147,27 @@ fn instead(p: &Prepared, c: &CombineArgs, follow: bool) -> String {
     cmd
 }
 
+/// The inputs as `concat` arguments: plain paths, with their keys (when `keyed`) as
+/// `--keys` or, when a key holds a comma, as KEY=PATH (unless a key holds `=` or `/`,
+/// which neither form carries: then the paths alone).
+fn input_words(all: &[(String, String)], keyed: bool) -> Vec<String> {
+    let paths = all.iter().map(|(_, path)| quote(path));
+    if !keyed {
+        return paths.collect();
+    }
+    if all.iter().all(|(k, _)| !k.contains(',')) {
+        let keys = all.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>().join(",");
+        return paths.chain(["--keys".to_owned(), quote(&keys)]).collect();
+    }
+    if all.iter().all(|(k, _)| !k.contains(['=', '/'])) {
+        return all.iter().map(|(k, path)| quote(&format!("{k}={path}"))).collect();
+    }
+    paths.collect()
+}
+
 /// (key, path) of every input the store's provenance record lists, when the record is
-/// complete, describes the store as it is, and every file is still there.
+/// complete, describes the store as it is, was built with the options given now, and
+/// every file is still there.
 fn recorded_inputs(p: &Prepared, follow: bool) -> Option<Vec<(String, String)>> {
     let opts = crate::stores::InputOptions { follow_external: follow, max_memory: p.copts.write.max_memory, budget_flag: true };
     let store = crate::stores::open_input(&p.output, opts).ok()?;
@@ -161,7 +176,9 @@ fn recorded_inputs(p: &Prepared, follow: bool) -> Option<Vec<(String, String)>> 
     // The index is an array, or a group (nullable strings) holding `values`.
     let meta = |p: String| store.array_meta(&p).ok();
     let n_obs = meta(format!("obs/{index}")).or_else(|| meta(format!("obs/{index}/values")))?.shape.first().copied()?;
+    let options = p.copts.provenance_options();
     let complete = record.omitted_steps == 0
+        && record.history.iter().all(|s| s.options == options)
         && record.history.last().is_some_and(|s| s.shape[0] == n_obs)
         && record.history.iter().flat_map(|s| &s.inputs).all(|i| i.kept_obs.is_none() && i.kept_vars.is_none() && std::path::Path::new(&i.path).exists())
         && record.history.iter().all(|s| s.omitted_inputs == 0);

@@ -230,7 +230,25 @@ fn target_var(store: &dyn Store, store_var: &[String], inputs: &[&dyn Store], op
         }
         return Ok(store_var.to_vec());
     }
-    grown_names(store, "var", store_var, inputs, opts.join, opts.off_key.as_deref())
+    let out = grown_names(store, "var", store_var, inputs, opts.join, opts.off_key.as_deref())?;
+    if let Some(key) = &opts.off_key {
+        // The store is matched by its index: one in other terms (symbols where the column
+        // holds Ensembl ids) would match nothing and every gene would come in again.
+        let grown = out.len() - store_var.len();
+        if !store_var.is_empty() && grown > 0 && grown == distinct_names(inputs, key)? {
+            return Err(refused(store, "var", format!("has none of the names the new inputs' column `{key}` holds: append matches the store by its index, which must be in that column's terms (a store built with --var-key {key})")));
+        }
+    }
+    Ok(out)
+}
+
+/// How many distinct names the inputs' var column `key` holds.
+fn distinct_names(inputs: &[&dyn Store], key: &str) -> Result<usize> {
+    let mut all = HashSet::new();
+    for s in inputs {
+        all.extend(crate::inputs::off_names(*s, "var", Some(key)).at(*s)?);
+    }
+    Ok(all.len())
 }
 
 /// The grown store's raw var names, by the rule for var (no list, no key: raw keeps its

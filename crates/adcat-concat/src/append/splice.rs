@@ -15,7 +15,7 @@ use crate::{At, ConcatError, Result};
 use adcat_format::layout::{element_bytes, Purpose, WriteOptions};
 use adcat_format::stream::Appender;
 use adcat_format::{detect, Encoding, FormatError};
-use adcat_store::{join_path, ArrayData, ArraySpec, AttrValue, DType, NodeKind, Store, StoreError};
+use adcat_store::{join_path, ArrayData, ArraySpec, AttrValue, Compression, DType, NodeKind, Store, StoreError};
 use std::collections::{HashMap, HashSet};
 
 /// Where copied rows come from.
@@ -76,6 +76,12 @@ fn out_err(e: impl Into<FormatError>) -> ConcatError {
     ConcatError::Output(e.into())
 }
 
+/// `c` if adcat can write it, else the format's default (`None`): a codec read but not
+/// written (zarr v2 lz4/bz2/lzma, HDF5 plugin filters) must not fail the append.
+fn writable(c: Compression) -> Option<Compression> {
+    (!matches!(c, Compression::Other(_))).then_some(c)
+}
+
 /// The matrix elements along obs of `store`: X, layers, obsm entries, raw/X.
 pub(crate) fn matrix_elements(store: &dyn Store) -> Result<Vec<String>> {
     let mut out = vec![];
@@ -115,7 +121,7 @@ pub(crate) struct Splice<'a> {
 
 impl<'a> Splice<'a> {
     pub(crate) fn new(stores: super::AppendStores<'a>, n_old: u64, n_new: u64, opts: &'a ConcatOptions) -> Self {
-        let codec = |paths: &[&str]| paths.iter().find_map(|p| stores.store.array_meta(p).ok()).map(|m| m.compression);
+        let codec = |paths: &[&str]| paths.iter().find_map(|p| stores.store.array_meta(p).ok()).and_then(|m| writable(m.compression));
         let index = index_path(stores.store, "obs").unwrap_or_default();
         let write = WriteOptions { max_memory: opts.write.max_memory, compression: codec(&[&index, &join_path(&index, "values")]), ..WriteOptions::default() };
         let matrix_write = WriteOptions { compression: codec(&["X/data", "X"]).or(write.compression.clone()), ..write.clone() };
@@ -500,7 +506,8 @@ impl<'a> Splice<'a> {
                 let (t, d) = (self.t.array_meta(el).map_err(out_err)?.shape, self.d.array_meta(el).map_err(out_err)?.shape);
                 if t.get(1..) != d.get(1..) {
                     let dims = |v: &[u64]| v.iter().map(u64::to_string).collect::<Vec<_>>().join(" x ");
-                    return Err(self.refuse(el, format!("is dense ({}) and its new rows are {}: appending cannot widen a dense matrix (new genes under --join outer); pass --var-names with the store's genes, or concatenate into a new store", dims(&t), dims(&d))));
+                    let instead = if el.starts_with("raw/") { "" } else { "pass --var-names with the store's genes, or " };
+                    return Err(self.refuse(el, format!("is dense ({}) and its new rows are {}: appending cannot widen a dense matrix (new genes under --join outer); {instead}concatenate into a new store", dims(&t), dims(&d))));
                 }
                 self.grow(el, el, 0, &Map::Same, Some(dtype))
             }
@@ -521,6 +528,11 @@ impl<'a> Splice<'a> {
         let widens = el == "X" || el == "raw/X" || el.starts_with("layers/");
         if w1 < w0 || (w1 > w0 && !widens) {
             return Err(self.refuse(el, format!("would change width from {w0} to {w1}; concatenate into a new store")));
+        }
+        // At once, a fill other than 0 is stored in the store's rows for the new genes;
+        // growing leaves them empty (0).
+        if w1 > w0 && self.opts.join == Join::Outer && self.opts.fill_value.is_some_and(|f| f != 0.0) {
+            return Err(self.refuse(el, format!("would gain {} genes whose entries for the store's cells are --fill-value {}, stored in every row at once: appending cannot write them; append without --fill-value (0), or concatenate into a new store", w1 - w0, self.opts.fill_value.unwrap_or_default())));
         }
         let (data, indices, indptr) = (join_path(el, "data"), join_path(el, "indices"), join_path(el, "indptr"));
         let dtype = self.promoted(&data, &data)?;
@@ -601,7 +613,8 @@ impl<'a> Splice<'a> {
         shape[0] = n0 + n1;
         let spec = match &tm.chunks {
             Some(c) => {
-                let mut s = ArraySpec::new(dtype, shape.clone()).chunks(c.clone()).compression(tm.compression.clone()).resizable(true);
+                let codec = writable(tm.compression.clone()).unwrap_or_else(|| self.write.compression_for(self.t.kind()));
+                let mut s = ArraySpec::new(dtype, shape.clone()).chunks(c.clone()).compression(codec).resizable(true);
                 if let Some(sh) = &tm.shards {
                     s = s.shards(sh.clone());
                 }
@@ -609,7 +622,9 @@ impl<'a> Splice<'a> {
             }
             None => {
                 let mut s = self.write.spec(self.t.kind(), dtype, &shape, Purpose::SparsePart);
-                s.compression = tm.compression.clone();
+                if let Some(c) = writable(tm.compression.clone()) {
+                    s.compression = c;
+                }
                 s
             }
         };
