@@ -72,7 +72,9 @@ def build_store(run_adcat, tmp_path: Path, A, fmt: str, by: str, kw: dict, keys)
 def opts_args(kw: dict) -> list[str]:
     args: list[str] = []
     for k, v in kw.items():
-        if v is not None:
+        if v is True:
+            args += ["--" + k.replace("_", "-")]
+        elif v is not None:
             args += ["--" + k.replace("_", "-"), str(v)]
     return args
 
@@ -88,8 +90,10 @@ def outer_order(store_var, B) -> list[str]:
     return order
 
 
-def check_append(run_adcat, tmp_path, A, B, fmt, by, *, join="inner", merge=None, extra=()):
+def check_append(run_adcat, tmp_path, A, B, fmt, by, *, join="inner", merge=None, pairwise=False, extra=()):
     kw = {"join": join, "merge": merge, "uns_merge": "same", "label": "batch", "index_unique": "-"}
+    if pairwise:
+        kw["pairwise"] = True
     ka, kb = [f"a{i}" for i in range(len(A))], [f"b{i}" for i in range(len(B))]
     store = build_store(run_adcat, tmp_path, A, fmt, by, kw, ka)
     store_var = list(read(store).var_names)
@@ -717,3 +721,24 @@ def test_zarr2_store_with_numcodecs_codecs(run_adcat, tmp_path, codec):
     B[0].obsm["X_umap"] = np.zeros((4, 2))
     run_adcat("append", store, write(B[0], tmp_path / "b.h5ad", "h5ad"), "--join", "outer", "-q")
     assert_equal(read(store), concat_at_once([*A, *B], join="outer"), exact=False)
+
+
+def with_graph(a: ad.AnnData, seed: int, keys=("distances", "connectivities")) -> ad.AnnData:
+    for j, k in enumerate(keys):
+        a.obsp[k] = sparse.random(a.n_obs, a.n_obs, density=0.3, format="csr", dtype=np.float32, random_state=seed * 10 + j)
+    return a
+
+
+@pytest.mark.parametrize("fmt", ["h5ad", "zarr", "zarr2"])
+def test_pairwise_grows_obsp_block_diagonally(run_adcat, tmp_path, fmt):
+    """--pairwise: each obsp key gains the new inputs' block after the store's, equal
+    to concatenating at once with pairwise=True; under an outer join a key only the new
+    inputs have gets an empty store block; under an inner join a store key the inputs
+    lack is refused."""
+    A = [with_graph(batch(0, 6), 0), with_graph(batch(1, 5), 1)]
+    B = [with_graph(batch(10, 4), 10, keys=("distances", "connectivities", "extra")), with_graph(batch(11, 3), 11)]
+    got, _, store = check_append(run_adcat, tmp_path, A, B, fmt, "adcat", join="outer", pairwise=True)
+    assert set(got.obsp) == {"distances", "connectivities", "extra"}
+    lacking = write(with_graph(batch(12, 4), 12, keys=("distances",)), tmp_path / "lacking.h5ad", "h5ad")
+    msg = refusal(run_adcat, store, lacking, "--pairwise", "--label", "batch", "--keys", "l", "--index-unique", "-", "--uns-merge", "same")
+    assert "/obsp/connectivities would be dropped" in msg

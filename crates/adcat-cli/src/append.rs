@@ -19,6 +19,10 @@ pub(crate) struct AppendArgs {
     pub inputs_from: Option<PathBuf>,
     #[command(flatten)]
     combine: CombineArgs,
+    /// Grow obsp block-diagonally (as `concat --pairwise`): the new inputs' block after
+    /// the store's.
+    #[arg(long)]
+    pub pairwise: bool,
     /// Match the new inputs' genes by this var column (as `concat --var-key`); the
     /// store's by its index, which must be in the column's terms.
     #[arg(long, value_name = "COLUMN")]
@@ -49,7 +53,7 @@ impl AppendArgs {
             obs_names: self.obs_names,
             obs_names_list: None,
             var_names_list: None,
-            pairwise: false,
+            pairwise: self.pairwise,
             task_size: "1GiB".into(),
             write: WriteArgs { zarr_format: "3".into(), compression: None, max_memory: self.max_memory, force: false },
         }
@@ -139,6 +143,9 @@ fn instead(p: &Prepared, c: &CombineArgs, follow: bool) -> String {
     opt("--fill-value", c.fill_value.map(|f| f.to_string()));
     opt("--var-names", c.var_names.as_ref().map(|f| f.display().to_string()));
     opt("--var-key", p.copts.off_key.clone());
+    if p.copts.pairwise {
+        words.push("--pairwise".into());
+    }
     let mut cmd = words.join(" ");
     if p.copts.obs_select.is_some() {
         // concat would select among the store's cells too.

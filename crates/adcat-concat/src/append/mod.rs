@@ -107,9 +107,6 @@ fn check_options(opts: &ConcatOptions) -> Result<()> {
     if opts.axis != Axis::Obs {
         return refuse("--axis var (appending grows obs)");
     }
-    if opts.pairwise {
-        return refuse("--pairwise");
-    }
     if opts.var_filter.is_some() {
         return refuse("a gene filter (--var-filter: the store's genes cannot change)");
     }
@@ -139,7 +136,7 @@ fn select_new<'a>(inputs: &[&'a dyn Store], keys: &[String], opts: &ConcatOption
     let Some(sel) = &opts.obs_select else { return Ok((None, vec![])) };
     let (mut views, mut kept) = (vec![], vec![]);
     for (s, key) in inputs.iter().zip(keys) {
-        crate::select::check_selectable(*s, false)?;
+        crate::select::check_selectable(*s, opts.pairwise)?;
         let suffix = opts.index_unique.as_ref().map(|sep| format!("{sep}{key}")).unwrap_or_default();
         let rows = crate::select::select_rows(*s, sel, &suffix).map_err(|e| crate::at_input(e, *s))?;
         kept.push((rows.count(), rows.len()));

@@ -136,7 +136,12 @@ impl<'a> Splice<'a> {
             self.matrix(&el)?;
         }
         self.note_dropped(report)?;
-        for p in ["var", "varm", "varp", "obsp", "uns", "raw/var", "raw/varm"] {
+        if self.opts.pairwise {
+            self.obsp()?;
+        } else {
+            self.replace("obsp")?;
+        }
+        for p in ["var", "varm", "varp", "uns", "raw/var", "raw/varm"] {
             self.replace(p)?;
         }
         Ok(())
@@ -425,6 +430,68 @@ impl<'a> Splice<'a> {
             self.new_element(e)?;
         }
         Ok(t)
+    }
+
+    /// With --pairwise, obsp grows block-diagonally: the new inputs' block (delta's,
+    /// whose store block is empty) after the store's, CSR as concatenating makes it.
+    fn obsp(&self) -> Result<()> {
+        let list = |s: &dyn Store| -> Result<Vec<String>> { if s.node_kind("obsp").map_err(out_err)? == Some(NodeKind::Group) { s.list("obsp").map_err(out_err) } else { Ok(vec![]) } };
+        let (t, d) = (list(self.t)?, list(self.d)?);
+        if let Some(k) = t.iter().find(|k| !d.contains(k)) {
+            return Err(self.refuse(&join_path("obsp", k), "would be dropped: some new inputs lack it, and with an inner join --pairwise keeps the keys every input has; append with --join outer (their block is empty)"));
+        }
+        if !d.is_empty() && self.t.node_kind("obsp").map_err(out_err)?.is_none() {
+            adcat_format::frame::write_dict(self.t, "obsp").map_err(out_err)?;
+        }
+        for k in &d {
+            let el = join_path("obsp", k);
+            if !t.contains(k) {
+                self.new_square(&el)?;
+            } else if self.encoding(&el, &el)? == Encoding::Csr {
+                self.square(&el)?;
+            } else {
+                return Err(self.refuse(&el, "is dense: a cell-by-cell matrix stored dense cannot grow without rewriting it; store it as CSR or concatenate into a new store"));
+            }
+        }
+        Ok(())
+    }
+
+    /// A CSR obsp entry of the store: rows after the store's, their columns shifted past
+    /// the store's cells; the store's rows only widen.
+    fn square(&self, el: &str) -> Result<()> {
+        let n = self.n_old + self.n_new;
+        let (data, indices, indptr) = (join_path(el, "data"), join_path(el, "indices"), join_path(el, "indptr"));
+        let dtype = self.promoted(&data, &data)?;
+        let nnz0 = self.t.array_meta(&data).map_err(out_err)?.shape[0];
+        let nnz1 = self.d.array_meta(&data).map_err(out_err)?.shape[0];
+        self.grow(&data, &data, 0, &Map::Same, Some(dtype))?;
+        let idx = self.t.array_meta(&indices).map_err(out_err)?.dtype;
+        self.grow(&indices, &indices, 0, &Map::Add(self.n_old as i64), Some(wide_enough(idx, n as i64 - 1)))?;
+        let ptr = self.t.array_meta(&indptr).map_err(out_err)?.dtype;
+        self.grow(&indptr, &indptr, 1, &Map::Add(nnz0 as i64), Some(wide_enough(ptr, (nnz0 + nnz1) as i64)))?;
+        let mut attrs = self.t.attrs(el).map_err(out_err)?;
+        attrs.insert("shape".into(), AttrValue::Ints(vec![n as i64, n as i64]));
+        self.t.set_attrs(el, &attrs).map_err(out_err)
+    }
+
+    /// An obsp key only the new inputs have (outer join): the store's rows are empty.
+    fn new_square(&self, el: &str) -> Result<()> {
+        let n = self.n_old + self.n_new;
+        let (data, indices, indptr) = (join_path(el, "data"), join_path(el, "indices"), join_path(el, "indptr"));
+        let dtype = |p: &str| -> Result<DType> { Ok(self.d.array_meta(p).map_err(out_err)?.dtype) };
+        if detect(self.d, el).map_err(out_err)?.encoding != Encoding::Csr {
+            return Err(self.refuse(el, "is new and not a csr_matrix; concatenate into a new store"));
+        }
+        let nnz1 = self.d.array_meta(&data).map_err(out_err)?.shape[0];
+        let mut attrs = self.d.attrs(el).map_err(out_err)?;
+        attrs.insert("shape".into(), AttrValue::Ints(vec![n as i64, n as i64]));
+        self.t.create_group(el).map_err(out_err)?;
+        self.t.set_attrs(el, &attrs).map_err(out_err)?;
+        let none = |_: u64, _: u64| None;
+        self.fresh(&data, dtype(&data)?, 0, &none, &data, 0, &Map::Same)?;
+        self.fresh(&indices, wide_enough(dtype(&indices)?, n as i64 - 1), 0, &none, &indices, 0, &Map::Add(self.n_old as i64))?;
+        let zeros = |s: u64, e: u64| Some(ArrayData::from_vec(vec![0i64; (e - s) as usize]));
+        self.fresh(&indptr, wide_enough(dtype(&indptr)?, nnz1 as i64), self.n_old + 1, &zeros, &indptr, 1, &Map::Same)
     }
 
     /// A layer or obsm entry only the new inputs have (outer join): the store's cells

@@ -72,6 +72,10 @@ impl<'a> SelectedView<'a> {
             ["X", ..] => (1, &parts[1..]),
             ["raw", "X", ..] => (2, &parts[2..]),
             ["layers", _, ..] | ["obsm", _, ..] => (2, &parts[2..]),
+            // Cells by cells: only a view keeping no cell selects it (to an empty
+            // matrix, as `append` sees its store); a selection keeping cells refuses
+            // --pairwise, the only way obsp is read (`check_selectable`).
+            ["obsp", _, ..] if self.sel.count() == 0 => (2, &parts[2..]),
             _ => return Ok(Aligned::No),
         };
         let el = parts[..element].join("/");

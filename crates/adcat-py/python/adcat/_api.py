@@ -405,6 +405,7 @@ def append(
     keys: Collection[str] | None = None,
     index_unique: str | None = None,
     fill_value: Any = None,
+    pairwise: bool = False,
     var_names: Sequence[str] | None = None,
     var_key: str | None = None,
     obs_filter: str | None = None,
@@ -431,8 +432,9 @@ def append(
         The store to grow.
     inputs
         Stores to add, in order; a mapping gives their keys.
-    join, merge, uns_merge, label, keys, index_unique, fill_value
-        As for :func:`concat_on_disk` (the store counts as one input of the merges).
+    join, merge, uns_merge, label, keys, index_unique, fill_value, pairwise
+        As for :func:`concat_on_disk` (the store counts as one input of the merges;
+        with ``pairwise`` each obsp key grows block-diagonally).
         Without ``keys``, the keys continue the store's numbering.
     var_names
         The store's var names (new genes are dropped, missing ones filled).
@@ -482,7 +484,7 @@ def append(
         label=_opt_str(label, "label"),
         index_unique=_opt_str(index_unique, "index_unique"),
         fill_value=_fill(fill_value),
-        pairwise=False,
+        pairwise=bool(pairwise),
         var_names=_names(var_names, "var_names"),
         var_key=_opt_str(var_key, "var_key"),
         obs_filter=_opt_str(obs_filter, "obs_filter"),
