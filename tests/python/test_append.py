@@ -742,3 +742,23 @@ def test_pairwise_grows_obsp_block_diagonally(run_adcat, tmp_path, fmt):
     lacking = write(with_graph(batch(12, 4), 12, keys=("distances",)), tmp_path / "lacking.h5ad", "h5ad")
     msg = refusal(run_adcat, store, lacking, "--pairwise", "--label", "batch", "--keys", "l", "--index-unique", "-", "--uns-merge", "same")
     assert "/obsp/connectivities would be dropped" in msg
+
+
+def test_var_filter_selects_the_new_genes(run_adcat, tmp_path):
+    """`--var-filter` keeps the new inputs' genes that pass it (as `b[:, mask]`); the
+    store's genes stay, so under an outer join a store gene an input filters out is
+    filled for its cells, and new genes that pass are added."""
+    A = [batch(0, 6), batch(1, 5)]
+    B = [batch(10, 4, GENES + ["n1", "n2"]), batch(11, 3, GENES[5:] + ["n3"])]
+    for j, b in enumerate(B):
+        b.var["hv"] = np.random.default_rng(j).random(b.n_vars) < 0.6
+    kw = {"join": "outer", "label": "batch", "uns_merge": "same"}
+    store = build_store(run_adcat, tmp_path, A, "zarr", "adcat", kw, ["a0", "a1"])
+    paths = [write(b, tmp_path / f"b{i}.h5ad", "h5ad") for i, b in enumerate(B)]
+    proc = run_adcat("append", store, *paths, "--var-filter", "hv == true", "--keys", "b0,b1", *opts_args(kw))
+    picked = [b[:, b.var["hv"].to_numpy()].copy() for b in B]
+    expected = concat_at_once([*A, *picked], keys=["a0", "a1", "b0", "b1"], **kw)
+    expected = expected[:, outer_order(GENES, picked)].copy()
+    assert_equal(read(store), expected, exact=False)
+    assert f"adcat: {paths[0]}: kept {picked[0].n_vars} of 32 genes" in proc.stderr
+    assert record(store)["history"][-1]["inputs"][0]["kept_vars"] == picked[0].n_vars

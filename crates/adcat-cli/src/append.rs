@@ -30,6 +30,10 @@ pub(crate) struct AppendArgs {
     /// Add only the new cells whose obs columns pass EXPR (as `concat --obs-filter`).
     #[arg(long, value_name = "EXPR")]
     pub obs_filter: Option<String>,
+    /// Add only the new inputs' genes whose var columns pass EXPR (as `concat
+    /// --var-filter`); the store's genes stay.
+    #[arg(long, value_name = "EXPR")]
+    pub var_filter: Option<String>,
     /// Add only the new cells named in FILE (as `concat --obs-names`).
     #[arg(long, value_name = "FILE")]
     pub obs_names: Option<PathBuf>,
@@ -49,7 +53,7 @@ impl AppendArgs {
             combine: self.combine,
             var_key: self.var_key,
             obs_filter: self.obs_filter,
-            var_filter: None,
+            var_filter: self.var_filter,
             obs_names: self.obs_names,
             obs_names_list: None,
             var_names_list: None,
@@ -147,9 +151,9 @@ fn instead(p: &Prepared, c: &CombineArgs, follow: bool) -> String {
         words.push("--pairwise".into());
     }
     let mut cmd = words.join(" ");
-    if p.copts.obs_select.is_some() {
-        // concat would select among the store's cells too.
-        cmd.push_str(" (with the new inputs' cells selected first: --obs-filter/--obs-names would apply to every input)");
+    if p.copts.obs_select.is_some() || p.copts.var_filter.is_some() {
+        // concat would select among the store's cells and genes too.
+        cmd.push_str(" (with the new inputs selected first: --obs-filter/--obs-names/--var-filter would apply to every input)");
     }
     cmd
 }

@@ -394,6 +394,7 @@ pub(crate) fn prepare_inputs(specs: Vec<inputs::Input>, args: ConcatArgs, format
         obs_filter_text: obs_filter,
         var_filter: var_filter.as_deref().map(|f| adcat_concat::select::parse(f).map_err(|e| anyhow!("--var-filter {f:?}: {e}"))).transpose()?,
         var_filter_text: var_filter,
+        var_filter_skip: 0,
         join: if join == "outer" { adcat_concat::Join::Outer } else { adcat_concat::Join::Inner },
         merge: parse_strategy(merge)?,
         uns_merge: parse_strategy(uns_merge)?,

@@ -88,7 +88,7 @@ fn filter_var(ins: &mut [inputs::Input<'_>], opts: &ConcatOptions, run: bool, re
     if !run && !opts.dry_run {
         return Err(ConcatError::Options("a gene filter (--var-filter) runs in one process: not as a job (--job-dir, adcat job, adcat.dask) yet".into()));
     }
-    for i in ins.iter_mut() {
+    for i in ins.iter_mut().skip(opts.var_filter_skip) {
         let n = i.off.len() as u64;
         let keep = select::var_rows(i.store, f, n).map_err(|e| at_input(e, i.store))?;
         report.kept_var.push((keep.iter().filter(|&&k| k).count() as u64, n));

@@ -60,6 +60,9 @@ pub struct ConcatOptions {
     /// Keep only the genes whose var columns pass this filter (`--var-filter`; axis obs,
     /// main part, in one process), as `a[:, mask]` of each input would.
     pub var_filter: Option<crate::select::Expr>,
+    /// Inputs at the start that `var_filter` leaves as they are (`append`: the store,
+    /// whose genes cannot change); 0 for a concatenation.
+    pub var_filter_skip: usize,
     /// The `--var-filter` expression as given (for the provenance record).
     pub var_filter_text: Option<String>,
     /// Match inputs on this off-axis column instead of the index (`--var-key`); the

@@ -82,6 +82,8 @@ pub fn append(stores: AppendStores<'_>, inputs: &[&dyn Store], opts: &ConcatOpti
         off_names: Some(Arc::new(var)),
         raw_off_names: raw_var.map(Arc::new),
         obs_select: None,
+        // The gene filter selects among the new inputs' genes; the store's stay.
+        var_filter_skip: 1,
         off_key: opts.off_key.as_ref().map(|_| alias::KEY.to_owned()),
         no_provenance: true,
         // Delta is read back once, right away: compressing it would only cost time.
@@ -106,9 +108,6 @@ fn check_options(opts: &ConcatOptions) -> Result<()> {
     let refuse = |what: &str| Err(ConcatError::Options(format!("adcat append does not take {what} yet; concatenate into a new store instead (adcat concat)")));
     if opts.axis != Axis::Obs {
         return refuse("--axis var (appending grows obs)");
-    }
-    if opts.var_filter.is_some() {
-        return refuse("a gene filter (--var-filter: the store's genes cannot change)");
     }
     Ok(())
 }
@@ -227,7 +226,7 @@ fn target_var(store: &dyn Store, store_var: &[String], inputs: &[&dyn Store], op
         }
         return Ok(store_var.to_vec());
     }
-    let out = grown_names(store, "var", store_var, inputs, opts.join, opts.off_key.as_deref())?;
+    let out = grown_names(store, "var", store_var, inputs, opts.join, opts.off_key.as_deref(), opts.var_filter.as_ref())?;
     if let Some(key) = &opts.off_key {
         // The store is matched by its index: one in other terms (symbols where the column
         // holds Ensembl ids) would match nothing and every gene would come in again.
@@ -259,18 +258,22 @@ fn target_raw_var(store: &dyn Store, inputs: &[&dyn Store], opts: &ConcatOptions
         }
     }
     let own = adcat_format::frame::read_index(store, "raw/var").at(store)?;
-    grown_names(store, "raw/var", &own, inputs, opts.join, None).map(Some)
+    grown_names(store, "raw/var", &own, inputs, opts.join, None, None).map(Some)
 }
 
 /// The store's names along `frame` (`own`), then (outer join) names new to it in the
-/// order `inputs` first show them (their index, or column `key`). An inner join that
-/// would drop store names is refused.
-fn grown_names(store: &dyn Store, frame: &str, own: &[String], inputs: &[&dyn Store], join: Join, key: Option<&str>) -> Result<Vec<String>> {
+/// order `inputs` first show them (their index, or column `key`; those passing `filter`).
+/// An inner join that would drop store names is refused.
+fn grown_names(store: &dyn Store, frame: &str, own: &[String], inputs: &[&dyn Store], join: Join, key: Option<&str>, filter: Option<&crate::select::Expr>) -> Result<Vec<String>> {
     let known: HashSet<&str> = own.iter().map(String::as_str).collect();
     let mut out = own.to_vec();
     let mut seen = HashSet::new();
     for s in inputs {
-        let names = crate::inputs::off_names(*s, frame, key).at(*s)?;
+        let mut names = crate::inputs::off_names(*s, frame, key).at(*s)?;
+        if let Some(f) = filter {
+            let keep = crate::select::var_rows(*s, f, names.len() as u64).map_err(|e| crate::at_input(e, *s))?;
+            names = names.into_iter().zip(keep).filter_map(|(n, k)| k.then_some(n)).collect();
+        }
         if join == Join::Inner {
             let have: HashSet<&str> = names.iter().map(String::as_str).collect();
             let missing = own.iter().filter(|n| !have.contains(n.as_str())).count();
@@ -310,6 +313,8 @@ fn record(stores: AppendStores<'_>, inputs: &[&dyn Store], keys: &[String], opts
         })
         .zip(report.kept.iter().map(|&(k, _)| Some(k)).chain(std::iter::repeat(None)))
         .map(|(src, kept_obs)| Source { kept_obs, ..src })
+        .zip(report.kept_var.iter().map(|&(k, _)| Some(k)).chain(std::iter::repeat(None)))
+        .map(|(src, kept_vars)| Source { kept_vars, ..src })
         .collect();
     let record = match provenance::read(stores.store) {
         Ok(Some(mut p)) => {

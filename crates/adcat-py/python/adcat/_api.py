@@ -410,6 +410,7 @@ def append(
     var_key: str | None = None,
     obs_filter: str | None = None,
     obs_names: Sequence[str] | None = None,
+    var_filter: str | None = None,
     provenance: bool = True,
     max_memory: int | str | None = None,
     follow_external_links: bool = False,
@@ -441,9 +442,10 @@ def append(
     var_key
         Match the new inputs' genes by this var column (the store's by its index, which
         must be in the column's terms), as for :func:`concat_on_disk`.
-    obs_filter, obs_names
-        Add only the new cells that pass the filter or are named (as for
-        :func:`concat_on_disk`); the store's cells stay.
+    obs_filter, obs_names, var_filter
+        Add only the new cells that pass the filter or are named, and only the new
+        inputs' genes that pass ``var_filter`` (as for :func:`concat_on_disk`); the
+        store's cells and genes stay.
     provenance
         Add the append to the store's provenance record (``True``).
     max_memory
@@ -489,7 +491,7 @@ def append(
         var_key=_opt_str(var_key, "var_key"),
         obs_filter=_opt_str(obs_filter, "obs_filter"),
         obs_names=_names(obs_names, "obs_names"),
-        var_filter=None,
+        var_filter=_opt_str(var_filter, "var_filter"),
         zarr_format=3,
         compression=None,
         max_memory=_budget(max_memory, 100_000_000),
