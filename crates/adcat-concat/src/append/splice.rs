@@ -460,17 +460,24 @@ impl<'a> Splice<'a> {
     /// the store's cells; the store's rows only widen.
     fn square(&self, el: &str) -> Result<()> {
         let n = self.n_old + self.n_new;
+        self.grow_csr(el, &Map::Add(self.n_old as i64), n as i64)
+    }
+
+    /// Grow the target's CSR matrix `el` by delta's rows: entries after the store's
+    /// (delta's column indices mapped by `columns`), `indptr` shifted by the store's entry
+    /// count, dtypes widened as needed; its shape becomes (all rows, `width`).
+    fn grow_csr(&self, el: &str, columns: &Map, width: i64) -> Result<()> {
         let (data, indices, indptr) = (join_path(el, "data"), join_path(el, "indices"), join_path(el, "indptr"));
         let dtype = self.promoted(&data, &data)?;
         let nnz0 = self.t.array_meta(&data).map_err(out_err)?.shape[0];
         let nnz1 = self.d.array_meta(&data).map_err(out_err)?.shape[0];
         self.grow(&data, &data, 0, &Map::Same, Some(dtype))?;
         let idx = self.t.array_meta(&indices).map_err(out_err)?.dtype;
-        self.grow(&indices, &indices, 0, &Map::Add(self.n_old as i64), Some(wide_enough(idx, n as i64 - 1)))?;
+        self.grow(&indices, &indices, 0, columns, Some(wide_enough(idx, width - 1)))?;
         let ptr = self.t.array_meta(&indptr).map_err(out_err)?.dtype;
         self.grow(&indptr, &indptr, 1, &Map::Add(nnz0 as i64), Some(wide_enough(ptr, (nnz0 + nnz1) as i64)))?;
         let mut attrs = self.t.attrs(el).map_err(out_err)?;
-        attrs.insert("shape".into(), AttrValue::Ints(vec![n as i64, n as i64]));
+        attrs.insert("shape".into(), AttrValue::Ints(vec![(self.n_old + self.n_new) as i64, width]));
         self.t.set_attrs(el, &attrs).map_err(out_err)
     }
 
@@ -601,18 +608,7 @@ impl<'a> Splice<'a> {
         if w1 > w0 && self.opts.join == Join::Outer && self.opts.fill_value.is_some_and(|f| f != 0.0) {
             return Err(self.refuse(el, format!("would gain {} genes whose entries for the store's cells are --fill-value {}, stored in every row at once: appending cannot write them; append without --fill-value (0), or concatenate into a new store", w1 - w0, self.opts.fill_value.unwrap_or_default())));
         }
-        let (data, indices, indptr) = (join_path(el, "data"), join_path(el, "indices"), join_path(el, "indptr"));
-        let dtype = self.promoted(&data, &data)?;
-        let nnz0 = self.t.array_meta(&data).map_err(out_err)?.shape[0];
-        let nnz1 = self.d.array_meta(&data).map_err(out_err)?.shape[0];
-        self.grow(&data, &data, 0, &Map::Same, Some(dtype))?;
-        let idx = self.t.array_meta(&indices).map_err(out_err)?.dtype;
-        self.grow(&indices, &indices, 0, &Map::Same, Some(wide_enough(idx, w1 - 1)))?;
-        let ptr = self.t.array_meta(&indptr).map_err(out_err)?.dtype;
-        self.grow(&indptr, &indptr, 1, &Map::Add(nnz0 as i64), Some(wide_enough(ptr, (nnz0 + nnz1) as i64)))?;
-        let mut attrs = self.t.attrs(el).map_err(out_err)?;
-        attrs.insert("shape".into(), AttrValue::Ints(vec![(self.n_old + self.n_new) as i64, w1]));
-        self.t.set_attrs(el, &attrs).map_err(out_err)
+        self.grow_csr(el, &Map::Same, w1)
     }
 
     /// Warn about the store's var columns, uns keys and obsp that the result leaves out.
