@@ -132,6 +132,8 @@ pub struct ConcatSpec {
     pub obs_names: Option<Vec<String>>,
     /// Keep genes passing this filter (`--var-filter`).
     pub var_filter: Option<String>,
+    /// Write the cells in the pseudo-random order of this seed (`--shuffle --seed`).
+    pub shuffle_seed: Option<u64>,
     /// How the output is written.
     pub write: WriteSpec,
     /// Read HDF5 external links and virtual datasets (`--follow-external-links`).
@@ -264,6 +266,8 @@ fn prepared(spec: &ConcatSpec) -> Result<(crate::Prepared, Vec<Box<dyn adcat_sto
         obs_names: None,
         obs_names_list: spec.obs_names.clone(),
         var_filter: spec.var_filter.clone(),
+        shuffle: spec.shuffle_seed.is_some(),
+        seed: spec.shuffle_seed,
         task_size: spec.task_size.clone().unwrap_or_else(|| "1GiB".into()),
         write: spec.write.args(),
     };
@@ -287,7 +291,7 @@ pub fn concat(spec: &ConcatSpec, progress: &dyn Progress, stop: &StopToken) -> R
         let (p, stores) = prepared(spec)?;
         let refs: Vec<&dyn adcat_store::Store> = stores.iter().map(|s| s.as_ref()).collect();
         let out = create_output(&p.output, p.format, p.force, &p.inputs)?;
-        let report = adcat_concat::concat(&refs, out.store(), &p.copts, progress).map_err(|e| engine_error(&p, e))?;
+        let report = crate::run_concat(&p, &refs, &out, progress).map_err(|e| engine_error(&p, e))?;
         out.commit(Some(report.shape)).map_err(|e| Error::from_anyhow(ErrorKind::Io, &e))?;
         Ok(report.warnings)
     })

@@ -58,6 +58,8 @@ impl AppendArgs {
             obs_names_list: None,
             var_names_list: None,
             pairwise: self.pairwise,
+            shuffle: false,
+            seed: None,
             task_size: "1GiB".into(),
             write: WriteArgs { zarr_format: "3".into(), compression: None, max_memory: self.max_memory, force: false },
         }

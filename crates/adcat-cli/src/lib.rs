@@ -138,6 +138,14 @@ pub(crate) struct ConcatArgs {
     /// The names of `var_names`, given directly (the Python API).
     #[arg(skip)]
     pub var_names_list: Option<Vec<String>>,
+    /// Write the cells in one pseudo-random order (for training loaders that read
+    /// contiguous minibatches); every cell-aligned element follows it, obsp on both axes.
+    #[arg(long)]
+    pub shuffle: bool,
+    /// The shuffle's seed: the same seed and inputs give the same order (default: a
+    /// random seed, printed and recorded in the output).
+    #[arg(long, value_name = "N", requires = "shuffle")]
+    pub seed: Option<u64>,
     /// Concatenate obsp (varp for --axis var) block-diagonally.
     #[arg(long)]
     pairwise: bool,
@@ -355,7 +363,7 @@ pub(crate) fn prepare(args: ConcatArgs) -> Result<Prepared> {
 /// As [`prepare`], with the inputs resolved already (`args.inputs` is not read), and the
 /// output format given (`None`: from the output's extension).
 pub(crate) fn prepare_inputs(specs: Vec<inputs::Input>, args: ConcatArgs, format: Option<stores::OutFormat>) -> Result<Prepared> {
-    let ConcatArgs { inputs: _, inputs_from: _, output, axis, combine, pairwise, task_size, var_key, var_names_list, obs_filter, obs_names, obs_names_list, var_filter, write } = args;
+    let ConcatArgs { inputs: _, inputs_from: _, output, axis, combine, pairwise, task_size, var_key, var_names_list, obs_filter, obs_names, obs_names_list, var_filter, shuffle, seed, write } = args;
     let CombineArgs { join, merge, uns_merge, label, keys, index_unique, var_names, fill_value, no_provenance } = combine;
     let keys = inputs::keys(&specs, keys)?;
     let inputs: Vec<PathBuf> = specs.into_iter().map(|i| i.path).collect();
@@ -403,6 +411,7 @@ pub(crate) fn prepare_inputs(specs: Vec<inputs::Input>, args: ConcatArgs, format
         index_unique,
         fill_value,
         pairwise,
+        shuffle_seed: shuffle.then(|| seed.unwrap_or_else(random_seed)),
         write: opts,
         task_bytes: Some(parse_bytes(&task_size).map_err(|e| anyhow!("--task-size: {e}"))?),
         no_provenance,
@@ -414,6 +423,24 @@ pub(crate) fn prepare_inputs(specs: Vec<inputs::Input>, args: ConcatArgs, format
         }
     }
     Ok(Prepared { inputs, copts, output, format, force: write.force })
+}
+
+/// A seed for `--shuffle` without `--seed`: std's per-process random hasher keys.
+fn random_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    std::collections::hash_map::RandomState::new().build_hasher().finish()
+}
+
+/// Run a prepared concatenation into `out` in this process (shuffled through a scratch
+/// store beside the output when `--shuffle` asks).
+pub(crate) fn run_concat(p: &Prepared, inputs: &[&dyn adcat_store::Store], out: &Output, progress: &dyn adcat_format::Progress) -> Result<adcat_concat::Report, adcat_concat::ConcatError> {
+    if p.copts.shuffle_seed.is_none() {
+        return adcat_concat::concat(inputs, out.store(), &p.copts, progress);
+    }
+    let dir = out.scratch_dir();
+    let scratch = out.scratch("order").map_err(|e| adcat_concat::ConcatError::Options(format!("{e:#}")))?;
+    let stores = adcat_concat::shuffle::ShuffleStores { scratch: scratch.store(), out: out.store(), scratch_dir: Some(&dir) };
+    adcat_concat::shuffle::concat_shuffled(inputs, stores, &p.copts, progress)
 }
 
 /// The cell selection of `--obs-filter` and `--obs-names` (or its list), if any.
@@ -483,10 +510,13 @@ fn concat_cmd(args: ConcatArgs, plan: Option<bool>, quiet: bool, verbose: bool, 
     }
     let out = Output::create(&p.output, p.format, p.force, &p.inputs)?;
     let bar = progress::Reporter::new(quiet, verbose);
-    let report = adcat_concat::concat(&refs, out.store(), &p.copts, &bar).map_err(|e| p.err(e));
+    let report = run_concat(&p, &refs, &out, &bar).map_err(|e| p.err(e));
     bar.finish();
     let report = report?;
     out.commit(Some(report.shape))?;
+    if let (Some(seed), false) = (p.copts.shuffle_seed, quiet) {
+        eprintln!("adcat: cells shuffled with seed {seed}");
+    }
     for w in &report.warnings {
         eprintln!("adcat: warning: {w}");
     }

@@ -539,10 +539,22 @@ impl Output {
         Ok(out)
     }
 
-    /// An empty scratch zarr store beside `dest`, for work that is not part of the
-    /// output; removed when dropped (or by the next run, if this one dies).
+    /// A local directory for scratch work: beside the output, or the system's temporary
+    /// directory for an output in object storage.
+    pub fn scratch_dir(&self) -> PathBuf {
+        match (&self.remote, self.tmp.parent()) {
+            (None, Some(p)) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            (None, _) => PathBuf::from("."),
+            (Some(_), _) => std::env::temp_dir(),
+        }
+    }
+
+    /// An empty scratch zarr store beside `dest` (in [`Output::scratch_dir`]), for work
+    /// that is not part of the output; removed when dropped (or by the next run, if this
+    /// one dies).
     pub fn scratch(&self, label: &str) -> Result<Scratch> {
-        let path = PathBuf::from(format!("{}.{label}", self.tmp.display()));
+        let name = self.tmp.file_name().map_or_else(|| "adcat".into(), |n| n.to_string_lossy().into_owned());
+        let path = self.scratch_dir().join(format!("{name}.{label}"));
         if path.exists() {
             remove_path(&path)?;
         }

@@ -29,6 +29,7 @@ mod remap;
 mod serde_text;
 pub mod plan;
 pub mod select;
+pub mod shuffle;
 mod transpose;
 
 pub use error::{ConcatError, Result};
@@ -44,6 +45,15 @@ use inputs::{inputs_for, part_names, Layout};
 
 /// Concatenate `inputs` into the empty store `out`: plan, then run every task here.
 pub fn concat(inputs: &[&dyn Store], out: &dyn Store, opts: &ConcatOptions, progress: &dyn Progress) -> Result<Report> {
+    if opts.shuffle_seed.is_some() {
+        return Err(ConcatError::Options("a shuffled concatenation needs a scratch store: use shuffle::concat_shuffled".into()));
+    }
+    concat_unshuffled(inputs, out, opts, progress)
+}
+
+/// [`concat`] in input order whatever `opts.shuffle_seed` says (the first pass of
+/// [`shuffle::concat_shuffled`], whose provenance records the seed).
+pub(crate) fn concat_unshuffled(inputs: &[&dyn Store], out: &dyn Store, opts: &ConcatOptions, progress: &dyn Progress) -> Result<Report> {
     as_engine_sees(inputs, out, |inputs, out| concat_tagged(inputs, out, opts, progress, true))
 }
 
@@ -51,6 +61,9 @@ pub fn concat(inputs: &[&dyn Store], out: &dyn Store, opts: &ConcatOptions, prog
 /// element and create the matrix elements, whose tasks ([`Report::job`]) are left to
 /// run ([`run_tasks`], in this process or others).
 pub fn create(inputs: &[&dyn Store], out: &dyn Store, opts: &ConcatOptions, progress: &dyn Progress) -> Result<Report> {
+    if opts.shuffle_seed.is_some() {
+        return Err(ConcatError::Options("--shuffle runs in one process: it cannot be planned as a job (adcat job, --job-dir, Dask) yet".into()));
+    }
     as_engine_sees(inputs, out, |inputs, out| concat_tagged(inputs, out, opts, progress, false))
 }
 
@@ -140,7 +153,7 @@ fn record_provenance(ins: &[inputs::Input<'_>], keys: &[String], opts: &ConcatOp
 }
 
 /// Errors of the output store become [`ConcatError::Output`].
-fn attribute_output(e: ConcatError) -> ConcatError {
+pub(crate) fn attribute_output(e: ConcatError) -> ConcatError {
     match e {
         ConcatError::Format(f) | ConcatError::Input { source: f, .. } if f.is_output() => ConcatError::Output(f),
         e => e,

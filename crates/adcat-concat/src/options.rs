@@ -68,6 +68,9 @@ pub struct ConcatOptions {
     /// Match inputs on this off-axis column instead of the index (`--var-key`); the
     /// output's index holds the matched values (unnamed). Main part only.
     pub off_key: Option<String>,
+    /// Write the cells in the pseudo-random order of this seed (`--shuffle`; see
+    /// [`crate::shuffle`]); only [`crate::shuffle::concat_shuffled`] takes it.
+    pub shuffle_seed: Option<u64>,
     /// Output layout and memory budget.
     pub write: WriteOptions,
     /// Target uncompressed output bytes of one task (`None`: [`DEFAULT_TASK_BYTES`]).
@@ -107,6 +110,7 @@ impl ConcatOptions {
             "index_unique": self.index_unique,
             "fill_value": self.fill_value,
             "pairwise": self.pairwise,
+            "shuffle_seed": self.shuffle_seed,
             "var_key": self.off_key,
             "obs_filter": self.obs_filter_text.as_deref().map(short_text),
             "var_filter": self.var_filter_text.as_deref().map(short_text),

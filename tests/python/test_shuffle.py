@@ -1,0 +1,197 @@
+"""`adcat concat --shuffle --seed N`: the cells of the concatenation in one seeded
+pseudo-random order, every cell-aligned element moved with them.
+
+Oracle: `anndata.concat(inputs, <same options>)[order]`, where `order` comes from this
+file's own implementation of the documented permutation (docs/concat-semantics.md,
+"Shuffled output"): output row `perm(i)` holds the concatenation's row `i`. The test
+therefore pins the seed's order, not only that some order was written; the obs names
+(unique here) must agree with it too.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+from anndata.tests.helpers import assert_equal
+from scipy import sparse
+
+from test_append import GENES, batch
+from test_concat import FORMATS, assert_same_dtypes, cli_args, read, simple, write
+
+M64 = (1 << 64) - 1
+
+
+def _mix(z: int) -> int:
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & M64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & M64
+    return z ^ (z >> 31)
+
+
+def permutation(n: int, seed: int) -> np.ndarray:
+    """Where each of `n` rows goes (the documented 8-round Feistel network with cycle
+    walking, keyed by SplitMix64 of the seed)."""
+    half = max(1, -(-max(n - 1, 0).bit_length() // 2))
+    mask = (1 << half) - 1
+    keys, state = [], seed
+    for _ in range(8):
+        state = (state + 0x9E3779B97F4A7C15) & M64
+        keys.append(_mix(state))
+
+    def encrypt(x: int) -> int:
+        left, right = x >> half, x & mask
+        for k in keys:
+            left, right = right, left ^ (_mix(right ^ k) & mask)
+        return (left << half) | right
+
+    out = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        x = encrypt(i)
+        while x >= n:
+            x = encrypt(x)
+        out[i] = x
+    return out
+
+
+def shuffled(expected: ad.AnnData, seed: int) -> ad.AnnData:
+    """`expected` with row i moved to perm(i)."""
+    order = np.argsort(permutation(expected.n_obs, seed))
+    return expected[order].copy()
+
+
+def check_shuffle(run_adcat, tmp_path: Path, adatas, fmts, out_fmt="h5ad", seed=7, extra=(), **kw):
+    if isinstance(fmts, str):
+        fmts = [fmts] * len(adatas)
+    paths = [write(a, tmp_path / f"in{i}{FORMATS[f]}", f) for i, (a, f) in enumerate(zip(adatas, fmts))]
+    out = tmp_path / f"out{FORMATS[out_fmt]}"
+    args = ["concat", *paths, "-o", out, "--shuffle", "--seed", str(seed), *cli_args(kw), *extra]
+    if out_fmt == "zarr2":
+        args += ["--zarr-format", "2"]
+    proc = run_adcat(*args)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = shuffled(ad.concat([read(p) for p in paths], **kw), seed)
+    roundtrip = read(write(expected, tmp_path / f"expected{FORMATS[out_fmt]}", out_fmt))
+    got = read(out)
+    assert_equal(roundtrip, got, exact=False)
+    assert_same_dtypes(expected, got)
+    assert f"cells shuffled with seed {seed}" in proc.stderr
+    return expected, got
+
+
+def test_permutation_is_a_bijection_that_moves_cells():
+    for n in (0, 1, 2, 3, 17, 64, 1000):
+        p = permutation(n, 3)
+        assert sorted(p) == list(range(n))
+    p = permutation(1000, 3)
+    assert (p == np.arange(1000)).sum() < 10
+    assert not np.array_equal(p, permutation(1000, 4))
+
+
+@pytest.mark.parametrize("out_fmt", ["h5ad", "zarr", "zarr2"])
+def test_every_cell_aligned_element_follows(run_adcat, tmp_path, out_fmt):
+    """obs columns of every kind, X, a layer, obsm, raw/X and the label column."""
+    adatas = [batch(i, n) for i, n in enumerate((40, 1, 75))]
+    adatas[1].obs["flag"] = pd.array([True], dtype="boolean")
+    adatas[2].obs["flag"] = pd.array([None, False] * 37 + [True], dtype="boolean")
+    adatas[0].obs["count"] = pd.array(range(40), dtype="Int32")
+    check_shuffle(run_adcat, tmp_path, adatas, ["h5ad", "zarr", "zarr2"], out_fmt, join="outer", label="batch", keys=["a", "b", "c"], index_unique="-")
+
+
+@pytest.mark.parametrize("X", ["dense", "csc"])
+def test_dense_and_csc_matrices(run_adcat, tmp_path, X):
+    a, b = simple(30, GENES, prefix="a", X=X, seed=1), simple(21, GENES[5:], prefix="b", X=X, seed=2)
+    a.obsm["frame"] = pd.DataFrame({"x": np.arange(30.0), "s": [f"v{i}" for i in range(30)]}, index=a.obs_names)
+    b.obsm["frame"] = pd.DataFrame({"x": np.arange(21.0), "s": [f"w{i}" for i in range(21)]}, index=b.obs_names)
+    check_shuffle(run_adcat, tmp_path, [a, b], "h5ad", "zarr", join="inner")
+
+
+@pytest.mark.parametrize("dense", [False, True])
+def test_obsp_on_both_axes(run_adcat, tmp_path, dense):
+    adatas = []
+    for i, n in enumerate((25, 18)):
+        a = simple(n, GENES, prefix=f"p{i}-", seed=i)
+        g = sparse.random(n, n, density=0.2, format="csr", random_state=i, dtype=np.float32)
+        a.obsp["connectivities"] = g.toarray() if dense else g
+        adatas.append(a)
+    check_shuffle(run_adcat, tmp_path, adatas, "zarr", "h5ad", pairwise=True)
+
+
+@pytest.mark.parametrize("fmt", ["h5ad", "zarr"])
+def test_many_buckets_under_a_tiny_budget(run_adcat, tmp_path, fmt):
+    """1 MiB of budget: every element is scattered over many scratch buckets and read in
+    many blocks; nothing is left beside the output."""
+    genes = [f"g{i}" for i in range(300)]
+    adatas = [simple(2500, genes[i * 20 :], prefix=f"b{i}", seed=i, X="csr" if i else "dense") for i in range(3)]
+    for a in adatas:
+        a.obs["q"] = np.arange(a.n_obs, dtype=np.float32)
+        a.obs["name"] = [f"{a.obs_names[0]}-{k}" for k in range(a.n_obs)]
+        a.obsm["pca"] = np.random.default_rng(0).random((a.n_obs, 40)).astype(np.float32)
+    check_shuffle(run_adcat, tmp_path, adatas, fmt, fmt, seed=123456789, join="outer", extra=["--max-memory", "1MiB"])
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def test_same_seed_same_order_other_seed_other_order(run_adcat, tmp_path):
+    a, b = simple(50, GENES, prefix="a"), simple(50, GENES, prefix="b", seed=1)
+    pa, pb = write(a, tmp_path / "a.h5ad", "h5ad"), write(b, tmp_path / "b.zarr", "zarr")
+    names = []
+    for name, seed in (("one", "5"), ("two", "5"), ("three", "6")):
+        run_adcat("concat", pa, pb, "-o", tmp_path / f"{name}.zarr", "--shuffle", "--seed", seed, "-q")
+        names.append(list(read(tmp_path / f"{name}.zarr").obs_names))
+    assert names[0] == names[1]
+    assert names[0] != names[2] and sorted(names[0]) == sorted(names[2])
+
+
+def test_without_seed_a_random_seed_is_printed_and_recorded(run_adcat, tmp_path):
+    import json
+
+    a, b = simple(20, GENES, prefix="a"), simple(20, GENES, prefix="b", seed=1)
+    pa, pb = write(a, tmp_path / "a.h5ad", "h5ad"), write(b, tmp_path / "b.h5ad", "h5ad")
+    proc = run_adcat("concat", pa, pb, "-o", tmp_path / "out.zarr", "--shuffle")
+    seed = int(proc.stderr.split("cells shuffled with seed ")[1].split()[0])
+    doc = json.loads(run_adcat("inspect", tmp_path / "out.zarr", "--json").stdout)
+    assert doc["provenance"]["history"][0]["options"]["shuffle_seed"] == seed
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = shuffled(ad.concat([a, b]), seed)
+    assert list(read(tmp_path / "out.zarr").obs_names) == list(expected.obs_names)
+
+
+def test_selection_and_var_names(run_adcat, tmp_path):
+    adatas = [batch(i, 30) for i in range(2)]
+    paths = [write(a, tmp_path / f"in{i}.h5ad", "h5ad") for i, a in enumerate(adatas)]
+    genes = GENES[3:20][::-1]
+    (tmp_path / "genes.txt").write_text("\n".join(genes) + "\n")
+    out = tmp_path / "out.zarr"
+    run_adcat("concat", *paths, "-o", out, "--shuffle", "--seed", "11", "--obs-filter", "qc > 0.3", "--var-names", tmp_path / "genes.txt", "-q")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        subset = [read(p) for p in paths]
+        subset = [s[s.obs["qc"] > 0.3].copy() for s in subset]
+        expected = ad.concat(subset)[:, genes]
+    expected = shuffled(expected.copy(), 11)
+    got = read(out)
+    roundtrip = read(write(expected, tmp_path / "expected.zarr", "zarr"))
+    assert_equal(roundtrip, got, exact=False)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--axis", "var"], "--shuffle orders the cells of a concatenation along obs"),
+        (["--job-dir", "JOB"], "cannot be planned as a job"),
+    ],
+)
+def test_refusals(run_adcat, tmp_path, extra, message):
+    a, b = simple(5, GENES, prefix="a"), simple(5, GENES, prefix="b")
+    pa, pb = write(a, tmp_path / "a.h5ad", "h5ad"), write(b, tmp_path / "b.h5ad", "h5ad")
+    extra = [str(tmp_path / "job") if e == "JOB" else e for e in extra]
+    proc = run_adcat("concat", pa, pb, "-o", tmp_path / "out.zarr", "--shuffle", "--seed", "1", *extra, expect_success=False)
+    assert proc.returncode != 0
+    assert message in proc.stderr, proc.stderr
+    assert not (tmp_path / "out.zarr").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.h5ad", "b.h5ad"] + (["job"] if (tmp_path / "job").exists() else [])
