@@ -195,3 +195,49 @@ def test_refusals(run_adcat, tmp_path, extra, message):
     assert message in proc.stderr, proc.stderr
     assert not (tmp_path / "out.zarr").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.h5ad", "b.h5ad"] + (["job"] if (tmp_path / "job").exists() else [])
+
+
+@pytest.mark.parametrize("shuffle", [True, False])
+@pytest.mark.parametrize("out_fmt", ["zarr", "h5ad"])
+def test_loader_layout_options(run_adcat, tmp_path, shuffle, out_fmt):
+    """--obs-chunk ROWS chunks every dense cell-aligned array by ROWS cells,
+    --compact-indices stores indices in the smallest unsigned type, --shard-size sizes
+    zarr shards; anndata reads the same data."""
+    import h5py
+    import zarr
+
+    adatas = [batch(i, n) for i, n in enumerate((300, 220))]
+    paths = [write(a, tmp_path / f"in{i}.h5ad", "h5ad") for i, a in enumerate(adatas)]
+    out = tmp_path / f"out{FORMATS[out_fmt]}"
+    flags = ["--shuffle", "--seed", "9"] if shuffle else []
+    run_adcat("concat", *paths, "-o", out, *flags, "--obs-chunk", "64", "--compact-indices", "--shard-size", "1MiB", "--max-memory", "64MiB", "-q")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = ad.concat([read(p) for p in paths])
+    if shuffle:
+        expected = shuffled(expected, 9)
+    got = read(out)
+    assert_equal(read(write(expected, tmp_path / f"expected{FORMATS[out_fmt]}", out_fmt)), got, exact=False)
+    dense = ["obs/qc", "obs/n_genes", "obs/cell_type/codes", "obsm/X_pca"]
+    if out_fmt == "zarr":
+        z = zarr.open(out, mode="r")
+        for p in dense:
+            assert z[p].chunks[0] == 64, (p, z[p].chunks)
+            assert z[p].shards[0] % 64 == 0 and z[p].shards[0] * z[p].dtype.itemsize * int(np.prod(z[p].shape[1:])) <= 1 << 20
+        index_dtypes = {z[p].dtype for p in ("X/indices", "layers/counts/indices", "raw/X/indices")}
+    else:
+        with h5py.File(out, "r") as f:
+            for p in dense:
+                assert f[p].chunks[0] == 64, (p, f[p].chunks)
+            index_dtypes = {f[p].dtype for p in ("X/indices", "layers/counts/indices", "raw/X/indices")}
+    assert index_dtypes == {np.dtype("uint8")}, index_dtypes  # 30 genes, 12 raw genes
+
+
+def test_obs_chunk_refused_along_var_and_shard_size_over_budget(run_adcat, tmp_path):
+    a, b = simple(5, GENES, prefix="a"), simple(5, GENES, prefix="b")
+    pa, pb = write(a, tmp_path / "a.h5ad", "h5ad"), write(b, tmp_path / "b.h5ad", "h5ad")
+    proc = run_adcat("concat", pa, pb, "-o", tmp_path / "o.zarr", "--axis", "var", "--obs-chunk", "64", expect_success=False)
+    assert "--obs-chunk chunks the arrays along obs" in proc.stderr
+    proc = run_adcat("concat", pa, pb, "-o", tmp_path / "o.zarr", "--shard-size", "1GiB", expect_success=False)
+    assert "--shard-size 1GiB needs --max-memory of at least 16 times as much" in proc.stderr
+    assert not (tmp_path / "o.zarr").exists()

@@ -76,7 +76,7 @@ impl Default for WriteSpec {
 
 impl WriteSpec {
     fn args(&self) -> WriteArgs {
-        WriteArgs { zarr_format: self.zarr_format.to_string(), compression: self.compression.clone(), max_memory: self.max_memory.clone(), force: self.force }
+        WriteArgs { zarr_format: self.zarr_format.to_string(), compression: self.compression.clone(), max_memory: self.max_memory.clone(), shard_size: None, force: self.force }
     }
 
     fn options(&self) -> Result<WriteOptions> {
@@ -266,6 +266,8 @@ fn prepared(spec: &ConcatSpec) -> Result<(crate::Prepared, Vec<Box<dyn adcat_sto
         obs_names: None,
         obs_names_list: spec.obs_names.clone(),
         var_filter: spec.var_filter.clone(),
+        obs_chunk: None,
+        compact_indices: false,
         shuffle: spec.shuffle_seed.is_some(),
         seed: spec.shuffle_seed,
         task_size: spec.task_size.clone().unwrap_or_else(|| "1GiB".into()),

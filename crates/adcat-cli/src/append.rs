@@ -58,10 +58,12 @@ impl AppendArgs {
             obs_names_list: None,
             var_names_list: None,
             pairwise: self.pairwise,
+            obs_chunk: None,
+            compact_indices: false,
             shuffle: false,
             seed: None,
             task_size: "1GiB".into(),
-            write: WriteArgs { zarr_format: "3".into(), compression: None, max_memory: self.max_memory, force: false },
+            write: WriteArgs { zarr_format: "3".into(), compression: None, max_memory: self.max_memory, shard_size: None, force: false },
         }
     }
 }

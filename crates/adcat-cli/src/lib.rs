@@ -55,6 +55,10 @@ pub(crate) struct WriteArgs {
     /// Memory budget for data in flight, e.g. 512MiB, 2GiB.
     #[arg(long, default_value = "1GiB")]
     max_memory: String,
+    /// Target uncompressed size of a zarr v3 shard, e.g. 256MiB (default 64MiB; at most
+    /// 1/16 of --max-memory, since a shard is encoded whole in memory).
+    #[arg(long, value_name = "SIZE")]
+    shard_size: Option<String>,
     /// Overwrite an existing OUTPUT (never an input).
     #[arg(long)]
     force: bool,
@@ -138,6 +142,14 @@ pub(crate) struct ConcatArgs {
     /// The names of `var_names`, given directly (the Python API).
     #[arg(skip)]
     pub var_names_list: Option<Vec<String>>,
+    /// Rows per chunk of every array with one row per cell (dense X, layers, obsm, obs
+    /// columns), e.g. 64 for loaders reading random minibatches.
+    #[arg(long, value_name = "ROWS")]
+    pub obs_chunk: Option<u64>,
+    /// Store sparse indices in the smallest unsigned integer type that holds every
+    /// column number (uint16 for up to 65,536 genes) instead of int32.
+    #[arg(long)]
+    pub compact_indices: bool,
     /// Write the cells in one pseudo-random order (for training loaders that read
     /// contiguous minibatches); every cell-aligned element follows it, obsp on both axes.
     #[arg(long)]
@@ -328,10 +340,23 @@ pub(crate) fn compression_arg(c: &Compression) -> String {
 }
 
 fn write_options(w: &WriteArgs) -> Result<WriteOptions> {
+    let defaults = WriteOptions::default();
+    let max_memory = parse_size(&w.max_memory).map_err(|e| anyhow!("--max-memory: {e}"))?;
+    let shard_bytes = match &w.shard_size {
+        None => defaults.shard_bytes,
+        Some(s) => {
+            let b = parse_size(s).map_err(|e| anyhow!("--shard-size: {e}"))?;
+            if b > max_memory / 16 {
+                bail!("--shard-size {s} needs --max-memory of at least 16 times as much (a shard is encoded whole in memory); raise --max-memory or lower --shard-size");
+            }
+            b
+        }
+    };
     Ok(WriteOptions {
         compression: w.compression.as_deref().map(parse_compression).transpose().map_err(|e| anyhow!("--compression: {e}"))?,
-        max_memory: parse_size(&w.max_memory).map_err(|e| anyhow!("--max-memory: {e}"))?,
-        ..WriteOptions::default()
+        max_memory,
+        shard_bytes,
+        ..defaults
     })
 }
 
@@ -363,11 +388,14 @@ pub(crate) fn prepare(args: ConcatArgs) -> Result<Prepared> {
 /// As [`prepare`], with the inputs resolved already (`args.inputs` is not read), and the
 /// output format given (`None`: from the output's extension).
 pub(crate) fn prepare_inputs(specs: Vec<inputs::Input>, args: ConcatArgs, format: Option<stores::OutFormat>) -> Result<Prepared> {
-    let ConcatArgs { inputs: _, inputs_from: _, output, axis, combine, pairwise, task_size, var_key, var_names_list, obs_filter, obs_names, obs_names_list, var_filter, shuffle, seed, write } = args;
+    let ConcatArgs { inputs: _, inputs_from: _, output, axis, combine, pairwise, task_size, var_key, var_names_list, obs_filter, obs_names, obs_names_list, var_filter, obs_chunk, compact_indices, shuffle, seed, write } = args;
     let CombineArgs { join, merge, uns_merge, label, keys, index_unique, var_names, fill_value, no_provenance } = combine;
     let keys = inputs::keys(&specs, keys)?;
     let inputs: Vec<PathBuf> = specs.into_iter().map(|i| i.path).collect();
-    let opts = write_options(&write)?;
+    if obs_chunk == Some(0) {
+        bail!("--obs-chunk must be at least 1 row");
+    }
+    let opts = WriteOptions { obs_chunk, compact_indices, ..write_options(&write)? };
     let format = match format {
         Some(f) => f,
         None => output_format(&output, write.zarr_format.parse().unwrap_or(3))?,
@@ -384,6 +412,9 @@ pub(crate) fn prepare_inputs(specs: Vec<inputs::Input>, args: ConcatArgs, format
     };
     if off_names.is_some() && axis == adcat_concat::Axis::Var {
         bail!("--var-names fixes the var names of a concatenation along obs; along var they are the inputs' own, concatenated");
+    }
+    if obs_chunk.is_some() && axis == adcat_concat::Axis::Var {
+        bail!("--obs-chunk chunks the arrays along obs of a concatenation along obs; along var, cells are not the rows written");
     }
     if var_key.is_some() && axis == adcat_concat::Axis::Var {
         bail!("--var-key matches the var of a concatenation along obs; along var the inputs' var are concatenated, not matched");

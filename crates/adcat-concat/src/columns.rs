@@ -374,7 +374,7 @@ impl OutCol {
 /// categories, and its arrays with their final length, for tasks to fill.
 pub fn create_column(store: &dyn Store, path: &str, out: &OutCol, n: u64, opts: &WriteOptions) -> Result<()> {
     let array = |p: &str, d: DType, enc: Encoding| -> Result<()> {
-        Appender::create(store, p, d, &[n], Purpose::Dense, opts)?;
+        Appender::create(store, p, d, &[n], Purpose::Cells, opts)?;
         Ok(store.set_attrs(p, &enc.attrs())?)
     };
     match out {

@@ -406,7 +406,7 @@ impl<'s> MatWriter<'s> {
             indptr: None,
             nnz: 0,
             indptr_dtype: if max_nnz > i32::MAX as u64 { DType::I64 } else { DType::I32 },
-            index_dtype: if n_cols > i32::MAX as u64 { DType::I64 } else { DType::I32 },
+            index_dtype: adcat_format::layout::index_dtype(n_cols, opts.compact_indices),
             dense: None,
         };
         if plan.sparse {
@@ -426,7 +426,7 @@ impl<'s> MatWriter<'s> {
             store.create_array(path, &spec)?;
             store.set_attrs(path, &Encoding::Array.attrs())?;
         } else {
-            w.dense = Some(Appender::create(store, path, plan.dtype, &shape, Purpose::Dense, opts)?);
+            w.dense = Some(Appender::create(store, path, plan.dtype, &shape, Purpose::Cells, opts)?);
             store.set_attrs(path, &Encoding::Array.attrs())?;
         }
         Ok(w)

@@ -15,19 +15,31 @@ pub struct WriteOptions {
     pub chunk_bytes: u64,
     /// Target uncompressed bytes per zarr v3 shard (capped by the memory budget).
     pub shard_bytes: u64,
+    /// Rows per chunk of the dense arrays with one row per cell ([`Purpose::Cells`]:
+    /// X, layers, obsm, obs columns), e.g. 64 for loaders reading small random
+    /// minibatches (`--obs-chunk`); `None`: sized by `chunk_bytes`.
+    #[serde(default)]
+    pub obs_chunk: Option<u64>,
+    /// Store sparse indices in the smallest unsigned integer type that holds every
+    /// column number (`--compact-indices`), instead of int32 (int64 past 2^31 columns).
+    #[serde(default)]
+    pub compact_indices: bool,
 }
 
 impl Default for WriteOptions {
     fn default() -> Self {
-        WriteOptions { compression: None, max_memory: 1 << 30, chunk_bytes: 1 << 20, shard_bytes: 64 << 20 }
+        WriteOptions { compression: None, max_memory: 1 << 30, chunk_bytes: 1 << 20, shard_bytes: 64 << 20, obs_chunk: None, compact_indices: false }
     }
 }
 
 /// What an array is used for; decides growth and chunking.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Purpose {
-    /// A dense element (X, layer, obsm, column, ...).
+    /// A dense element (var columns, varm, uns arrays, ...).
     Dense,
+    /// A dense element with one row per cell (X, layer, obsm, obs column): chunked by
+    /// [`WriteOptions::obs_chunk`] when set.
+    Cells,
     /// `data`/`indices`/`indptr` of a sparse matrix: resizable in HDF5, as anndata writes
     /// them, so anndata's own `append` works on adcat outputs.
     SparsePart,
@@ -39,6 +51,20 @@ pub fn default_compression(kind: StoreKind) -> Compression {
         StoreKind::Hdf5 => Compression::None,
         StoreKind::ZarrV3 => Compression::Zstd(0),
         StoreKind::ZarrV2 => Compression::Blosc { cname: "lz4".into(), clevel: 5, shuffle: 1 },
+    }
+}
+
+/// The type of the column indices of a sparse matrix with `n_cols` columns: int32 as
+/// anndata writes (int64 past 2^31 - 1 columns), or with `compact` the smallest unsigned
+/// type that holds `n_cols - 1`.
+pub fn index_dtype(n_cols: u64, compact: bool) -> DType {
+    match n_cols.saturating_sub(1) {
+        m if compact && m <= u64::from(u8::MAX) => DType::U8,
+        m if compact && m <= u64::from(u16::MAX) => DType::U16,
+        m if compact && m <= u64::from(u32::MAX) => DType::U32,
+        _ if compact => DType::U64,
+        _ if n_cols > i32::MAX as u64 => DType::I64,
+        _ => DType::I32,
     }
 }
 
@@ -79,7 +105,8 @@ impl WriteOptions {
         }
         let n = shape[0];
         let rb = row_bytes(dtype, shape);
-        let chunk_rows = (self.chunk_bytes / rb).clamp(1, n.max(1));
+        let rows_asked = self.obs_chunk.filter(|_| purpose == Purpose::Cells);
+        let chunk_rows = rows_asked.unwrap_or(self.chunk_bytes / rb).clamp(1, n.max(1));
         let trailing: Vec<u64> = shape.iter().skip(1).map(|&d| d.max(1)).collect();
         let with_rows = |rows: u64| {
             let mut v = vec![rows];
@@ -89,7 +116,7 @@ impl WriteOptions {
         match kind {
             StoreKind::Hdf5 => {
                 let resizable = purpose == Purpose::SparsePart;
-                if resizable || compression != Compression::None {
+                if resizable || compression != Compression::None || rows_asked.is_some() {
                     spec = spec.chunks(with_rows(chunk_rows)).resizable(resizable);
                 }
             }

@@ -30,7 +30,7 @@ pub(crate) fn shuffle_array(ctx: &Ctx<'_>, sp: &str, dp: &str, columns: bool) ->
     }
     let item = if meta.dtype == DType::String { 0 } else { meta.dtype.itemsize() };
     let row_bytes = if item == 0 { 32 } else { width * item as u64 };
-    let mut out = Appender::create(ctx.dst, dp, meta.dtype, &meta.shape, Purpose::Dense, ctx.opts)?;
+    let mut out = Appender::create(ctx.dst, dp, meta.dtype, &meta.shape, Purpose::Cells, ctx.opts)?;
     let mut buckets = Buckets::new(ctx.scratch, n, ctx.bucket_rows(row_bytes, out.unit()), ctx.budget() / 4)?;
     scatter(ctx, sp, &mut buckets, n, row_bytes, item)?;
     let colmap: Vec<usize> = if columns { (0..n).map(|j| ctx.perm.apply(j) as usize).collect() } else { vec![] };

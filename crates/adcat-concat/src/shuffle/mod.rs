@@ -67,7 +67,9 @@ pub fn concat_shuffled(inputs: &[&dyn Store], stores: ShuffleStores<'_>, opts: &
     let seed = opts.shuffle_seed.ok_or_else(|| ConcatError::Options("concat_shuffled needs a seed (shuffle_seed)".into()))?;
     check_options(opts)?;
     // The scratch copy is read back once, right away: compressing it would only cost time.
-    let sopts = ConcatOptions { write: WriteOptions { compression: Some(adcat_store::Compression::None), ..opts.write.clone() }, ..opts.clone() };
+    // Loader chunking (--obs-chunk) is for the output; the scratch keeps large chunks.
+    let swrite = WriteOptions { compression: Some(adcat_store::Compression::None), obs_chunk: None, ..opts.write.clone() };
+    let sopts = ConcatOptions { write: swrite, ..opts.clone() };
     let report = crate::concat_unshuffled(inputs, stores.scratch, &sopts, progress)?;
     let tagged = adcat_store::tagged::OutputStore(stores.out);
     shuffle_store(stores.scratch, &tagged, seed, stores.scratch_dir, &opts.write, progress).map_err(crate::attribute_output)?;
