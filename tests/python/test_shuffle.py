@@ -241,3 +241,104 @@ def test_obs_chunk_refused_along_var_and_shard_size_over_budget(run_adcat, tmp_p
     proc = run_adcat("concat", pa, pb, "-o", tmp_path / "o.zarr", "--shard-size", "1GiB", expect_success=False)
     assert "--shard-size 1GiB needs --max-memory of at least 16 times as much" in proc.stderr
     assert not (tmp_path / "o.zarr").exists()
+
+
+def _datasets(path: Path) -> list[ad.AnnData]:
+    import zarr
+
+    root = zarr.open_group(path, mode="r")
+    assert dict(root.attrs)["encoding-type"] == "annbatch-preshuffled"
+    assert dict(root.attrs)["encoding-version"] == "0.1.0"
+    names = sorted((k for k in root.group_keys() if k.startswith("dataset_")), key=lambda k: int(k.split("_")[1]))
+    assert names == [f"dataset_{i}" for i in range(len(names))]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return [ad.io.read_elem(root[n]) for n in names]
+
+
+@pytest.mark.parametrize("X", ["csr", "dense"])
+def test_annbatch_collection_holds_the_shuffled_cells_in_datasets(run_adcat, tmp_path, X):
+    """--layout annbatch: dataset_0, dataset_1, ... are consecutive slices of the
+    shuffled concatenation (with annbatch's src_path label), every element of their own
+    cells (obsp: the block between them); 64-cell chunks, compact indices."""
+    import zarr
+
+    adatas = [batch(i, n, X=X) for i, n in enumerate((230, 170, 95))]
+    for i, a in enumerate(adatas):
+        g = sparse.random(a.n_obs, a.n_obs, density=0.05, format="csr", random_state=i, dtype=np.float32)
+        a.obsp["distances"] = g
+    paths = [write(a, tmp_path / f"in{i}.h5ad", "h5ad") for i, a in enumerate(adatas)]
+    out = tmp_path / "coll.zarr"
+    run_adcat("concat", *paths, "-o", out, "--layout", "annbatch", "--seed", "21", "--dataset-size", "24KiB", "--pairwise", "-q")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = ad.concat([read(p) for p in paths], label="src_path", keys=[str(p) for p in paths], pairwise=True)
+    expected = shuffled(expected, 21)
+    datasets = _datasets(out)
+    sizes = [d.n_obs for d in datasets]
+    assert len(sizes) > 2 and sum(sizes) == expected.n_obs and len(set(sizes[:-1])) == 1 and sizes[-1] <= sizes[0], sizes
+    start = 0
+    for k, got in enumerate(datasets):
+        # Every dataset keeps the collection's categories, so codes agree across them.
+        with ad.settings.override(remove_unused_categories=False):
+            want = expected[start : start + got.n_obs].copy()
+        assert_equal(read(write(want, tmp_path / f"expected{k}.zarr", "zarr")), got, exact=False)
+        start += got.n_obs
+    z = zarr.open_group(out, mode="r")
+    assert z["dataset_0/obs/qc"].chunks == (64,)
+    if X == "dense":
+        assert z["dataset_0/X"].chunks == (64, len(GENES))
+    else:
+        assert z["dataset_0/X/indices"].dtype == np.uint8
+    assert run_adcat("validate", out).stdout.strip().endswith(f"valid annbatch collection of {len(sizes)} AnnData datasets ({expected.n_obs} obs x {len(GENES)} var)")
+
+
+@pytest.mark.parametrize("X", ["csr", "dense"])
+def test_annbatch_loader_reads_the_collection(run_adcat, tmp_path, X):
+    """annbatch's own Loader reads adcat's collection: every cell once, in the stored
+    order, each batch's rows equal to the source rows they came from (by src_path and
+    obs name)."""
+    from annbatch import DatasetCollection, Loader
+
+    adatas = [batch(i, n, X=X) for i, n in enumerate((300, 260))]
+    paths = [write(a, tmp_path / f"in{i}.h5ad", "h5ad") for i, a in enumerate(adatas)]
+    out = tmp_path / "coll.zarr"
+    run_adcat("concat", *paths, "-o", out, "--layout", "annbatch", "--seed", "5", "--dataset-size", "48KiB", "-q")
+    sources = {str(p): read(p) for p in paths}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        loader = Loader(batch_size=50, chunk_size=25, preload_nchunks=4, shuffle=False, return_index=True, preload_to_gpu=False)
+        loader = loader.use_collection(DatasetCollection(out, mode="r"))
+        batches = list(loader)
+    seen, order = 0, []
+    for b in batches:
+        Xb, obs = b["X"], b["obs"]
+        assert list(b["var"].index) == GENES
+        for src in obs["src_path"].unique():
+            m = (obs["src_path"] == src).to_numpy()
+            want = sources[str(src)][obs.index[m]]
+            got = Xb[m]
+            if X == "csr":
+                assert sparse.issparse(got) and (got != want.X).nnz == 0
+            else:
+                np.testing.assert_array_equal(got, want.X)
+            np.testing.assert_array_equal(obs["qc"].to_numpy()[m], want.obs["qc"].to_numpy())
+        seen += Xb.shape[0]
+        order.append(b["index"])
+    assert seen == loader.n_obs == sum(a.n_obs for a in adatas)
+    np.testing.assert_array_equal(np.concatenate(order), np.arange(seen))
+    # The stored order is the seed's permutation of the concatenation.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = shuffled(ad.concat(list(sources.values())), 5)
+    names = np.concatenate([b["obs"].index.to_numpy() for b in batches])
+    np.testing.assert_array_equal(names, expected.obs_names.to_numpy())
+
+
+def test_annbatch_layout_refuses_h5ad(run_adcat, tmp_path):
+    a, b = simple(5, GENES, prefix="a"), simple(5, GENES, prefix="b")
+    pa, pb = write(a, tmp_path / "a.h5ad", "h5ad"), write(b, tmp_path / "b.h5ad", "h5ad")
+    proc = run_adcat("concat", pa, pb, "-o", tmp_path / "o.h5ad", "--layout", "annbatch", expect_success=False)
+    assert "--layout annbatch writes a zarr collection" in proc.stderr
+    proc = run_adcat("concat", pa, pb, "-o", tmp_path / "o.zarr", "--seed", "3", expect_success=False)
+    assert "--seed orders a shuffled output: add --shuffle" in proc.stderr

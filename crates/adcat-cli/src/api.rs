@@ -270,6 +270,8 @@ fn prepared(spec: &ConcatSpec) -> Result<(crate::Prepared, Vec<Box<dyn adcat_sto
         compact_indices: false,
         shuffle: spec.shuffle_seed.is_some(),
         seed: spec.shuffle_seed,
+        layout: "anndata".into(),
+        dataset_size: "20GiB".into(),
         task_size: spec.task_size.clone().unwrap_or_else(|| "1GiB".into()),
         write: spec.write.args(),
     };

@@ -62,6 +62,8 @@ impl AppendArgs {
             compact_indices: false,
             shuffle: false,
             seed: None,
+            layout: "anndata".into(),
+            dataset_size: "20GiB".into(),
             task_size: "1GiB".into(),
             write: WriteArgs { zarr_format: "3".into(), compression: None, max_memory: self.max_memory, shard_size: None, force: false },
         }

@@ -156,8 +156,18 @@ pub(crate) struct ConcatArgs {
     pub shuffle: bool,
     /// The shuffle's seed: the same seed and inputs give the same order (default: a
     /// random seed, printed and recorded in the output).
-    #[arg(long, value_name = "N", requires = "shuffle")]
+    #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
+    /// Output layout: one AnnData store, or annbatch's collection of shuffled datasets
+    /// (`dataset_0`, ... under an `annbatch-preshuffled` root; zarr only), which
+    /// annbatch's Loader reads directly. annbatch implies --shuffle, --obs-chunk 64,
+    /// --compact-indices and, without --label, a `src_path` label holding each input's
+    /// path (or --keys).
+    #[arg(long, default_value = "anndata", value_parser = ["anndata", "annbatch"])]
+    pub layout: String,
+    /// With --layout annbatch: uncompressed size of one dataset (X, layers, obsm, obs).
+    #[arg(long, value_name = "SIZE", default_value = "20GiB")]
+    pub dataset_size: String,
     /// Concatenate obsp (varp for --axis var) block-diagonally.
     #[arg(long)]
     pairwise: bool,
@@ -388,14 +398,31 @@ pub(crate) fn prepare(args: ConcatArgs) -> Result<Prepared> {
 /// As [`prepare`], with the inputs resolved already (`args.inputs` is not read), and the
 /// output format given (`None`: from the output's extension).
 pub(crate) fn prepare_inputs(specs: Vec<inputs::Input>, args: ConcatArgs, format: Option<stores::OutFormat>) -> Result<Prepared> {
-    let ConcatArgs { inputs: _, inputs_from: _, output, axis, combine, pairwise, task_size, var_key, var_names_list, obs_filter, obs_names, obs_names_list, var_filter, obs_chunk, compact_indices, shuffle, seed, write } = args;
+    let ConcatArgs { inputs: _, inputs_from: _, output, axis, combine, pairwise, task_size, var_key, var_names_list, obs_filter, obs_names, obs_names_list, var_filter, obs_chunk, compact_indices, shuffle, seed, layout, dataset_size, write } = args;
     let CombineArgs { join, merge, uns_merge, label, keys, index_unique, var_names, fill_value, no_provenance } = combine;
+    let annbatch = layout == "annbatch";
+    let shuffle = shuffle || annbatch;
+    if seed.is_some() && !shuffle {
+        bail!("--seed orders a shuffled output: add --shuffle");
+    }
     let keys = inputs::keys(&specs, keys)?;
+    // annbatch's collections label each cell with the path of the input it came from.
+    let (label, keys) = match (annbatch, label) {
+        (true, None) => (Some("src_path".to_owned()), keys.or_else(|| Some(specs.iter().map(|i| i.path.display().to_string()).collect()))),
+        (_, label) => (label, keys),
+    };
     let inputs: Vec<PathBuf> = specs.into_iter().map(|i| i.path).collect();
     if obs_chunk == Some(0) {
         bail!("--obs-chunk must be at least 1 row");
     }
-    let opts = WriteOptions { obs_chunk, compact_indices, ..write_options(&write)? };
+    let obs_chunk = obs_chunk.or(annbatch.then_some(64));
+    let opts = WriteOptions { obs_chunk, compact_indices: compact_indices || annbatch, ..write_options(&write)? };
+    let layout = if annbatch {
+        let dataset_bytes = parse_bytes(&dataset_size).map_err(|e| anyhow!("--dataset-size: {e}"))?;
+        adcat_concat::shuffle::Layout::Annbatch { dataset_bytes }
+    } else {
+        adcat_concat::shuffle::Layout::AnnData
+    };
     let format = match format {
         Some(f) => f,
         None => output_format(&output, write.zarr_format.parse().unwrap_or(3))?,
@@ -443,6 +470,7 @@ pub(crate) fn prepare_inputs(specs: Vec<inputs::Input>, args: ConcatArgs, format
         fill_value,
         pairwise,
         shuffle_seed: shuffle.then(|| seed.unwrap_or_else(random_seed)),
+        layout,
         write: opts,
         task_bytes: Some(parse_bytes(&task_size).map_err(|e| anyhow!("--task-size: {e}"))?),
         no_provenance,
@@ -452,6 +480,9 @@ pub(crate) fn prepare_inputs(specs: Vec<inputs::Input>, args: ConcatArgs, format
         if k.len() < inputs.len() {
             bail!("--keys has {} names for {} inputs; give one name per input (comma-separated)", k.len(), inputs.len());
         }
+    }
+    if annbatch && format == stores::OutFormat::H5ad {
+        bail!("{}: --layout annbatch writes a zarr collection (annbatch's loader reads sparse X from zarr only); name a .zarr output", output.display());
     }
     Ok(Prepared { inputs, copts, output, format, force: write.force })
 }
@@ -621,10 +652,18 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Validate { path, quick } => {
             let s = open_input(&path, stores::InputOptions { follow_external: cli.follow_external_links, max_memory: WriteOptions::default().max_memory, budget_flag: false })?;
-            let report = adcat_format::validate::validate(&adcat_format::LegacyView::new(s.as_ref()), !quick);
+            let collection = adcat_format::collection::datasets(s.as_ref()).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+            let report = match &collection {
+                Some(names) => adcat_format::collection::validate(s.as_ref(), names, !quick),
+                None => adcat_format::validate::validate(&adcat_format::LegacyView::new(s.as_ref()), !quick),
+            };
             if report.is_valid() {
                 let dim = |d: Option<u64>| d.map_or("?".to_owned(), |v| v.to_string());
-                println!("{}: valid AnnData ({} obs x {} var)", path.display(), dim(report.n_obs), dim(report.n_vars));
+                let what = match &collection {
+                    Some(names) => format!("annbatch collection of {} AnnData datasets", names.len()),
+                    None => "AnnData".to_owned(),
+                };
+                println!("{}: valid {what} ({} obs x {} var)", path.display(), dim(report.n_obs), dim(report.n_vars));
                 return Ok(());
             }
             for p in &report.problems {

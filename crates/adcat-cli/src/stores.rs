@@ -676,7 +676,10 @@ fn exchange(_a: &Path, _b: &Path) -> bool {
 
 /// Check a written store against the AnnData format and the planned shape.
 fn verify(written: &dyn Store, dest: &Path, expect: Option<(u64, u64)>) -> Result<()> {
-    let report = adcat_format::validate::validate(written, false);
+    let report = match adcat_format::collection::datasets(written).map_err(|e| anyhow!("{}: {e}", dest.display()))? {
+        Some(names) => adcat_format::collection::validate(written, &names, false),
+        None => adcat_format::validate::validate(written, false),
+    };
     if let Some(p) = report.problems.first() {
         bail!("{}: the written output failed verification ({} problem(s)), first: {p}; nothing was published at the path, please report this as a bug", dest.display(), report.problems.len());
     }

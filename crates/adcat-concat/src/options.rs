@@ -71,6 +71,8 @@ pub struct ConcatOptions {
     /// Write the cells in the pseudo-random order of this seed (`--shuffle`; see
     /// [`crate::shuffle`]); only [`crate::shuffle::concat_shuffled`] takes it.
     pub shuffle_seed: Option<u64>,
+    /// How a shuffled output is laid out (one AnnData, or annbatch's collection).
+    pub layout: crate::shuffle::Layout,
     /// Output layout and memory budget.
     pub write: WriteOptions,
     /// Target uncompressed output bytes of one task (`None`: [`DEFAULT_TASK_BYTES`]).
@@ -111,6 +113,10 @@ impl ConcatOptions {
             "fill_value": self.fill_value,
             "pairwise": self.pairwise,
             "shuffle_seed": self.shuffle_seed,
+            "layout": match self.layout {
+                crate::shuffle::Layout::AnnData => serde_json::Value::Null,
+                crate::shuffle::Layout::Annbatch { dataset_bytes } => serde_json::json!({"annbatch": {"dataset_bytes": dataset_bytes}}),
+            },
             "var_key": self.off_key,
             "obs_filter": self.obs_filter_text.as_deref().map(short_text),
             "var_filter": self.var_filter_text.as_deref().map(short_text),

@@ -11,6 +11,7 @@
 //! * [`legacy`]: files of anndata < 0.8 shown in the current encodings.
 //! * [`provenance`]: the record of what built a store (root attribute `adcat`).
 
+pub mod collection;
 pub mod copy;
 pub mod encoding;
 mod error;

@@ -12,6 +12,7 @@
 mod array;
 mod attr;
 pub mod bounded;
+pub mod sub;
 pub mod tagged;
 mod dtype;
 mod error;
@@ -21,6 +22,7 @@ pub mod testkit;
 pub use array::{ArrayData, Complex32, Complex64, Element, Numeric};
 pub use attr::{AttrValue, Attrs};
 pub use bounded::Bounded;
+pub use sub::Sub;
 pub use dtype::{DType, ALL_DTYPES};
 pub use error::{Result, StoreError};
 pub use ndarray;

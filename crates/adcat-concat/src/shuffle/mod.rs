@@ -8,11 +8,17 @@
 //! Rows travel through scratch files, one per output block ([`buckets`]): memory holds
 //! one read block, the write buffers and one output block, whatever the element's size.
 //! Everything else (var, varm, varp, uns, raw/var) is copied as it is.
+//!
+//! With [`Layout::Annbatch`] the shuffled cells are cut into consecutive AnnData groups
+//! `dataset_0`, `dataset_1`, ... under a root marked `annbatch-preshuffled`, the
+//! collection layout scverse's annbatch loader reads; each dataset holds every element
+//! of its own cells (obsp: the entries between them).
 
 mod buckets;
 mod dense;
 mod perm;
 mod sparse;
+mod split;
 
 pub use perm::Permutation;
 
@@ -20,13 +26,44 @@ use crate::{Axis, ConcatError, ConcatOptions, Report, Result};
 use adcat_format::copy::copy_element_to;
 use adcat_format::layout::WriteOptions;
 use adcat_format::{detect, Encoding, Progress};
-use adcat_store::{join_path, Store};
+use adcat_store::{join_path, AttrValue, Attrs, Store, Sub};
+use split::Split;
 use std::path::Path;
+
+/// How a shuffled output is laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Layout {
+    /// One AnnData store.
+    #[default]
+    AnnData,
+    /// annbatch's collection: AnnData groups `dataset_N` of about `dataset_bytes`
+    /// uncompressed (X, layers, obsm and obs) each, under a root whose encoding is
+    /// `annbatch-preshuffled` 0.1.0.
+    Annbatch {
+        /// Target uncompressed bytes of one dataset.
+        dataset_bytes: u64,
+    },
+}
+
+/// The encoding attributes annbatch 0.3 gives a collection's root.
+pub fn annbatch_root_attrs() -> Attrs {
+    let mut a = Attrs::new();
+    a.insert("encoding-type".into(), AttrValue::String("annbatch-preshuffled".into()));
+    a.insert("encoding-version".into(), AttrValue::String("0.1.0".into()));
+    a
+}
+
+/// The name of dataset `k` of an annbatch collection.
+pub fn dataset_name(k: usize) -> String {
+    format!("dataset_{k}")
+}
 
 /// What a shuffle pass works with.
 pub(crate) struct Ctx<'a> {
     src: &'a dyn Store,
-    dst: &'a dyn Store,
+    /// One store per dataset (the output itself, or its `dataset_N` groups).
+    outs: Vec<Box<dyn Store + 'a>>,
+    split: Split,
     perm: &'a Permutation,
     opts: &'a WriteOptions,
     /// Where the scratch files go (`None`: the system's temporary directory).
@@ -39,12 +76,48 @@ impl Ctx<'_> {
         self.opts.max_memory.max(1 << 20)
     }
 
+    /// The store dataset `k` is written to.
+    fn out(&self, k: usize) -> &dyn Store {
+        self.outs[k].as_ref()
+    }
+
     /// Output rows per bucket: a whole number of write units (`unit` rows) holding about
     /// 1/8 of the budget (a gathered bucket is held twice: records and block).
     fn bucket_rows(&self, row_bytes: u64, unit: u64) -> u64 {
         let unit = unit.max(1);
         let units = (self.budget() / 8 / (unit * row_bytes.max(1))).max(1);
         units * unit
+    }
+
+    /// Create the group `p` in every dataset, with `src`'s attributes.
+    fn group(&self, p: &str) -> Result<()> {
+        let attrs = self.src.attrs(p)?;
+        for out in &self.outs {
+            out.create_group(p)?;
+            if !attrs.is_empty() {
+                out.set_attrs(p, &attrs)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Copy `src`'s attributes of `p` to every dataset.
+    fn attrs(&self, p: &str) -> Result<()> {
+        let attrs = self.src.attrs(p)?;
+        if !attrs.is_empty() {
+            for out in &self.outs {
+                out.set_attrs(p, &attrs)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Copy the element at `p`, which has no cell axis, to every dataset.
+    fn copy(&self, p: &str) -> Result<()> {
+        for out in &self.outs {
+            copy_element_to(self.src, p, out.as_ref(), p, self.opts)?;
+        }
+        Ok(())
     }
 }
 
@@ -62,17 +135,17 @@ pub struct ShuffleStores<'a> {
 }
 
 /// Concatenate `inputs` as [`crate::concat`] does, with the cells in the order of
-/// `opts.shuffle_seed`'s permutation.
+/// `opts.shuffle_seed`'s permutation and laid out as `opts.layout` says.
 pub fn concat_shuffled(inputs: &[&dyn Store], stores: ShuffleStores<'_>, opts: &ConcatOptions, progress: &dyn Progress) -> Result<Report> {
     let seed = opts.shuffle_seed.ok_or_else(|| ConcatError::Options("concat_shuffled needs a seed (shuffle_seed)".into()))?;
     check_options(opts)?;
-    // The scratch copy is read back once, right away: compressing it would only cost time.
-    // Loader chunking (--obs-chunk) is for the output; the scratch keeps large chunks.
+    // The scratch copy is read back once, right away: compressing it would only cost
+    // time; loader chunking (--obs-chunk) is for the output, the scratch keeps large chunks.
     let swrite = WriteOptions { compression: Some(adcat_store::Compression::None), obs_chunk: None, ..opts.write.clone() };
     let sopts = ConcatOptions { write: swrite, ..opts.clone() };
     let report = crate::concat_unshuffled(inputs, stores.scratch, &sopts, progress)?;
     let tagged = adcat_store::tagged::OutputStore(stores.out);
-    shuffle_store(stores.scratch, &tagged, seed, stores.scratch_dir, &opts.write, progress).map_err(crate::attribute_output)?;
+    shuffle_store(stores.scratch, &tagged, seed, opts.layout, stores.scratch_dir, &opts.write, progress).map_err(crate::attribute_output)?;
     Ok(report)
 }
 
@@ -85,13 +158,31 @@ pub fn check_options(opts: &ConcatOptions) -> Result<()> {
 }
 
 /// Copy the AnnData store `src` into the empty store `dst` with its cells in the order
-/// of the permutation of `seed`: cell `i` of `src` becomes cell `perm.apply(i)`.
-pub fn shuffle_store(src: &dyn Store, dst: &dyn Store, seed: u64, scratch: Option<&Path>, opts: &WriteOptions, progress: &dyn Progress) -> Result<()> {
+/// of the permutation of `seed` (cell `i` of `src` becomes cell `perm.apply(i)`), laid
+/// out as `layout` says.
+pub fn shuffle_store(src: &dyn Store, dst: &dyn Store, seed: u64, layout: Layout, scratch: Option<&Path>, opts: &WriteOptions, progress: &dyn Progress) -> Result<()> {
     let n = n_obs(src)?;
     let perm = Permutation::new(n, seed);
+    let (split, outs): (Split, Vec<Box<dyn Store + '_>>) = match layout {
+        Layout::AnnData => (Split::whole(n), vec![Box::new(Sub::new(dst, ""))]),
+        Layout::Annbatch { dataset_bytes } => {
+            let split = Split { per: dataset_rows(src, n, dataset_bytes)?, n };
+            let mut root = src.attrs("")?;
+            root.retain(|k, _| !k.starts_with("encoding-"));
+            root.extend(annbatch_root_attrs());
+            dst.set_attrs("", &root)?;
+            let outs = (0..split.count())
+                .map(|k| {
+                    dst.create_group(&dataset_name(k))?;
+                    Ok(Box::new(Sub::new(dst, &dataset_name(k))) as Box<dyn Store>)
+                })
+                .collect::<Result<Vec<_>>>()?;
+            (split, outs)
+        }
+    };
     progress.total_bytes(adcat_format::copy::data_bytes(src, "")?);
-    let ctx = Ctx { src, dst, perm: &perm, opts, scratch, progress };
-    copy_attrs(&ctx, "")?;
+    let ctx = Ctx { src, outs, split, perm: &perm, opts, scratch, progress };
+    root_attrs(&ctx, layout)?;
     for child in src.list("")? {
         progress.element(&child);
         match child.as_str() {
@@ -99,17 +190,46 @@ pub fn shuffle_store(src: &dyn Store, dst: &dyn Store, seed: u64, scratch: Optio
             "X" => element(&ctx, "X", false)?,
             "layers" | "obsm" | "obsp" => mapping(&ctx, &child, child == "obsp")?,
             "raw" => raw(&ctx)?,
-            _ => copy_element_to(src, &child, dst, &child, opts)?,
+            _ => ctx.copy(&child)?,
         }
     }
     dst.flush()?;
     Ok(())
 }
 
+/// Each dataset's root: the AnnData encoding (the provenance record stays on the
+/// collection's root).
+fn root_attrs(ctx: &Ctx<'_>, layout: Layout) -> Result<()> {
+    match layout {
+        Layout::AnnData => ctx.attrs(""),
+        Layout::Annbatch { .. } => {
+            let mut a = ctx.src.attrs("")?;
+            a.retain(|k, _| k.starts_with("encoding-"));
+            for out in &ctx.outs {
+                out.set_attrs("", &a)?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Cells per dataset: `bytes` over the uncompressed bytes per cell of X, layers, obsm
+/// and obs (as annbatch sizes its datasets).
+fn dataset_rows(src: &dyn Store, n: u64, bytes: u64) -> Result<u64> {
+    let mut total = 0;
+    for p in ["X", "layers", "obsm", "obs"] {
+        if src.exists(p)? {
+            total += adcat_format::copy::data_bytes(src, p)?;
+        }
+    }
+    let per_cell = (total / n.max(1)).max(1);
+    Ok((bytes / per_cell).max(1))
+}
+
 /// Cells in `src`: the length of the obs index (its values are not read).
 fn n_obs(src: &dyn Store) -> Result<u64> {
     let attrs = src.attrs("obs")?;
-    let name = attrs.get("_index").and_then(adcat_store::AttrValue::as_str).unwrap_or("_index");
+    let name = attrs.get("_index").and_then(AttrValue::as_str).unwrap_or("_index");
     let mut p = join_path("obs", name);
     if src.node_kind(&p)? == Some(adcat_store::NodeKind::Group) {
         p = join_path(&p, "values");
@@ -117,22 +237,9 @@ fn n_obs(src: &dyn Store) -> Result<u64> {
     Ok(src.array_meta(&p)?.shape.first().copied().unwrap_or(0))
 }
 
-fn copy_attrs(ctx: &Ctx<'_>, p: &str) -> Result<()> {
-    let attrs = ctx.src.attrs(p)?;
-    if !attrs.is_empty() {
-        ctx.dst.set_attrs(p, &attrs)?;
-    }
-    Ok(())
-}
-
-fn group(ctx: &Ctx<'_>, p: &str) -> Result<()> {
-    ctx.dst.create_group(p)?;
-    copy_attrs(ctx, p)
-}
-
 /// `layers`, `obsm`, `obsp`: every element is cell-aligned (both axes for `obsp`).
 fn mapping(ctx: &Ctx<'_>, p: &str, square: bool) -> Result<()> {
-    group(ctx, p)?;
+    ctx.group(p)?;
     for key in ctx.src.list(p)? {
         element(ctx, &join_path(p, &key), square)?;
     }
@@ -141,13 +248,13 @@ fn mapping(ctx: &Ctx<'_>, p: &str, square: bool) -> Result<()> {
 
 /// raw: X is cell-aligned, var and varm are not.
 fn raw(ctx: &Ctx<'_>) -> Result<()> {
-    group(ctx, "raw")?;
+    ctx.group("raw")?;
     for c in ctx.src.list("raw")? {
         let p = join_path("raw", &c);
         if c == "X" {
             element(ctx, &p, false)?;
         } else {
-            copy_element_to(ctx.src, &p, ctx.dst, &p, ctx.opts)?;
+            ctx.copy(&p)?;
         }
     }
     Ok(())
@@ -157,8 +264,8 @@ fn raw(ctx: &Ctx<'_>) -> Result<()> {
 fn element(ctx: &Ctx<'_>, p: &str, square: bool) -> Result<()> {
     match detect(ctx.src, p)?.encoding {
         Encoding::Csr | Encoding::Csc => {
-            group(ctx, p)?;
-            sparse::shuffle_sparse(ctx, p, p, square)
+            ctx.group(p)?;
+            sparse::shuffle_sparse(ctx, p, square)
         }
         Encoding::Array | Encoding::StringArray => array(ctx, p, square),
         Encoding::DataFrame if !square => frame(ctx, p),
@@ -167,25 +274,24 @@ fn element(ctx: &Ctx<'_>, p: &str, square: bool) -> Result<()> {
 }
 
 fn array(ctx: &Ctx<'_>, p: &str, square: bool) -> Result<()> {
-    dense::shuffle_array(ctx, p, p, square)?;
-    copy_attrs(ctx, p)
+    dense::shuffle_array(ctx, p, square)?;
+    ctx.attrs(p)
 }
 
 /// A cell-aligned dataframe (obs, obsm dataframes): every column and the index.
 fn frame(ctx: &Ctx<'_>, p: &str) -> Result<()> {
-    group(ctx, p)?;
+    ctx.group(p)?;
     for c in ctx.src.list(p)? {
         let cp = join_path(p, &c);
         match detect(ctx.src, &cp)?.encoding {
             Encoding::Array | Encoding::StringArray => array(ctx, &cp, false)?,
             Encoding::Categorical => {
-                group(ctx, &cp)?;
+                ctx.group(&cp)?;
                 array(ctx, &join_path(&cp, "codes"), false)?;
-                let cats = join_path(&cp, "categories");
-                copy_element_to(ctx.src, &cats, ctx.dst, &cats, ctx.opts)?;
+                ctx.copy(&join_path(&cp, "categories"))?;
             }
             Encoding::NullableInteger | Encoding::NullableBoolean | Encoding::NullableString => {
-                group(ctx, &cp)?;
+                ctx.group(&cp)?;
                 for part in ctx.src.list(&cp)? {
                     array(ctx, &join_path(&cp, &part), false)?;
                 }

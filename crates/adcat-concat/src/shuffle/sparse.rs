@@ -11,7 +11,8 @@ use crate::{ConcatError, Result};
 use adcat_format::layout::Purpose;
 use adcat_format::sparse::{CsMatrix, SparseFormat, SparseMeta};
 use adcat_format::stream::Appender;
-use adcat_store::{join_path, ArrayData, DType};
+use adcat_format::layout::WriteOptions;
+use adcat_store::{join_path, AttrValue, ArrayData, DType};
 
 /// Output arrays of a sparse element, written in order.
 struct Parts {
@@ -22,18 +23,31 @@ struct Parts {
     indptr_dtype: DType,
     /// Entries written so far (the next indptr value).
     at: i64,
+    /// The dataset written.
+    k: usize,
 }
 
 impl Parts {
-    fn create(ctx: &Ctx<'_>, dp: &str, m: &SparseMeta, n_major: u64) -> Result<Parts> {
-        let mk = |name: &str, dtype: DType, len: u64| Appender::create(ctx.dst, &join_path(dp, name), dtype, &[len], Purpose::SparsePart, ctx.opts);
+    /// The arrays of dataset `k`'s element at `p`: `n_major` rows holding `nnz` entries.
+    fn create(ctx: &Ctx<'_>, k: usize, p: &str, m: &SparseMeta, n_major: u64, nnz: u64) -> Result<Parts> {
+        let store = ctx.out(k);
+        // --obs-chunk: chunks of about that many rows' entries (as annbatch writes).
+        let entries = ctx.opts.obs_chunk.map(|rows| (rows * nnz / n_major.max(1)).max(1));
+        let mk = |name: &str, dtype: DType, len: u64| {
+            let opts = match entries {
+                Some(e) => WriteOptions { chunk_bytes: e * dtype.itemsize() as u64, ..ctx.opts.clone() },
+                None => ctx.opts.clone(),
+            };
+            Appender::create(store, &join_path(p, name), dtype, &[len], Purpose::SparsePart, &opts)
+        };
         let mut p = Parts {
-            data: mk("data", m.data_dtype, m.nnz)?,
-            indices: mk("indices", m.indices_dtype, m.nnz)?,
+            data: mk("data", m.data_dtype, nnz)?,
+            indices: mk("indices", m.indices_dtype, nnz)?,
             indptr: mk("indptr", m.indptr_dtype, n_major + 1)?,
             indices_dtype: m.indices_dtype,
             indptr_dtype: m.indptr_dtype,
             at: 0,
+            k,
         };
         p.push_indptr(ctx, vec![0])?;
         Ok(p)
@@ -41,10 +55,10 @@ impl Parts {
 
     fn push_indptr(&mut self, ctx: &Ctx<'_>, v: Vec<i64>) -> Result<()> {
         let a = cast(ArrayData::from_vec(v), self.indptr_dtype)?;
-        Ok(self.indptr.push(ctx.dst, a)?)
+        Ok(self.indptr.push(ctx.out(self.k), a)?)
     }
 
-    /// Append rows given as their entry counts, indices and values' native bytes.
+    /// Append rows given as their entry counts, indices and values.
     fn push_rows(&mut self, ctx: &Ctx<'_>, counts: &[usize], indices: Vec<i64>, data: ArrayData) -> Result<()> {
         let ptr: Vec<i64> = counts
             .iter()
@@ -53,15 +67,17 @@ impl Parts {
                 self.at
             })
             .collect();
-        self.indices.push(ctx.dst, cast(ArrayData::from_vec(indices), self.indices_dtype)?)?;
-        self.data.push(ctx.dst, data)?;
+        let store = ctx.out(self.k);
+        self.indices.push(store, cast(ArrayData::from_vec(indices), self.indices_dtype)?)?;
+        self.data.push(store, data)?;
         self.push_indptr(ctx, ptr)
     }
 
     fn finish(self, ctx: &Ctx<'_>) -> Result<()> {
-        self.data.finish(ctx.dst)?;
-        self.indices.finish(ctx.dst)?;
-        Ok(self.indptr.finish(ctx.dst)?)
+        let store = ctx.out(self.k);
+        self.data.finish(store)?;
+        self.indices.finish(store)?;
+        Ok(self.indptr.finish(store)?)
     }
 }
 
@@ -72,24 +88,35 @@ fn cast(a: ArrayData, to: DType) -> Result<ArrayData> {
     a.cast(to).ok_or_else(|| ConcatError::unsupported("", format!("shuffle: cannot store indices as {to}")))
 }
 
-/// Shuffle the sparse matrix at `sp` into `dp` (group created, attributes copied by the
-/// caller); `square`: both axes are cells (obsp).
-pub(crate) fn shuffle_sparse(ctx: &Ctx<'_>, sp: &str, dp: &str, square: bool) -> Result<()> {
-    let m = SparseMeta::read(ctx.src, sp)?;
+/// Shuffle the sparse matrix at `p` into each dataset's `p` (groups created and
+/// attributes copied by the caller); `square`: both axes are cells (obsp: each dataset
+/// keeps the entries between its own cells).
+pub(crate) fn shuffle_sparse(ctx: &Ctx<'_>, p: &str, square: bool) -> Result<()> {
+    let m = SparseMeta::read(ctx.src, p)?;
     let csr = m.format == SparseFormat::Csr;
     let (n_major, n_minor) = if csr { (m.shape[0], m.shape[1]) } else { (m.shape[1], m.shape[0]) };
     let (major_cells, minor_cells) = (square || csr, square || !csr);
     let n = ctx.perm.len();
     if (major_cells && n_major != n) || (minor_cells && n_minor != n) {
-        return Err(ConcatError::unsupported(sp, format!("its shape {:?} does not match the {n} cells: cannot shuffle it", m.shape)));
+        return Err(ConcatError::unsupported(p, format!("its shape {:?} does not match the {n} cells: cannot shuffle it", m.shape)));
     }
-    let mut parts = Parts::create(ctx, dp, &m, n_major)?;
     if major_cells {
-        scatter_gather(ctx, sp, &m, n_major, minor_cells, &mut parts)?;
+        scatter_gather(ctx, p, &m, n_minor, minor_cells)
+    } else if ctx.split.count() > 1 {
+        Err(ConcatError::unsupported(p, "a CSC matrix cannot be cut into datasets yet; write it as CSR"))
     } else {
-        renumber(ctx, sp, &m, n_major, &mut parts)?;
+        let mut parts = Parts::create(ctx, 0, p, &m, n_major, m.nnz)?;
+        renumber(ctx, p, &m, n_major, &mut parts)?;
+        parts.finish(ctx)
     }
-    parts.finish(ctx)
+}
+
+/// Record dataset `k`'s shape `(major, minor)` (in stored orientation) on its group.
+fn set_shape(ctx: &Ctx<'_>, k: usize, p: &str, m: &SparseMeta, major: u64, minor: u64) -> Result<()> {
+    let shape = if m.format == SparseFormat::Csr { [major, minor] } else { [minor, major] };
+    let mut a = adcat_store::Attrs::new();
+    a.insert("shape".into(), AttrValue::Ints(vec![shape[0] as i64, shape[1] as i64]));
+    Ok(ctx.out(k).set_attrs(p, &a)?)
 }
 
 fn value_size(m: &SparseMeta) -> usize {
@@ -102,8 +129,8 @@ fn read_step(ctx: &Ctx<'_>, m: &SparseMeta, n_major: u64) -> u64 {
     (ctx.budget() / 16 / per_row).clamp(1, n_major.max(1))
 }
 
-/// A block's rows as `(indices, values' native bytes)` per row, indices renumbered and
-/// each row re-sorted when `map` (the minor axis is cells).
+/// A block's rows: indptr, indices and values' native bytes; with `map` (the minor axis
+/// is cells) each row's indices are renumbered and the row re-sorted.
 fn block_rows(ctx: &Ctx<'_>, b: &CsMatrix, map: bool) -> Result<(Vec<i64>, Vec<i64>, Vec<u8>)> {
     let ip = b.indptr.to_i64_vec().unwrap_or_default();
     let mut ix = b.indices.to_i64_vec().ok_or_else(|| ConcatError::unsupported("", "sparse indices are not integers"))?;
@@ -113,8 +140,7 @@ fn block_rows(ctx: &Ctx<'_>, b: &CsMatrix, map: bool) -> Result<(Vec<i64>, Vec<i
     if map {
         for w in ip.windows(2) {
             let (lo, hi) = (w[0] as usize, w[1] as usize);
-            let row: Vec<(i64, usize)> = ix[lo..hi].iter().enumerate().map(|(k, &j)| (ctx.perm.apply(j as u64) as i64, lo + k)).collect();
-            let mut row = row;
+            let mut row: Vec<(i64, usize)> = ix[lo..hi].iter().enumerate().map(|(k, &j)| (ctx.perm.apply(j as u64) as i64, lo + k)).collect();
             row.sort_unstable_by_key(|&(j, _)| j);
             let moved: Vec<u8> = row.iter().flat_map(|&(_, at)| vals[at * vs..(at + 1) * vs].to_vec()).collect();
             vals[lo * vs..hi * vs].copy_from_slice(&moved);
@@ -126,68 +152,102 @@ fn block_rows(ctx: &Ctx<'_>, b: &CsMatrix, map: bool) -> Result<(Vec<i64>, Vec<i
     Ok((ip, ix, vals))
 }
 
-/// Rows are cells: each row goes to its output block's bucket, blocks are gathered in
-/// order.
-fn scatter_gather(ctx: &Ctx<'_>, sp: &str, m: &SparseMeta, n: u64, map: bool, parts: &mut Parts) -> Result<()> {
+/// Rows are cells: each row goes to its output block's bucket as `(indices as u64,
+/// values)`, keeping, when the columns are cells too, only the columns of its own
+/// dataset (renumbered from the dataset's start); blocks are gathered in order.
+fn scatter_gather(ctx: &Ctx<'_>, p: &str, m: &SparseMeta, n_minor: u64, map: bool) -> Result<()> {
+    let n = ctx.perm.len();
     let vs = value_size(m);
     let row_bytes = (m.nnz / n.max(1)).max(1) * (8 + vs as u64) + 8;
-    let mut buckets = Buckets::new(ctx.scratch, n, ctx.bucket_rows(row_bytes, parts.indptr.unit()), ctx.budget() / 4)?;
+    let unit = ctx.opts.spec(ctx.out(0).kind(), m.indptr_dtype, &[ctx.split.rows(0) + 1], Purpose::SparsePart);
+    let unit = unit.shards.as_ref().or(unit.chunks.as_ref()).and_then(|c| c.first().copied()).unwrap_or(1);
+    let mut buckets = Buckets::new(ctx.scratch, n, ctx.bucket_rows(row_bytes, unit), ctx.budget() / 4)?;
+    let mut nnz = vec![0u64; ctx.split.count()];
     let step = read_step(ctx, m, n);
     let mut rec = Vec::new();
     let mut s = 0;
     while s < n {
         let e = (s + step).min(n);
-        let (ip, ix, vals) = block_rows(ctx, &CsMatrix::read_major(ctx.src, sp, m, s, e)?, map)?;
+        let (ip, ix, vals) = block_rows(ctx, &CsMatrix::read_major(ctx.src, p, m, s, e)?, map)?;
         for (r, w) in ip.windows(2).enumerate() {
-            let (lo, hi) = (w[0] as usize, w[1] as usize);
+            let to = ctx.perm.apply(s + r as u64);
+            let k = ctx.split.of(to);
+            let (first, width) = if map { (ctx.split.start(k) as i64, ctx.split.rows(k) as i64) } else { (0, i64::MAX) };
+            let keep: Vec<usize> = (w[0] as usize..w[1] as usize).filter(|&at| (first..first.saturating_add(width)).contains(&ix[at])).collect();
             rec.clear();
-            for &j in &ix[lo..hi] {
-                rec.extend_from_slice(&(j as u64).to_le_bytes());
+            for &at in &keep {
+                rec.extend_from_slice(&((ix[at] - first) as u64).to_le_bytes());
             }
-            rec.extend_from_slice(&vals[lo * vs..hi * vs]);
-            buckets.put(ctx.perm.apply(s + r as u64), &rec)?;
+            for &at in &keep {
+                rec.extend_from_slice(&vals[at * vs..(at + 1) * vs]);
+            }
+            nnz[k] += keep.len() as u64;
+            buckets.put(to, &rec)?;
         }
         s = e;
     }
     buckets.seal()?;
+    gather(ctx, p, m, n_minor, map, &buckets, &nnz)
+}
+
+/// Write the buckets' rows in order, dataset by dataset.
+fn gather(ctx: &Ctx<'_>, p: &str, m: &SparseMeta, n_minor: u64, map: bool, buckets: &Buckets, nnz: &[u64]) -> Result<()> {
+    let n = ctx.perm.len();
+    let vs = value_size(m);
+    let mut parts: Option<Parts> = None;
     for b in 0..buckets.count() {
         let start = b as u64 * buckets.rows_per();
         let rows = buckets.rows_per().min(n - start) as usize;
         let data = buckets.take(b)?;
         let slots = by_row(&data, rows)?;
-        let mut counts = Vec::with_capacity(rows);
-        let (mut ix, mut vals) = (Vec::new(), Vec::new());
-        for slot in slots {
-            if slot.len() % (8 + vs) != 0 {
-                return Err(ConcatError::unsupported(sp, "shuffle scratch: a row of the wrong size"));
+        for (k, lo, hi) in ctx.split.pieces(start, start + rows as u64) {
+            if parts.as_ref().is_none_or(|q| q.k != k) {
+                if let Some(q) = parts.take() {
+                    q.finish(ctx)?;
+                }
+                let minor = if map { ctx.split.rows(k) } else { n_minor };
+                set_shape(ctx, k, p, m, ctx.split.rows(k), minor)?;
+                parts = Some(Parts::create(ctx, k, p, m, ctx.split.rows(k), nnz[k])?);
             }
-            let k = slot.len() / (8 + vs);
-            counts.push(k);
-            ix.extend(slot[..k * 8].chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().unwrap_or_default()) as i64));
-            vals.extend_from_slice(&slot[k * 8..]);
+            let mut counts = Vec::with_capacity((hi - lo) as usize);
+            let (mut ix, mut vals) = (Vec::new(), Vec::new());
+            for slot in &slots[(lo - start) as usize..(hi - start) as usize] {
+                if slot.len() % (8 + vs) != 0 {
+                    return Err(ConcatError::unsupported(p, "shuffle scratch: a row of the wrong size"));
+                }
+                let c = slot.len() / (8 + vs);
+                counts.push(c);
+                ix.extend(slot[..c * 8].chunks_exact(8).map(|x| u64::from_le_bytes(x.try_into().unwrap_or_default()) as i64));
+                vals.extend_from_slice(&slot[c * 8..]);
+            }
+            let data = values(p, m, &vals)?;
+            ctx.progress.advance(data.len() as u64 * (8 + vs as u64));
+            if let Some(q) = parts.as_mut() {
+                q.push_rows(ctx, &counts, ix, data)?;
+            }
         }
-        let data = values(sp, m, &vals)?;
-        ctx.progress.advance(data.len() as u64 * (8 + vs as u64));
-        parts.push_rows(ctx, &counts, ix, data)?;
+    }
+    if let Some(q) = parts {
+        q.finish(ctx)?;
     }
     Ok(())
 }
 
-fn values(sp: &str, m: &SparseMeta, bytes: &[u8]) -> Result<ArrayData> {
+fn values(p: &str, m: &SparseMeta, bytes: &[u8]) -> Result<ArrayData> {
     let vs = value_size(m);
-    ArrayData::gather_native(m.data_dtype, bytes, bytes.len() / vs.max(1), vs, 0).ok_or_else(|| ConcatError::unsupported(sp, "sparse values that are not numbers cannot be shuffled"))
+    ArrayData::gather_native(m.data_dtype, bytes, bytes.len() / vs.max(1), vs, 0).ok_or_else(|| ConcatError::unsupported(p, "sparse values that are not numbers cannot be shuffled"))
 }
 
 /// Only the minor axis is cells (CSC X): stream the stored columns, renumbering and
 /// re-sorting each one's row indices.
-fn renumber(ctx: &Ctx<'_>, sp: &str, m: &SparseMeta, n_major: u64, parts: &mut Parts) -> Result<()> {
+fn renumber(ctx: &Ctx<'_>, p: &str, m: &SparseMeta, n_major: u64, parts: &mut Parts) -> Result<()> {
     let step = read_step(ctx, m, n_major);
     let mut s = 0;
     while s < n_major {
         let e = (s + step).min(n_major);
-        let (ip, ix, vals) = block_rows(ctx, &CsMatrix::read_major(ctx.src, sp, m, s, e)?, true)?;
+        let (ip, ix, vals) = block_rows(ctx, &CsMatrix::read_major(ctx.src, p, m, s, e)?, true)?;
         let counts: Vec<usize> = ip.windows(2).map(|w| (w[1] - w[0]) as usize).collect();
-        let data = values(sp, m, &vals)?;
+        let data = values(p, m, &vals)?;
         ctx.progress.advance(data.len() as u64 * (8 + value_size(m) as u64));
         parts.push_rows(ctx, &counts, ix, data)?;
         s = e;
