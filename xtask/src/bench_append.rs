@@ -16,7 +16,7 @@ use std::process::Command;
 
 /// Writes N h5ad files with anndata: 2,000 cells x 20,000 genes at 5 % (CSR float32),
 /// a categorical and a float obs column.
-const GENERATE: &str = r#"
+pub(crate) const GENERATE: &str = r#"
 import sys, warnings
 warnings.simplefilter("ignore")
 import numpy as np, pandas as pd, anndata as ad
