@@ -342,3 +342,27 @@ def test_annbatch_layout_refuses_h5ad(run_adcat, tmp_path):
     assert "--layout annbatch writes a zarr collection" in proc.stderr
     proc = run_adcat("concat", pa, pb, "-o", tmp_path / "o.zarr", "--seed", "3", expect_success=False)
     assert "--seed orders a shuffled output: add --shuffle" in proc.stderr
+
+
+def test_python_api(tmp_path):
+    """adcat.concat_on_disk(..., shuffle=True, seed=N) and layout="annbatch" write what
+    the command line writes; bad arguments raise ValueError."""
+    import adcat
+
+    adatas = [batch(i, n) for i, n in enumerate((120, 80))]
+    paths = [write(a, tmp_path / f"in{i}.h5ad", "h5ad") for i, a in enumerate(adatas)]
+    out = tmp_path / "out.zarr"
+    adcat.concat_on_disk(paths, out, shuffle=True, seed=17, obs_chunk=32, compact_indices=True, join="outer", progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = shuffled(ad.concat([read(p) for p in paths], join="outer"), 17)
+    assert_equal(read(write(expected, tmp_path / "expected.zarr", "zarr")), read(out), exact=False)
+    coll = tmp_path / "coll.zarr"
+    adcat.concat_on_disk(paths, coll, layout="annbatch", seed=17, dataset_size="16KiB", progress=False)
+    datasets = _datasets(coll)
+    assert len(datasets) > 1 and sum(d.n_obs for d in datasets) == 200
+    assert list(datasets[0].obs["src_path"].cat.categories) == [str(p) for p in paths]
+    for bad in (dict(seed=3), dict(shuffle=True, seed=-1), dict(layout="tiledb"), dict(obs_chunk=0)):
+        with pytest.raises(ValueError):
+            adcat.concat_on_disk(paths, tmp_path / "bad.zarr", progress=False, **bad)
+    assert not (tmp_path / "bad.zarr").exists()

@@ -132,8 +132,18 @@ pub struct ConcatSpec {
     pub obs_names: Option<Vec<String>>,
     /// Keep genes passing this filter (`--var-filter`).
     pub var_filter: Option<String>,
-    /// Write the cells in the pseudo-random order of this seed (`--shuffle --seed`).
-    pub shuffle_seed: Option<u64>,
+    /// Write the cells in one pseudo-random order (`--shuffle`).
+    pub shuffle: bool,
+    /// The shuffle's seed (`--seed`; `None`: random).
+    pub seed: Option<u64>,
+    /// `anndata` or `annbatch` (`--layout`).
+    pub layout: String,
+    /// Rows per chunk of dense cell-aligned arrays (`--obs-chunk`).
+    pub obs_chunk: Option<u64>,
+    /// Smallest unsigned sparse index type (`--compact-indices`).
+    pub compact_indices: bool,
+    /// Bytes of one annbatch dataset (`--dataset-size`; `None`: 20GiB).
+    pub dataset_size: Option<String>,
     /// How the output is written.
     pub write: WriteSpec,
     /// Read HDF5 external links and virtual datasets (`--follow-external-links`).
@@ -266,12 +276,12 @@ fn prepared(spec: &ConcatSpec) -> Result<(crate::Prepared, Vec<Box<dyn adcat_sto
         obs_names: None,
         obs_names_list: spec.obs_names.clone(),
         var_filter: spec.var_filter.clone(),
-        obs_chunk: None,
-        compact_indices: false,
-        shuffle: spec.shuffle_seed.is_some(),
-        seed: spec.shuffle_seed,
-        layout: "anndata".into(),
-        dataset_size: "20GiB".into(),
+        obs_chunk: spec.obs_chunk,
+        compact_indices: spec.compact_indices,
+        shuffle: spec.shuffle,
+        seed: spec.seed,
+        layout: spec.layout.clone(),
+        dataset_size: spec.dataset_size.clone().unwrap_or_else(|| "20GiB".into()),
         task_size: spec.task_size.clone().unwrap_or_else(|| "1GiB".into()),
         write: spec.write.args(),
     };

@@ -157,13 +157,25 @@ struct ConcatArgs {
     obs_filter: Option<String>,
     obs_names: Option<Vec<String>>,
     var_filter: Option<String>,
-    shuffle_seed: Option<u64>,
     zarr_format: u8,
     compression: Option<String>,
     max_memory: String,
     follow_external_links: bool,
     task_size: Option<String>,
     provenance: bool,
+    // Given by concat_on_disk only (not by plan or the Dask front end).
+    #[pyo3(default)]
+    shuffle: bool,
+    #[pyo3(default)]
+    seed: Option<u64>,
+    #[pyo3(default)]
+    layout: Option<String>,
+    #[pyo3(default)]
+    obs_chunk: Option<u64>,
+    #[pyo3(default)]
+    compact_indices: bool,
+    #[pyo3(default)]
+    dataset_size: Option<String>,
 }
 
 impl ConcatArgs {
@@ -186,7 +198,12 @@ impl ConcatArgs {
             obs_filter: self.obs_filter,
             obs_names: self.obs_names,
             var_filter: self.var_filter,
-            shuffle_seed: self.shuffle_seed,
+            shuffle: self.shuffle,
+            seed: self.seed,
+            layout: self.layout.unwrap_or_else(|| "anndata".into()),
+            obs_chunk: self.obs_chunk,
+            compact_indices: self.compact_indices,
+            dataset_size: self.dataset_size,
             write: WriteSpec { zarr_format: self.zarr_format, compression: self.compression, max_memory: self.max_memory, force },
             follow_external_links: self.follow_external_links,
             task_size: self.task_size,

@@ -790,6 +790,18 @@ mod tests {
     }
 
     #[test]
+    fn conformance_kit_through_a_sub_view() {
+        // A group seen as a store (an annbatch collection's dataset) behaves as a store.
+        let dir = tempfile::tempdir().unwrap();
+        let make = |name: &str| -> Box<dyn Store> {
+            let inner: &'static ZarrStore = Box::leak(Box::new(ZarrStore::create(dir.path().join(format!("{name}.zarr")), ZarrVersion::V3).unwrap()));
+            inner.create_group("dataset_0").unwrap();
+            Box::new(adcat_store::Sub::new(inner, "dataset_0"))
+        };
+        adcat_store::testkit::run_all(&make);
+    }
+
+    #[test]
     fn conformance_kit_v2() {
         let dir = tempfile::tempdir().unwrap();
         let make = |name: &str| -> Box<dyn Store> { Box::new(ZarrStore::create(dir.path().join(format!("{name}.zarr")), ZarrVersion::V2).unwrap()) };

@@ -75,7 +75,7 @@ pub(crate) fn shuffle_array(ctx: &Ctx<'_>, p: &str, square: bool) -> Result<()> 
 
 /// Read the array in blocks of rows, in order, and send each row to its bucket.
 fn scatter(ctx: &Ctx<'_>, p: &str, buckets: &mut Buckets, n: u64, row_bytes: u64, item: usize) -> Result<()> {
-    let step = (ctx.budget() / 16 / row_bytes.max(1)).clamp(1, n.max(1));
+    let step = (ctx.block_bytes() / row_bytes.max(1)).clamp(1, n.max(1));
     let mut start = 0;
     let mut bytes = Vec::new();
     while start < n {

@@ -119,6 +119,16 @@ fn set_shape(ctx: &Ctx<'_>, k: usize, p: &str, m: &SparseMeta, major: u64, minor
     Ok(ctx.out(k).set_attrs(p, &a)?)
 }
 
+/// Bytes of a column index in a scratch record: 4 when every index fits in u32 (any
+/// gene count), else 8.
+fn index_width(n_minor: u64) -> usize {
+    if n_minor <= 1 << 32 {
+        4
+    } else {
+        8
+    }
+}
+
 fn value_size(m: &SparseMeta) -> usize {
     m.data_dtype.itemsize()
 }
@@ -126,7 +136,7 @@ fn value_size(m: &SparseMeta) -> usize {
 /// Major rows per read block, about 1/16 of the budget.
 fn read_step(ctx: &Ctx<'_>, m: &SparseMeta, n_major: u64) -> u64 {
     let per_row = (m.nnz / n_major.max(1)).max(1) * (8 + value_size(m) as u64) + 8;
-    (ctx.budget() / 16 / per_row).clamp(1, n_major.max(1))
+    (ctx.block_bytes() / per_row).clamp(1, n_major.max(1))
 }
 
 /// A block's rows: indptr, indices and values' native bytes; with `map` (the minor axis
@@ -152,16 +162,17 @@ fn block_rows(ctx: &Ctx<'_>, b: &CsMatrix, map: bool) -> Result<(Vec<i64>, Vec<i
     Ok((ip, ix, vals))
 }
 
-/// Rows are cells: each row goes to its output block's bucket as `(indices as u64,
-/// values)`, keeping, when the columns are cells too, only the columns of its own
+/// Rows are cells: each row goes to its output block's bucket as `(indices as u32 or
+/// u64, values)`, keeping, when the columns are cells too, only the columns of its own
 /// dataset (renumbered from the dataset's start); blocks are gathered in order.
 fn scatter_gather(ctx: &Ctx<'_>, p: &str, m: &SparseMeta, n_minor: u64, map: bool) -> Result<()> {
     let n = ctx.perm.len();
     let vs = value_size(m);
-    let row_bytes = (m.nnz / n.max(1)).max(1) * (8 + vs as u64) + 8;
-    let unit = ctx.opts.spec(ctx.out(0).kind(), m.indptr_dtype, &[ctx.split.rows(0) + 1], Purpose::SparsePart);
-    let unit = unit.shards.as_ref().or(unit.chunks.as_ref()).and_then(|c| c.first().copied()).unwrap_or(1);
-    let mut buckets = Buckets::new(ctx.scratch, n, ctx.bucket_rows(row_bytes, unit), ctx.budget() / 4)?;
+    let iw = index_width(n_minor);
+    let row_bytes = (m.nnz / n.max(1)).max(1) * (iw + vs) as u64 + 8;
+    // Buckets need not align with indptr's shards (its appender holds a partial unit
+    // back): only the budget sizes them.
+    let mut buckets = Buckets::new(ctx.scratch, n, ctx.bucket_rows(row_bytes, 1), ctx.budget() / 4)?;
     let mut nnz = vec![0u64; ctx.split.count()];
     let step = read_step(ctx, m, n);
     let mut rec = Vec::new();
@@ -176,7 +187,8 @@ fn scatter_gather(ctx: &Ctx<'_>, p: &str, m: &SparseMeta, n_minor: u64, map: boo
             let keep: Vec<usize> = (w[0] as usize..w[1] as usize).filter(|&at| (first..first.saturating_add(width)).contains(&ix[at])).collect();
             rec.clear();
             for &at in &keep {
-                rec.extend_from_slice(&((ix[at] - first) as u64).to_le_bytes());
+                let j = (ix[at] - first) as u64;
+                rec.extend_from_slice(&j.to_le_bytes()[..iw]);
             }
             for &at in &keep {
                 rec.extend_from_slice(&vals[at * vs..(at + 1) * vs]);
@@ -194,6 +206,7 @@ fn scatter_gather(ctx: &Ctx<'_>, p: &str, m: &SparseMeta, n_minor: u64, map: boo
 fn gather(ctx: &Ctx<'_>, p: &str, m: &SparseMeta, n_minor: u64, map: bool, buckets: &Buckets, nnz: &[u64]) -> Result<()> {
     let n = ctx.perm.len();
     let vs = value_size(m);
+    let iw = index_width(n_minor);
     let mut parts: Option<Parts> = None;
     for b in 0..buckets.count() {
         let start = b as u64 * buckets.rows_per();
@@ -212,16 +225,20 @@ fn gather(ctx: &Ctx<'_>, p: &str, m: &SparseMeta, n_minor: u64, map: bool, bucke
             let mut counts = Vec::with_capacity((hi - lo) as usize);
             let (mut ix, mut vals) = (Vec::new(), Vec::new());
             for slot in &slots[(lo - start) as usize..(hi - start) as usize] {
-                if slot.len() % (8 + vs) != 0 {
+                if slot.len() % (iw + vs) != 0 {
                     return Err(ConcatError::unsupported(p, "shuffle scratch: a row of the wrong size"));
                 }
-                let c = slot.len() / (8 + vs);
+                let c = slot.len() / (iw + vs);
                 counts.push(c);
-                ix.extend(slot[..c * 8].chunks_exact(8).map(|x| u64::from_le_bytes(x.try_into().unwrap_or_default()) as i64));
-                vals.extend_from_slice(&slot[c * 8..]);
+                ix.extend(slot[..c * iw].chunks_exact(iw).map(|x| {
+                    let mut b = [0u8; 8];
+                    b[..iw].copy_from_slice(x);
+                    u64::from_le_bytes(b) as i64
+                }));
+                vals.extend_from_slice(&slot[c * iw..]);
             }
             let data = values(p, m, &vals)?;
-            ctx.progress.advance(data.len() as u64 * (8 + vs as u64));
+            ctx.progress.advance(data.len() as u64 * (iw + vs) as u64);
             if let Some(q) = parts.as_mut() {
                 q.push_rows(ctx, &counts, ix, data)?;
             }

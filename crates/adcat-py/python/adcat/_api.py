@@ -250,6 +250,12 @@ def concat_on_disk(
     force: bool = True,
     follow_external_links: bool = False,
     provenance: bool = True,
+    shuffle: bool = False,
+    seed: int | None = None,
+    layout: Literal["anndata", "annbatch"] = "anndata",
+    obs_chunk: int | None = None,
+    compact_indices: bool = False,
+    dataset_size: int | str | None = None,
 ) -> None:
     """Concatenate AnnData stores on disk, as :func:`anndata.concat` would in memory.
 
@@ -340,6 +346,25 @@ def concat_on_disk(
         Record the concatenation (adcat's version, the options, each input's key, path
         and shape) in the output's root attribute ``adcat``, which anndata ignores and
         :func:`inspect` shows (``"provenance"``). ``False`` records nothing.
+    shuffle
+        Write the cells in one pseudo-random order (for training loaders): row ``i`` of
+        the concatenation goes to ``perm(i)`` (adcat's docs/concat-semantics.md §15),
+        every cell-aligned element with it (obsp on both axes). ``axis=0``.
+    seed
+        The shuffle's seed (``0 <= seed < 2**64``): the same seed and inputs give the
+        same order. Default: random, recorded in the provenance (``"shuffle_seed"``).
+    layout
+        ``"annbatch"``: the collection annbatch's ``Loader`` reads (``dataset_0``, ...
+        under an ``annbatch-preshuffled`` root; zarr output); implies ``shuffle``,
+        ``obs_chunk=64``, ``compact_indices`` and, without ``label``, a ``src_path``
+        label of input paths.
+    obs_chunk
+        Rows per chunk of every dense cell-aligned array (e.g. 64).
+    compact_indices
+        Store sparse indices in the smallest unsigned type holding the gene count.
+    dataset_size
+        With ``layout="annbatch"``: uncompressed bytes (or a size like ``"20GiB"``, the
+        default) of one dataset.
 
     Returns
     -------
@@ -377,6 +402,7 @@ def concat_on_disk(
     scratch = Scratch()
     try:
         target, args = _concat_args(in_files, out_file, scratch, **_options(locals()))
+        args.update(_shuffle_args(shuffle, seed, layout, obs_chunk, compact_indices, dataset_size))
         warnings_ = run_with_bar(
             progress, "adcat concat",
             lambda bar: _adcat.concat(args, force=bool(force) or target.is_object, threads=threads, progress=bar),
@@ -385,6 +411,30 @@ def concat_on_disk(
     finally:
         scratch.cleanup()
     _warn(warnings_)
+
+
+def _shuffle_args(shuffle: Any, seed: Any, layout: Any, obs_chunk: Any, compact_indices: Any, dataset_size: Any) -> dict[str, Any]:
+    """The shuffle and loader-layout options of :func:`concat_on_disk`, checked."""
+    if layout not in ("anndata", "annbatch"):
+        raise AdcatValueError(f"layout must be 'anndata' or 'annbatch', was {layout!r}")
+    shuffle = bool(shuffle) or layout == "annbatch"
+    if seed is not None:
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**64:
+            raise AdcatValueError(f"seed must be an int in [0, 2**64), was {seed!r}")
+        if not shuffle:
+            raise AdcatValueError("seed orders a shuffled output: pass shuffle=True")
+    if obs_chunk is not None and (isinstance(obs_chunk, bool) or not isinstance(obs_chunk, int) or obs_chunk < 1):
+        raise AdcatValueError(f"obs_chunk must be a positive int, was {obs_chunk!r}")
+    if dataset_size is not None and not isinstance(dataset_size, (int, str)):
+        raise AdcatTypeError(f"dataset_size must be an int or a size string, was {type(dataset_size).__name__}")
+    return dict(
+        shuffle=shuffle,
+        seed=seed,
+        layout=layout,
+        obs_chunk=obs_chunk,
+        compact_indices=bool(compact_indices),
+        dataset_size=None if dataset_size is None else str(dataset_size),
+    )
 
 
 def _warn(messages: list[str]) -> None:
