@@ -366,3 +366,21 @@ def test_python_api(tmp_path):
         with pytest.raises(ValueError):
             adcat.concat_on_disk(paths, tmp_path / "bad.zarr", progress=False, **bad)
     assert not (tmp_path / "bad.zarr").exists()
+
+
+def test_peak_memory_stays_flat_and_within_plain_concat(run_adcat, tmp_path):
+    """The shuffle's peak RSS does not grow with the input (4x the cells) and stays
+    within what the same concatenation in input order takes under the same budget."""
+    from test_hostile import run_measured
+
+    peaks = {}
+    for cells in (10_000, 40_000):
+        src = tmp_path / f"g{cells}.zarr"
+        run_adcat("generate", src, "--cells", cells, "--genes", 1000, "--density", 0.1, "--seed", 1, "-q")
+        common = ["concat", src, src, "--index-unique", "-", "--max-memory", "32MiB", "-q"]
+        shuf = run_measured([*common, "-o", tmp_path / f"s{cells}.zarr", "--shuffle", "--seed", 1], tmp_path)
+        plain = run_measured([*common, "-o", tmp_path / f"p{cells}.zarr"], tmp_path)
+        assert shuf.code == 0 and plain.code == 0, (shuf.stderr, plain.stderr)
+        assert shuf.peak_mb <= plain.peak_mb * 1.25 + 16, (cells, shuf.peak_mb, plain.peak_mb)
+        peaks[cells] = shuf.peak_mb
+    assert peaks[40_000] <= peaks[10_000] * 1.3 + 8, peaks
