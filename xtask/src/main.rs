@@ -8,6 +8,7 @@ mod bench;
 mod bench_append;
 mod bench_jobs;
 mod bench_shuffle;
+mod bench_virtual;
 mod bench_scale;
 mod wheel;
 
@@ -32,6 +33,7 @@ cargo xtask <task>
   bench-jobs    cost of `adcat job` create/run/finish and of a task per process, for 10/100/1000 inputs
   bench-append  `adcat append` of one batch against concatenating all batches again (10 and 50 batches)
   bench-shuffle `adcat concat --layout annbatch` against annbatch's add_adatas, and its Loader's throughput on both
+  bench-virtual `adcat concat --virtual` (h5ad of virtual datasets) against the full copy, 50 h5ad files
   bench-s3      concat into and out of a real S3 server (SeaweedFS on 127.0.0.1) next to plain uploads/downloads
   bench-dask    adcat.dask on 1, 2 and 4 Dask worker processes next to the single-process concat (docs/scale.md)
   wheel         build the self-contained wheel of the Python package (HDF5 linked in, built from
@@ -402,6 +404,7 @@ fn main() -> Result<()> {
         "bench-jobs" => with_bench_env(bench_jobs::bench_jobs),
         "bench-append" => with_bench_env(bench_append::bench_append),
         "bench-shuffle" => with_bench_env(bench_shuffle::bench_shuffle),
+        "bench-virtual" => with_bench_env(bench_virtual::bench_virtual),
         "bench-s3" => with_bench_env(bench_s3),
         "bench-dask" => with_bench_env(bench_dask),
         "man" => {

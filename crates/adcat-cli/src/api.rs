@@ -281,6 +281,8 @@ fn prepared(spec: &ConcatSpec) -> Result<(crate::Prepared, Vec<Box<dyn adcat_sto
         shuffle: spec.shuffle,
         seed: spec.seed,
         layout: spec.layout.clone(),
+        virtual_: false,
+        virtual_paths: "auto".into(),
         dataset_size: spec.dataset_size.clone().unwrap_or_else(|| "20GiB".into()),
         task_size: spec.task_size.clone().unwrap_or_else(|| "1GiB".into()),
         write: spec.write.args(),

@@ -63,6 +63,8 @@ impl AppendArgs {
             shuffle: false,
             seed: None,
             layout: "anndata".into(),
+            virtual_: false,
+            virtual_paths: "auto".into(),
             dataset_size: "20GiB".into(),
             task_size: "1GiB".into(),
             write: WriteArgs { zarr_format: "3".into(), compression: None, max_memory: self.max_memory, shard_size: None, force: false },

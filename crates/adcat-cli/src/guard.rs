@@ -272,4 +272,16 @@ impl Store for Guarded {
         self.check(path)?;
         self.0.attr(path, name)
     }
+    fn physical(&self, path: &str) -> Result<Option<adcat_store::Physical>> {
+        self.check(path)?;
+        self.0.physical(path)
+    }
+    fn create_virtual(&self, path: &str, dtype: adcat_store::DType, shape: &[u64], sources: &[adcat_store::VirtualSource]) -> Result<()> {
+        self.check(path)?;
+        self.0.create_virtual(path, dtype, shape, sources)
+    }
+    fn virtual_sources(&self, path: &str) -> Result<Vec<adcat_store::VirtualSource>> {
+        self.check(path)?;
+        self.0.virtual_sources(path)
+    }
 }

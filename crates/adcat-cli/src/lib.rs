@@ -165,6 +165,17 @@ pub(crate) struct ConcatArgs {
     /// path (or --keys).
     #[arg(long, default_value = "anndata", value_parser = ["anndata", "annbatch"])]
     pub layout: String,
+    /// Map X, layers, obsm arrays and raw/X as HDF5 virtual datasets over the inputs'
+    /// arrays instead of copying them (.h5ad output from .h5ad inputs): where no value
+    /// changes — same var, same dtype, CSR or dense in every input; other matrices are
+    /// copied, with a warning saying why. The output then needs its inputs to be read.
+    #[arg(long = "virtual")]
+    pub virtual_: bool,
+    /// With --virtual: how the output names its inputs' files: auto (relative when an
+    /// input lies beside the output or below its directory, so they move together;
+    /// absolute otherwise), relative, absolute.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "relative", "absolute"], requires = "virtual_")]
+    pub virtual_paths: String,
     /// With --layout annbatch: uncompressed size of one dataset (X, layers, obsm, obs).
     #[arg(long, value_name = "SIZE", default_value = "20GiB")]
     pub dataset_size: String,
@@ -398,7 +409,7 @@ pub(crate) fn prepare(args: ConcatArgs) -> Result<Prepared> {
 /// As [`prepare`], with the inputs resolved already (`args.inputs` is not read), and the
 /// output format given (`None`: from the output's extension).
 pub(crate) fn prepare_inputs(specs: Vec<inputs::Input>, args: ConcatArgs, format: Option<stores::OutFormat>) -> Result<Prepared> {
-    let ConcatArgs { inputs: _, inputs_from: _, output, axis, combine, pairwise, task_size, var_key, var_names_list, obs_filter, obs_names, obs_names_list, var_filter, obs_chunk, compact_indices, shuffle, seed, layout, dataset_size, write } = args;
+    let ConcatArgs { inputs: _, inputs_from: _, output, axis, combine, pairwise, task_size, var_key, var_names_list, obs_filter, obs_names, obs_names_list, var_filter, obs_chunk, compact_indices, shuffle, seed, layout, dataset_size, virtual_, virtual_paths, write } = args;
     let CombineArgs { join, merge, uns_merge, label, keys, index_unique, var_names, fill_value, no_provenance } = combine;
     let annbatch = layout == "annbatch";
     let shuffle = shuffle || annbatch;
@@ -471,6 +482,11 @@ pub(crate) fn prepare_inputs(specs: Vec<inputs::Input>, args: ConcatArgs, format
         pairwise,
         shuffle_seed: shuffle.then(|| seed.unwrap_or_else(random_seed)),
         layout,
+        virtual_paths: virtual_.then_some(match virtual_paths.as_str() {
+            "relative" => adcat_concat::vds::VirtualPaths::Relative,
+            "absolute" => adcat_concat::vds::VirtualPaths::Absolute,
+            _ => adcat_concat::vds::VirtualPaths::Auto,
+        }),
         write: opts,
         task_bytes: Some(parse_bytes(&task_size).map_err(|e| anyhow!("--task-size: {e}"))?),
         no_provenance,
@@ -480,6 +496,12 @@ pub(crate) fn prepare_inputs(specs: Vec<inputs::Input>, args: ConcatArgs, format
         if k.len() < inputs.len() {
             bail!("--keys has {} names for {} inputs; give one name per input (comma-separated)", k.len(), inputs.len());
         }
+    }
+    if copts.virtual_paths.is_some() && format != stores::OutFormat::H5ad {
+        bail!("{}: --virtual maps the inputs' HDF5 datasets into an .h5ad output; name a .h5ad output", output.display());
+    }
+    if copts.virtual_paths.is_some() && copts.shuffle_seed.is_some() {
+        bail!("--virtual maps each input's rows in place; it cannot be combined with --shuffle");
     }
     if annbatch && format == stores::OutFormat::H5ad {
         bail!("{}: --layout annbatch writes a zarr collection (annbatch's loader reads sparse X from zarr only); name a .zarr output", output.display());
@@ -579,6 +601,10 @@ fn concat_cmd(args: ConcatArgs, plan: Option<bool>, quiet: bool, verbose: bool, 
     if let (Some(seed), false) = (p.copts.shuffle_seed, quiet) {
         eprintln!("adcat: cells shuffled with seed {seed}");
     }
+    if p.copts.virtual_paths.is_some() && !quiet {
+        let mapped: Vec<&str> = report.notes.iter().filter(|(_, n)| n.starts_with("virtual:")).map(|(p, _)| p.as_str()).collect();
+        eprintln!("adcat: virtual (mapped from the inputs, no data copied): {}", if mapped.is_empty() { "nothing".to_owned() } else { mapped.join(", ") });
+    }
     for w in &report.warnings {
         eprintln!("adcat: warning: {w}");
     }
@@ -664,6 +690,13 @@ fn run(cli: Cli) -> Result<()> {
                     None => "AnnData".to_owned(),
                 };
                 println!("{}: valid {what} ({} obs x {} var)", path.display(), dim(report.n_obs), dim(report.n_vars));
+                if !report.references.is_empty() {
+                    let names: Vec<&str> = report.references.iter().map(|(f, _)| f.as_str()).collect();
+                    println!("{}: virtual datasets read {} file(s): {}", path.display(), names.len(), names.join(", "));
+                }
+                if !report.unchecked.is_empty() {
+                    println!("{}: values of {} virtual dataset(s) not checked (they are read from those files only with --follow-external-links)", path.display(), report.unchecked.len());
+                }
                 return Ok(());
             }
             for p in &report.problems {
@@ -679,6 +712,13 @@ fn run(cli: Cli) -> Result<()> {
             } else {
                 let tree = inspect::inspect(&adcat_format::LegacyView::new(s.as_ref())).map_err(|e| anyhow!("{}: {}", path.display(), e))?;
                 print!("{}", inspect::render(&tree, &path.display().to_string(), s.kind()));
+                let refs = adcat_format::refs::references(s.as_ref()).map_err(|e| anyhow!("{}: {}", path.display(), e))?;
+                if !refs.is_empty() {
+                    println!("\nvirtual datasets read:");
+                    for (f, present) in adcat_format::refs::files(&refs) {
+                        println!("  {f}{}", if present { "" } else { "  (MISSING)" });
+                    }
+                }
                 match adcat_format::provenance::read(s.as_ref()) {
                     Ok(Some(p)) => print!("\nbuilt by:\n{}", adcat_format::provenance::describe(&p)),
                     Ok(None) => {}

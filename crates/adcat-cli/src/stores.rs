@@ -219,6 +219,12 @@ impl Store for Lazy {
     fn attr(&self, path: &str, name: &str) -> adcat_store::Result<Option<adcat_store::AttrValue>> {
         self.get()?.attr(path, name)
     }
+    fn physical(&self, path: &str) -> adcat_store::Result<Option<adcat_store::Physical>> {
+        self.get()?.physical(path)
+    }
+    fn virtual_sources(&self, path: &str) -> adcat_store::Result<Vec<adcat_store::VirtualSource>> {
+        self.get()?.virtual_sources(path)
+    }
     fn read_all(&self, path: &str) -> adcat_store::Result<adcat_store::ArrayData> {
         self.get()?.read_all(path)
     }

@@ -31,6 +31,7 @@ pub mod plan;
 pub mod select;
 pub mod shuffle;
 mod transpose;
+pub mod vds;
 
 pub use error::{ConcatError, Result};
 pub use index::Join;
@@ -63,6 +64,9 @@ pub(crate) fn concat_unshuffled(inputs: &[&dyn Store], out: &dyn Store, opts: &C
 pub fn create(inputs: &[&dyn Store], out: &dyn Store, opts: &ConcatOptions, progress: &dyn Progress) -> Result<Report> {
     if opts.shuffle_seed.is_some() {
         return Err(ConcatError::Options("--shuffle runs in one process: it cannot be planned as a job (adcat job, --job-dir, Dask) yet".into()));
+    }
+    if opts.virtual_paths.is_some() {
+        return Err(ConcatError::Options("--virtual writes an .h5ad in one process: it cannot be planned as a job (adcat job, --job-dir, Dask)".into()));
     }
     as_engine_sees(inputs, out, |inputs, out| concat_tagged(inputs, out, opts, progress, false))
 }

@@ -73,6 +73,9 @@ pub struct ConcatOptions {
     pub shuffle_seed: Option<u64>,
     /// How a shuffled output is laid out (one AnnData, or annbatch's collection).
     pub layout: crate::shuffle::Layout,
+    /// Map matrices as HDF5 virtual datasets over the inputs' arrays where no value
+    /// changes (`--virtual`; h5ad outputs), naming the inputs' files this way.
+    pub virtual_paths: Option<crate::vds::VirtualPaths>,
     /// Output layout and memory budget.
     pub write: WriteOptions,
     /// Target uncompressed output bytes of one task (`None`: [`DEFAULT_TASK_BYTES`]).
@@ -112,21 +115,28 @@ impl ConcatOptions {
             "index_unique": self.index_unique,
             "fill_value": self.fill_value,
             "pairwise": self.pairwise,
-            "shuffle_seed": self.shuffle_seed,
-            "layout": match self.layout {
-                crate::shuffle::Layout::AnnData => serde_json::Value::Null,
-                crate::shuffle::Layout::Annbatch { dataset_bytes } => serde_json::json!({"annbatch": {"dataset_bytes": dataset_bytes}}),
-            },
             "var_key": self.off_key,
             "obs_filter": self.obs_filter_text.as_deref().map(short_text),
             "var_filter": self.var_filter_text.as_deref().map(short_text),
             "obs_names": self.obs_select.as_ref().and_then(|s| s.names.as_ref()).map(|n| n.len()),
             "var_names": self.off_names.as_ref().map(|n| serde_json::json!({"count": n.len(), "first": n.first(), "last": n.last()})),
         });
-        match doc {
+        let mut m = match doc {
             serde_json::Value::Object(m) => m,
             _ => Default::default(),
+        };
+        // Options added since the record's format 1, recorded only when used: records
+        // of commands that do not use them stay as they were.
+        if let Some(seed) = self.shuffle_seed {
+            m.insert("shuffle_seed".into(), seed.into());
         }
+        if let crate::shuffle::Layout::Annbatch { dataset_bytes } = self.layout {
+            m.insert("layout".into(), serde_json::json!({"annbatch": {"dataset_bytes": dataset_bytes}}));
+        }
+        if self.virtual_paths.is_some() {
+            m.insert("virtual".into(), true.into());
+        }
+        m
     }
 
     /// Target bytes per task.

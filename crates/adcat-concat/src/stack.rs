@@ -23,7 +23,7 @@ impl Stack<'_> {
         self.reindexers.map(|r| &r[i])
     }
 
-    fn reindexed(&self, i: usize) -> bool {
+    pub(crate) fn reindexed(&self, i: usize) -> bool {
         self.re_of(i).is_some_and(|r| !r.identity)
     }
 
@@ -101,6 +101,19 @@ pub(crate) fn concat_matrix(st: &Stack<'_>, columns: Columns, out: &dyn Store, o
     let fill = opts.fill_value.filter(|_| opts.join == crate::Join::Outer).unwrap_or(if sparse { 0.0 } else { f64::NAN });
     let (dtype, max_nnz) = st.dtype_and_nnz(sparse, fill, out_path)?;
     let plan = OutPlan { sparse, dtype, fill };
+    match crate::vds::plan(st, out, out_path, dtype, sparse, opts).map_err(output)? {
+        crate::vds::Mapped::Yes(el) => {
+            report.note(out_path, format!("virtual: {} mapped from the inputs' arrays (no data copied)", st.describe(&plan, false, 0)));
+            if let Some(el) = el {
+                report.job.push(Element::Virtual(el));
+            }
+            return Ok(());
+        }
+        crate::vds::Mapped::No(why) if opts.virtual_paths.is_some() => {
+            report.warnings.push(format!("/{}: copied, not virtual: {why}", out_path.trim_start_matches('/')));
+        }
+        crate::vds::Mapped::No(_) => {}
+    }
     let transposed = opts.axis == Axis::Var;
     let total: u64 = st.rows.iter().sum();
     MatWriter::create(out, out_path, plan, total, st.n_cols, max_nnz, transposed, &opts.write).map_err(output)?;

@@ -510,6 +510,20 @@ impl Store for LegacyView<'_> {
             _ => Ok(None),
         }
     }
+    fn physical(&self, path: &str) -> Result<Option<adcat_store::Physical>> {
+        // Only arrays read through unchanged (possibly from another path) are where
+        // they are stored.
+        match self.node(path)? {
+            Node::Real(p) => self.inner.physical(&p),
+            _ => Ok(None),
+        }
+    }
+    fn virtual_sources(&self, path: &str) -> Result<Vec<adcat_store::VirtualSource>> {
+        match self.node(path)? {
+            Node::Real(p) => self.inner.virtual_sources(&p),
+            _ => Ok(vec![]),
+        }
+    }
     fn is_record(&self, path: &str) -> Result<bool> {
         match self.node(path)? {
             Node::Real(p) => self.inner.is_record(&p),

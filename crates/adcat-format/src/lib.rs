@@ -20,6 +20,7 @@ pub mod inspect;
 pub mod layout;
 pub mod legacy;
 pub mod provenance;
+pub mod refs;
 pub mod sparse;
 pub mod stream;
 pub mod validate;

@@ -8,6 +8,7 @@
 mod direct;
 mod fields;
 mod links;
+mod virtual_ds;
 mod record;
 
 use adcat_store::{
@@ -385,6 +386,16 @@ impl Hdf5Store {
         }
     }
 
+    /// The dataset at `path`, to read its values: one whose values live in other files
+    /// (virtual, external storage) is refused unless the store follows them.
+    fn data_dataset(&self, path: &str) -> Result<hdf5::Dataset> {
+        let ds = self.dataset(path)?;
+        if !self.follow_external {
+            links::check_dataset(&ds, &norm(path))?;
+        }
+        Ok(ds)
+    }
+
     fn with_location<R>(&self, path: &str, f: impl FnOnce(&Location) -> Result<R>) -> Result<R> {
         match self.resolve(path)? {
             Some(links::Node::Group(g)) => f(&g),
@@ -721,7 +732,7 @@ impl Store for Hdf5Store {
 
     fn read(&self, path: &str, start: &[u64], shape: &[u64]) -> Result<ArrayData> {
         let p = checked_path(path)?;
-        let ds = self.dataset(&p)?;
+        let ds = self.data_dataset(&p)?;
         let meta = self.array_meta(&p)?;
         if meta.null {
             return Ok(ArrayData::zeros(meta.dtype, &[0]));
@@ -809,6 +820,26 @@ impl Store for Hdf5Store {
         Ok(Some(self.dataset(path)?.storage_size()))
     }
 
+    fn physical(&self, path: &str) -> Result<Option<adcat_store::Physical>> {
+        let p = checked_path(path)?;
+        let ds = self.dataset(&p)?;
+        // Only values stored in this file: a virtual array maps them directly.
+        if links::check_dataset(&ds, &p).is_err() {
+            return Ok(None);
+        }
+        let file = std::fs::canonicalize(&self.path).map_err(|e| err(&p, e))?;
+        Ok(Some(adcat_store::Physical { file, path: p }))
+    }
+
+    fn create_virtual(&self, path: &str, dtype: DType, shape: &[u64], sources: &[adcat_store::VirtualSource]) -> Result<()> {
+        virtual_ds::create(self, path, dtype, shape, sources)
+    }
+
+    fn virtual_sources(&self, path: &str) -> Result<Vec<adcat_store::VirtualSource>> {
+        let p = checked_path(path)?;
+        virtual_ds::sources(&self.dataset(&p)?, &p, &self.path)
+    }
+
     fn is_record(&self, path: &str) -> Result<bool> {
         let p = checked_path(path)?;
         let ds = self.dataset(&p)?;
@@ -818,7 +849,7 @@ impl Store for Hdf5Store {
 
     fn read_record(&self, path: &str) -> Result<Vec<(String, ArrayData)>> {
         let p = checked_path(path)?;
-        let ds = self.dataset(&p)?;
+        let ds = self.data_dataset(&p)?;
         let n = self.records_in(&ds, &p)?;
         let infos = self.record_fields(&p)?;
         infos.iter().enumerate().map(|(i, f)| Ok((f.name.clone(), fields::read_field(&ds, &p, f, i, 0, n)?))).collect()
@@ -847,7 +878,7 @@ impl Store for Hdf5Store {
 
     fn read_field(&self, path: &str, field: &str, start: u64, end: u64) -> Result<ArrayData> {
         let p = checked_path(path)?;
-        let ds = self.dataset(&p)?;
+        let ds = self.data_dataset(&p)?;
         let n = self.records_in(&ds, &p)?;
         if start > end || end > n {
             return Err(StoreError::OutOfBounds { path: p, reason: format!("rows {start}..{end} of a record array of {n}") });
@@ -877,6 +908,43 @@ impl Store for Hdf5Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn virtual_datasets_map_other_files_rows_by_relative_or_absolute_name() {
+        use adcat_store::{SourceName, VirtualSource};
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("in");
+        std::fs::create_dir(&sub).unwrap();
+        let mut sources = vec![];
+        for (i, rows) in [(0u64, 3u64), (1, 2)] {
+            let path = sub.join(format!("in{i}.h5"));
+            let s = Hdf5Store::create(&path).unwrap();
+            s.create_array("a", &ArraySpec::new(DType::F32, vec![rows, 2])).unwrap();
+            let v: Vec<f32> = (0..rows * 2).map(|x| (i * 100 + x) as f32).collect();
+            s.write("a", &[0, 0], &ArrayData::from_shape_vec(&[rows, 2], v).unwrap()).unwrap();
+            s.flush().unwrap();
+            drop(s);
+            let at = if i == 0 { 0 } else { 3 };
+            let file = std::fs::canonicalize(&path).unwrap().to_string_lossy().into_owned();
+            sources.push(VirtualSource { file, name: if i == 0 { SourceName::Beside } else { SourceName::Absolute }, path: "a".into(), shape: vec![rows, 2], rows, at, present: true });
+        }
+        let out = dir.path().join("v.h5");
+        let v = Hdf5Store::create(&out).unwrap();
+        v.create_virtual("x", DType::F32, &[5, 2], &sources).unwrap();
+        v.flush().unwrap();
+        drop(v);
+        let plain = Hdf5Store::open(&out).unwrap();
+        let found = plain.virtual_sources("x").unwrap();
+        assert_eq!(found.iter().map(|s| s.file.clone()).collect::<Vec<_>>(), vec!["in/in0.h5".to_owned(), sources[1].file.clone()]);
+        assert!(found.iter().all(|s| s.present));
+        assert_eq!(plain.array_meta("x").unwrap().shape, vec![5, 2]);
+        assert!(matches!(plain.read_all("x"), Err(StoreError::ExternalData { .. })), "values in other files need consent");
+        let follow = Hdf5Store::open_with(&out, Hdf5Options { follow_external_links: true }).unwrap();
+        let got = follow.read_all("x").unwrap().to_f64_vec().unwrap();
+        assert_eq!(got, vec![0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 100.0, 101.0, 102.0, 103.0]);
+        std::fs::remove_file(sub.join("in1.h5")).unwrap();
+        assert_eq!(plain.virtual_sources("x").unwrap().iter().map(|s| s.present).collect::<Vec<_>>(), vec![true, false]);
+    }
 
     #[test]
     fn io_errors_are_tidied() {

@@ -180,6 +180,15 @@ impl Store for Bounded {
     fn attr(&self, path: &str, name: &str) -> Result<Option<AttrValue>> {
         self.inner.attr(path, name)
     }
+    fn physical(&self, path: &str) -> Result<Option<crate::Physical>> {
+        self.inner.physical(path)
+    }
+    fn create_virtual(&self, path: &str, dtype: crate::DType, shape: &[u64], sources: &[crate::VirtualSource]) -> Result<()> {
+        self.inner.create_virtual(path, dtype, shape, sources)
+    }
+    fn virtual_sources(&self, path: &str) -> Result<Vec<crate::VirtualSource>> {
+        self.inner.virtual_sources(path)
+    }
 }
 
 #[cfg(test)]

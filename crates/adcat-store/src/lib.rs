@@ -196,6 +196,51 @@ impl ArrayMeta {
     }
 }
 
+/// Where the values of an array are stored: a file of the local file system that a
+/// virtual array can map, and the array's path in it (see [`Store::physical`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Physical {
+    /// The file, as an absolute path.
+    pub file: std::path::PathBuf,
+    /// The array's path in the file.
+    pub path: String,
+}
+
+/// How a virtual array records the file of a source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SourceName {
+    /// Relative to the directory of the file holding the virtual array when the source
+    /// lies in it or below (the set moves together), else absolute.
+    #[default]
+    Beside,
+    /// Always relative to that directory (`..` where needed).
+    Relative,
+    /// Always absolute.
+    Absolute,
+}
+
+/// Rows of another file's array that a virtual array shows (HDF5 virtual datasets).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VirtualSource {
+    /// The file holding the array: absolute, or as recorded in a virtual array (then
+    /// possibly relative to the directory of the file holding the virtual array).
+    pub file: String,
+    /// How a virtual array being created records `file`.
+    pub name: SourceName,
+    /// The source array's path in its file.
+    pub path: String,
+    /// The source array's shape.
+    pub shape: Vec<u64>,
+    /// Rows of the source shown, from its first.
+    pub rows: u64,
+    /// The virtual array's first row they fill.
+    pub at: u64,
+    /// Read back ([`Store::virtual_sources`]): whether the file is where it would be
+    /// looked for (relative names from the directory of the virtual array's file).
+    /// Ignored when creating.
+    pub present: bool,
+}
+
 /// One field of a record (compound, structured) array.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RecordField {
@@ -453,6 +498,27 @@ pub trait Store: Send + Sync + fmt::Debug {
             *first = start;
         }
         self.write(path, &s, data)
+    }
+
+    /// The file and path holding the values of the array at `path` as they are read
+    /// (no view translating, selecting or converting them), when it lies in a local
+    /// file that a virtual array can map (HDF5). `None` otherwise, the default: a view
+    /// passes it through only for arrays it shows unchanged.
+    fn physical(&self, _path: &str) -> Result<Option<Physical>> {
+        Ok(None)
+    }
+
+    /// Create at `path` a virtual array of `dtype` and `shape` whose rows are the
+    /// `sources`' rows (in other files), with no data of its own. Backends without
+    /// virtual arrays refuse.
+    fn create_virtual(&self, path: &str, _dtype: DType, _shape: &[u64], _sources: &[VirtualSource]) -> Result<()> {
+        Err(StoreError::backend(path, "virtual arrays are an HDF5 feature; this store cannot hold them"))
+    }
+
+    /// The sources of the virtual array at `path` as it records them (empty for any
+    /// other array). Reads metadata only, also where data outside the store is refused.
+    fn virtual_sources(&self, _path: &str) -> Result<Vec<VirtualSource>> {
+        Ok(vec![])
     }
 
     /// Write rows `rows` of `data` (axis 0, all trailing dimensions) at row `start`.

@@ -5,7 +5,7 @@
 //! a store's root: [`Sub`] shows the group at its prefix as that root. Paths are joined
 //! onto the prefix, so errors name the full path in the underlying store.
 
-use crate::{join_path, ArrayData, ArrayMeta, ArraySpec, AttrValue, Attrs, Compression, NodeKind, RecordField, Result, Store, StoreKind};
+use crate::{join_path, ArrayData, ArrayMeta, ArraySpec, AttrValue, Attrs, Compression, DType, NodeKind, Physical, RecordField, Result, Store, StoreKind, VirtualSource};
 
 /// The group at `prefix` of a store, as a store.
 #[derive(Debug)]
@@ -97,5 +97,14 @@ impl Store for Sub<'_> {
     }
     fn attr(&self, path: &str, name: &str) -> Result<Option<AttrValue>> {
         self.inner.attr(&self.at(path), name)
+    }
+    fn physical(&self, path: &str) -> Result<Option<Physical>> {
+        self.inner.physical(&self.at(path))
+    }
+    fn create_virtual(&self, path: &str, dtype: DType, shape: &[u64], sources: &[VirtualSource]) -> Result<()> {
+        self.inner.create_virtual(&self.at(path), dtype, shape, sources)
+    }
+    fn virtual_sources(&self, path: &str) -> Result<Vec<VirtualSource>> {
+        self.inner.virtual_sources(&self.at(path))
     }
 }

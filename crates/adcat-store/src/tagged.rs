@@ -5,7 +5,7 @@
 //! would be reported against the input being read. [`OutputStore`] wraps the output and
 //! marks every error it raises as [`StoreError::Output`], so callers name the output.
 
-use crate::{ArrayData, ArrayMeta, ArraySpec, AttrValue, Attrs, Compression, NodeKind, RecordField, Result, Store, StoreError, StoreKind};
+use crate::{ArrayData, ArrayMeta, ArraySpec, AttrValue, Attrs, Compression, DType, NodeKind, Physical, RecordField, Result, Store, StoreError, StoreKind, VirtualSource};
 
 /// A store whose errors are all marked as the output's (see the module docs).
 #[derive(Debug)]
@@ -90,5 +90,14 @@ impl Store for OutputStore<'_> {
     }
     fn attr(&self, path: &str, name: &str) -> Result<Option<AttrValue>> {
         self.0.attr(path, name).map_err(tag)
+    }
+    fn physical(&self, path: &str) -> Result<Option<Physical>> {
+        self.0.physical(path).map_err(tag)
+    }
+    fn create_virtual(&self, path: &str, dtype: DType, shape: &[u64], sources: &[VirtualSource]) -> Result<()> {
+        self.0.create_virtual(path, dtype, shape, sources).map_err(tag)
+    }
+    fn virtual_sources(&self, path: &str) -> Result<Vec<VirtualSource>> {
+        self.0.virtual_sources(path).map_err(tag)
     }
 }

@@ -20,6 +20,7 @@ pub mod dir;
 mod exec;
 mod kind;
 mod uns;
+mod vds;
 mod write;
 
 pub use awkward::{AwkwardElement, AwkwardSource};
@@ -29,6 +30,7 @@ pub use dir::{JobDir, JobFile, JobInput, Status};
 pub use exec::{run_in_process, Counts, Executor};
 pub use kind::ElementKind;
 pub use uns::UnsElement;
+pub use vds::{VirtualElement, VirtualPart};
 
 use crate::ConcatError;
 use adcat_format::FormatError;
@@ -56,6 +58,9 @@ pub enum Element {
     Awkward(AwkwardElement),
     /// `uns`, merged from every input by one task.
     Uns(UnsElement),
+    /// A sparse matrix of virtual `data` and `indices` (`--virtual`): one task writes
+    /// its `indptr`.
+    Virtual(VirtualElement),
 }
 
 impl Element {
@@ -66,6 +71,7 @@ impl Element {
             Element::Column(c) => c,
             Element::Awkward(a) => a,
             Element::Uns(u) => u,
+            Element::Virtual(v) => v,
         }
     }
 
@@ -76,6 +82,7 @@ impl Element {
             Element::Column(c) => &c.path,
             Element::Awkward(a) => &a.path,
             Element::Uns(u) => &u.path,
+            Element::Virtual(v) => &v.path,
         }
     }
 }
@@ -189,6 +196,8 @@ pub enum Action {
     Awkward,
     /// Merge and write `uns`.
     Uns,
+    /// Write the `indptr` of a virtual sparse matrix.
+    Indptr,
 }
 
 /// One unit of work: an action on one element.

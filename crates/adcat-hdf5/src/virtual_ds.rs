@@ -1,0 +1,137 @@
+//! HDF5 virtual datasets: arrays whose rows are other files' datasets, mapped rather
+//! than copied (`adcat concat --virtual`).
+//!
+//! A source file is recorded as given or relative to the directory of the file holding
+//! the virtual dataset; libhdf5 looks for relative names there (after
+//! `HDF5_VDS_PREFIX`), so a directory of inputs and their virtual concatenation can
+//! move together.
+
+use crate::{descriptor_for, err, Hdf5Store};
+use adcat_store::{checked_path, DType, Result, SourceName, StoreError, VirtualSource};
+use hdf5::{Extent, Hyperslab, Selection, SimpleExtents, SliceOrIndex};
+use std::path::{Component, Path, PathBuf};
+
+/// `target` (absolute) relative to the directory `base` (absolute): `..` up to their
+/// common ancestor, then down.
+fn relative_to(target: &Path, base: &Path) -> PathBuf {
+    let t: Vec<Component<'_>> = target.components().collect();
+    let b: Vec<Component<'_>> = base.components().collect();
+    let common = t.iter().zip(&b).take_while(|(x, y)| x == y).count();
+    let mut out = PathBuf::new();
+    for _ in common..b.len() {
+        out.push("..");
+    }
+    for c in &t[common..] {
+        out.push(c.as_os_str());
+    }
+    out
+}
+
+/// Rows `start..start + rows` of an array of `shape`, every trailing index.
+fn rows_of(shape: &[u64], start: u64, rows: u64) -> Selection {
+    let mut s: Vec<SliceOrIndex> = vec![SliceOrIndex::from(start as usize..(start + rows) as usize)];
+    s.extend(shape.iter().skip(1).map(|&d| SliceOrIndex::from(0..d as usize)));
+    Selection::from(Hyperslab::from(s))
+}
+
+fn extents(shape: &[u64]) -> SimpleExtents {
+    SimpleExtents::new(shape.iter().map(|&d| Extent::fixed(d as usize)).collect::<Vec<_>>())
+}
+
+/// The name a virtual dataset in the file `vds_file` records for `source`.
+fn recorded_name(vds_file: &Path, source: &VirtualSource) -> String {
+    let file = Path::new(&source.file);
+    let dir = std::fs::canonicalize(vds_file).ok().and_then(|f| f.parent().map(Path::to_path_buf));
+    let Some(dir) = dir.filter(|_| file.is_absolute()) else {
+        return source.file.clone();
+    };
+    match source.name {
+        SourceName::Absolute => source.file.clone(),
+        SourceName::Beside if !file.starts_with(&dir) => source.file.clone(),
+        SourceName::Beside | SourceName::Relative => relative_to(file, &dir).to_string_lossy().into_owned(),
+    }
+}
+
+/// Create the virtual dataset `path` of `store` (see [`adcat_store::Store::create_virtual`]).
+pub(crate) fn create(store: &Hdf5Store, path: &str, dtype: DType, shape: &[u64], sources: &[VirtualSource]) -> Result<()> {
+    let p = checked_path(path)?;
+    store.check_writable(&p)?;
+    if store.kind_of(&p)?.is_some() {
+        return Err(StoreError::Exists { path: p });
+    }
+    if shape.is_empty() || dtype == DType::String {
+        return Err(err(&p, "virtual datasets of scalars or strings are not written"));
+    }
+    let file = store.file()?;
+    let mut b = file.new_dataset_builder().empty_as(descriptor_for(dtype)).shape(extents(shape));
+    for s in sources {
+        if s.shape.len() != shape.len() || s.shape[1..] != shape[1..] || s.rows > s.shape[0] || s.at + s.rows > shape[0] {
+            return Err(err(&p, format!("{}:{} of shape {:?} does not fit rows {}..{} of {shape:?}", s.file, s.path, s.shape, s.at, s.at + s.rows)));
+        }
+        if s.rows == 0 {
+            continue;
+        }
+        let name = recorded_name(&store.path, s);
+        b = b.virtual_map(name, &s.path, extents(&s.shape), rows_of(&s.shape, 0, s.rows), extents(shape), rows_of(shape, s.at, s.rows));
+    }
+    b.create(p.as_str()).map_err(|e| err(&p, e))?;
+    Ok(())
+}
+
+/// A string property of mapping `i` of the creation property list `dcpl`.
+fn mapping_name(dcpl: hdf5_sys::h5i::hid_t, i: usize, f: unsafe extern "C" fn(hdf5_sys::h5i::hid_t, usize, *mut std::ffi::c_char, usize) -> isize) -> Option<String> {
+    // SAFETY: a null buffer asks for the length; the second call writes at most
+    // `buf.len()` bytes including the terminating NUL.
+    let n = hdf5::sync::sync(|| unsafe { f(dcpl, i, std::ptr::null_mut(), 0) });
+    if n < 0 {
+        return None;
+    }
+    let mut buf = vec![0u8; n as usize + 1];
+    let m = hdf5::sync::sync(|| unsafe { f(dcpl, i, buf.as_mut_ptr().cast(), buf.len()) });
+    (m >= 0).then(|| String::from_utf8_lossy(&buf[..n as usize]).into_owned())
+}
+
+/// The dimensions of the source dataspace of mapping `i`.
+fn mapping_shape(dcpl: hdf5_sys::h5i::hid_t, i: usize) -> Vec<u64> {
+    hdf5::sync::sync(|| {
+        // SAFETY: the dataspace id returned is closed below; `dims` holds its rank.
+        unsafe {
+            let space = hdf5_sys::h5p::H5Pget_virtual_srcspace(dcpl, i);
+            if space < 0 {
+                return vec![];
+            }
+            let rank = hdf5_sys::h5s::H5Sget_simple_extent_ndims(space).max(0) as usize;
+            let mut dims: Vec<u64> = vec![0; rank];
+            hdf5_sys::h5s::H5Sget_simple_extent_dims(space, dims.as_mut_ptr(), std::ptr::null_mut());
+            hdf5_sys::h5s::H5Sclose(space);
+            dims
+        }
+    })
+}
+
+/// The sources of the dataset `ds` at `p` of the file `file`, as recorded (empty unless
+/// it is virtual), each marked present when the named file exists where libhdf5 looks
+/// (a relative name from `file`'s directory; `.` is `file` itself).
+pub(crate) fn sources(ds: &hdf5::Dataset, p: &str, file: &Path) -> Result<Vec<VirtualSource>> {
+    let dcpl = ds.dcpl().map_err(|e| err(p, e))?;
+    if dcpl.layout() != hdf5::plist::dataset_create::Layout::Virtual {
+        return Ok(vec![]);
+    }
+    let id = dcpl.id();
+    let mut count: usize = 0;
+    // SAFETY: `count` is a valid out-pointer.
+    if hdf5::sync::sync(|| unsafe { hdf5_sys::h5p::H5Pget_virtual_count(id, &mut count) }) < 0 {
+        return Err(err(p, "cannot read the virtual dataset's mappings"));
+    }
+    let dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
+    let mut out = vec![];
+    for i in 0..count {
+        let name = mapping_name(id, i, hdf5_sys::h5p::H5Pget_virtual_filename).unwrap_or_default();
+        let path = mapping_name(id, i, hdf5_sys::h5p::H5Pget_virtual_dsetname).unwrap_or_default();
+        let shape = mapping_shape(id, i);
+        let named = Path::new(&name);
+        let present = name == "." || if named.is_absolute() { named.is_file() } else { dir.join(named).is_file() };
+        out.push(VirtualSource { file: name, name: SourceName::Absolute, path, rows: shape.first().copied().unwrap_or(0), shape, at: 0, present });
+    }
+    Ok(out)
+}

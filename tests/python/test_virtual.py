@@ -1,0 +1,154 @@
+"""`adcat concat --virtual -o out.h5ad`: matrices mapped as HDF5 virtual datasets over
+the inputs' arrays, not copied.
+
+Oracle: `anndata.concat(inputs, <same options>)`, read back from the virtual output by
+anndata (h5py underneath) — also after moving the output with its inputs (relative
+names) or alone (absolute names). h5py shows which datasets are virtual and which files
+they name. Elements that cannot be mapped are copied, with a warning naming the input.
+"""
+
+from __future__ import annotations
+
+import shutil
+import warnings
+from pathlib import Path
+
+import anndata as ad
+import h5py
+import numpy as np
+import pytest
+from anndata.tests.helpers import assert_equal
+
+from test_append import GENES, batch
+from test_concat import read, simple, write
+
+
+def expected_of(paths, **kw) -> ad.AnnData:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return ad.concat([read(p) for p in paths], **kw)
+
+
+def sources(path: Path, name: str) -> list[str]:
+    with h5py.File(path, "r") as f:
+        ds = f[name]
+        return [m.file_name for m in ds.virtual_sources()] if ds.is_virtual else []
+
+
+def test_same_var_inputs_are_mapped_not_copied(run_adcat, tmp_path):
+    adatas = [batch(i, n) for i, n in enumerate((60, 45, 30))]
+    paths = [write(a, tmp_path / f"in{i}.h5ad", "h5ad") for i, a in enumerate(adatas)]
+    out = tmp_path / "out.h5ad"
+    proc = run_adcat("concat", *paths, "-o", out, "--virtual", "--label", "batch")
+    assert "adcat: virtual (mapped from the inputs, no data copied): /X, /layers/counts, /obsm/X_pca, /raw/X" in proc.stderr, proc.stderr
+    expected = expected_of(paths, label="batch")
+    assert_equal(expected, read(out), exact=False)
+    for name in ("X/data", "X/indices", "layers/counts/data", "obsm/X_pca", "raw/X/data"):
+        assert sources(out, name) == ["in0.h5ad", "in1.h5ad", "in2.h5ad"], name
+    assert sources(out, "X/indptr") == [] and sources(out, "obs/qc") == []
+    copy = tmp_path / "copy.h5ad"
+    run_adcat("concat", *paths, "-o", copy, "--label", "batch", "-q")
+    assert out.stat().st_size < copy.stat().st_size
+    with h5py.File(out, "r") as f:
+        assert all(f[n].id.get_storage_size() == 0 for n in ("X/data", "X/indices", "obsm/X_pca")), "mapped arrays store nothing"
+    # The set moves together: names are relative to the output's directory.
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    for p in [*paths, out]:
+        shutil.move(p, moved / p.name)
+    assert_equal(expected, read(moved / "out.h5ad"), exact=False)
+
+
+def test_absolute_paths_let_the_output_move_alone(run_adcat, tmp_path):
+    src = tmp_path / "inputs"
+    src.mkdir()
+    paths = [write(simple(20 + i, GENES, prefix=f"a{i}-", seed=i), src / f"in{i}.h5ad", "h5ad") for i in range(2)]
+    out = tmp_path / "out.h5ad"
+    run_adcat("concat", *paths, "-o", out, "--virtual", "--virtual-paths", "absolute", "-q")
+    assert sources(out, "X/data") == [str(p.resolve()) for p in paths]
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    shutil.move(out, elsewhere / "out.h5ad")
+    assert_equal(expected_of(paths), read(elsewhere / "out.h5ad"), exact=False)
+    # auto: inputs below the output's directory by relative path, others by absolute.
+    run_adcat("concat", *paths, "-o", out, "--virtual", "-q")
+    assert sources(out, "X/data") == [f"inputs/in{i}.h5ad" for i in range(2)]
+    beside = elsewhere / "beside.h5ad"
+    run_adcat("concat", *paths, "-o", beside, "--virtual", "-q")
+    assert sources(beside, "X/data") == [str(p.resolve()) for p in paths]
+    run_adcat("concat", *paths, "-o", beside, "--virtual", "--virtual-paths", "relative", "-q", "--force")
+    assert sources(beside, "X/data") == [f"../inputs/in{i}.h5ad" for i in range(2)]
+    assert_equal(expected_of(paths), read(beside), exact=False)
+
+
+def test_dense_matrices_are_mapped(run_adcat, tmp_path):
+    paths = [write(simple(15 + i, GENES, prefix=f"d{i}-", X="dense", seed=i), tmp_path / f"in{i}.h5ad", "h5ad") for i in range(3)]
+    out = tmp_path / "out.h5ad"
+    run_adcat("concat", *paths, "-o", out, "--virtual", "-q")
+    assert sources(out, "X") == [p.name for p in paths]
+    assert_equal(expected_of(paths), read(out), exact=False)
+
+
+def test_what_needs_reindexing_or_a_new_dtype_is_copied_with_a_warning(run_adcat, tmp_path):
+    a = simple(20, GENES, prefix="a", seed=1)
+    b = simple(25, GENES[3:] + ["extra"], prefix="b", seed=2)
+    c = simple(10, GENES, prefix="c", seed=3, dtype=np.float64)
+    paths = [write(x, tmp_path / f"in{i}.h5ad", "h5ad") for i, x in enumerate((a, b, c))]
+    out = tmp_path / "out.h5ad"
+    proc = run_adcat("concat", *paths[:2], "-o", out, "--virtual", "--join", "outer")
+    assert "adcat: warning: /X: copied, not virtual: " in proc.stderr and "needs reindexing (its var differs from the output's)" in proc.stderr, proc.stderr
+    assert sources(out, "X/data") == []
+    assert_equal(expected_of(paths[:2], join="outer"), read(out), exact=False)
+    out2 = tmp_path / "out2.h5ad"
+    proc = run_adcat("concat", paths[0], paths[2], "-o", out2, "--virtual")
+    assert f"/X: copied, not virtual: {paths[0]} holds float32, the output float64" in proc.stderr, proc.stderr
+    assert_equal(expected_of([paths[0], paths[2]]), read(out2), exact=False)
+
+
+def test_convert_materialises_with_consent(run_adcat, tmp_path):
+    paths = [write(batch(i, 30), tmp_path / f"in{i}.h5ad", "h5ad") for i in range(2)]
+    out = tmp_path / "out.h5ad"
+    run_adcat("concat", *paths, "-o", out, "--virtual", "-q")
+    real = tmp_path / "real.h5ad"
+    proc = run_adcat("convert", out, real, expect_success=False)
+    assert proc.returncode != 0 and "virtual dataset" in proc.stderr and "--follow-external-links" in proc.stderr
+    run_adcat("--follow-external-links", "convert", out, real, "-q")
+    assert sources(real, "X/data") == []
+    expected = expected_of(paths)
+    for p in paths:
+        p.unlink()
+    assert_equal(expected, read(real), exact=False)
+
+
+@pytest.mark.parametrize(
+    ("extra", "out_name", "message"),
+    [
+        ([], "out.zarr", "--virtual maps the inputs' HDF5 datasets into an .h5ad output"),
+        (["--shuffle"], "out.h5ad", "--virtual maps each input's rows in place"),
+        (["--job-dir", "JOB"], "out.h5ad", "cannot be planned as a job"),
+    ],
+)
+def test_refusals(run_adcat, tmp_path, extra, out_name, message):
+    paths = [write(simple(5, GENES, prefix=f"r{i}"), tmp_path / f"in{i}.h5ad", "h5ad") for i in range(2)]
+    extra = [str(tmp_path / "job") if e == "JOB" else e for e in extra]
+    proc = run_adcat("concat", *paths, "-o", tmp_path / out_name, "--virtual", *extra, expect_success=False)
+    assert proc.returncode != 0 and message in proc.stderr, proc.stderr
+    assert not (tmp_path / out_name).exists()
+
+
+def test_validate_and_inspect_name_the_files_and_report_missing_ones(run_adcat, tmp_path):
+    paths = [write(batch(i, 25), tmp_path / f"in{i}.h5ad", "h5ad") for i in range(2)]
+    out = tmp_path / "out.h5ad"
+    run_adcat("concat", *paths, "-o", out, "--virtual", "-q")
+    shown = run_adcat("validate", out).stdout
+    assert f"{out}: valid AnnData (50 obs x 30 var)" in shown
+    assert f"{out}: virtual datasets read 2 file(s): in0.h5ad, in1.h5ad" in shown
+    assert "not checked (they are read from those files only with --follow-external-links)" in shown
+    deep = run_adcat("--follow-external-links", "validate", out).stdout
+    assert "valid AnnData" in deep and "not checked" not in deep
+    assert "virtual datasets read:\n  in0.h5ad\n  in1.h5ad\n" in run_adcat("inspect", out).stdout
+    paths[1].rename(tmp_path / "elsewhere.h5ad")
+    proc = run_adcat("validate", out, expect_success=False)
+    assert proc.returncode != 0
+    assert f"{out}: /X/data: is a virtual dataset mapping in1.h5ad:X/data, and that file is missing" in proc.stdout, proc.stdout
+    assert "  in1.h5ad  (MISSING)" in run_adcat("inspect", out).stdout
