@@ -43,6 +43,13 @@ def test_same_var_inputs_are_mapped_not_copied(run_adcat, tmp_path):
     assert "adcat: virtual (mapped from the inputs, no data copied): /X, /layers/counts, /obsm/X_pca, /raw/X" in proc.stderr, proc.stderr
     expected = expected_of(paths, label="batch")
     assert_equal(expected, read(out), exact=False)
+    import scanpy as sc
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        via_scanpy = sc.read_h5ad(out)
+    assert_equal(expected, via_scanpy, exact=False)
+    assert via_scanpy.X.sum() == expected.X.sum() and via_scanpy.X.sum() > 0
     for name in ("X/data", "X/indices", "layers/counts/data", "obsm/X_pca", "raw/X/data"):
         assert sources(out, name) == ["in0.h5ad", "in1.h5ad", "in2.h5ad"], name
     assert sources(out, "X/indptr") == [] and sources(out, "obs/qc") == []
@@ -152,3 +159,29 @@ def test_validate_and_inspect_name_the_files_and_report_missing_ones(run_adcat, 
     assert proc.returncode != 0
     assert f"{out}: /X/data: is a virtual dataset mapping in1.h5ad:X/data, and that file is missing" in proc.stdout, proc.stdout
     assert "  in1.h5ad  (MISSING)" in run_adcat("inspect", out).stdout
+
+
+def test_python_api(tmp_path):
+    import adcat
+
+    paths = [write(batch(i, 20), tmp_path / f"in{i}.h5ad", "h5ad") for i in range(2)]
+    out = tmp_path / "out.h5ad"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        adcat.concat_on_disk(paths, out, virtual=True, progress=False)
+    assert sources(out, "X/data") == ["in0.h5ad", "in1.h5ad"]
+    assert_equal(expected_of(paths), read(out), exact=False)
+    with pytest.raises(ValueError):
+        adcat.concat_on_disk(paths, tmp_path / "bad.h5ad", virtual=True, virtual_paths="nearby", progress=False)
+
+
+def test_append_refuses_a_virtual_store_with_the_concat_command(run_adcat, tmp_path):
+    paths = [write(simple(10 + i, GENES, prefix=f"v{i}-", seed=i), tmp_path / f"in{i}.h5ad", "h5ad") for i in range(3)]
+    out = tmp_path / "out.h5ad"
+    run_adcat("concat", *paths[:2], "-o", out, "--virtual", "-q")
+    before = out.read_bytes()
+    proc = run_adcat("append", out, paths[2], expect_success=False)
+    assert proc.returncode != 0
+    assert "/X/data is a virtual dataset mapping in0.h5ad:X/data (a concat --virtual output), which cannot grow in place" in proc.stderr, proc.stderr
+    assert "adcat concat" in proc.stderr
+    assert out.read_bytes() == before

@@ -144,6 +144,9 @@ pub struct ConcatSpec {
     pub compact_indices: bool,
     /// Bytes of one annbatch dataset (`--dataset-size`; `None`: 20GiB).
     pub dataset_size: Option<String>,
+    /// Map matrices as HDF5 virtual datasets, naming inputs `auto`, `relative` or
+    /// `absolute` (`--virtual --virtual-paths`); `None`: copy.
+    pub virtual_paths: Option<String>,
     /// How the output is written.
     pub write: WriteSpec,
     /// Read HDF5 external links and virtual datasets (`--follow-external-links`).
@@ -281,8 +284,8 @@ fn prepared(spec: &ConcatSpec) -> Result<(crate::Prepared, Vec<Box<dyn adcat_sto
         shuffle: spec.shuffle,
         seed: spec.seed,
         layout: spec.layout.clone(),
-        virtual_: false,
-        virtual_paths: "auto".into(),
+        virtual_: spec.virtual_paths.is_some(),
+        virtual_paths: spec.virtual_paths.clone().unwrap_or_else(|| "auto".into()),
         dataset_size: spec.dataset_size.clone().unwrap_or_else(|| "20GiB".into()),
         task_size: spec.task_size.clone().unwrap_or_else(|| "1GiB".into()),
         write: spec.write.args(),

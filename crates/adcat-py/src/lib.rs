@@ -176,6 +176,8 @@ struct ConcatArgs {
     compact_indices: bool,
     #[pyo3(default)]
     dataset_size: Option<String>,
+    #[pyo3(default)]
+    virtual_paths: Option<String>,
 }
 
 impl ConcatArgs {
@@ -204,6 +206,7 @@ impl ConcatArgs {
             obs_chunk: self.obs_chunk,
             compact_indices: self.compact_indices,
             dataset_size: self.dataset_size,
+            virtual_paths: self.virtual_paths,
             write: WriteSpec { zarr_format: self.zarr_format, compression: self.compression, max_memory: self.max_memory, force },
             follow_external_links: self.follow_external_links,
             task_size: self.task_size,

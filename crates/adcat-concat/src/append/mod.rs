@@ -169,6 +169,10 @@ fn check_store(store: &dyn Store) -> Result<()> {
         };
         return Err(refused(store, &el, why));
     }
+    // A virtual h5ad (concat --virtual) maps its inputs' arrays: they cannot grow.
+    if let Some((p, s)) = adcat_format::refs::references(store).at(store)?.first() {
+        return Err(refused(store, p, format!("is a virtual dataset mapping {}:{} (a concat --virtual output), which cannot grow in place", s.file, s.path)));
+    }
     Ok(())
 }
 

@@ -256,6 +256,8 @@ def concat_on_disk(
     obs_chunk: int | None = None,
     compact_indices: bool = False,
     dataset_size: int | str | None = None,
+    virtual: bool = False,
+    virtual_paths: Literal["auto", "relative", "absolute"] = "auto",
 ) -> None:
     """Concatenate AnnData stores on disk, as :func:`anndata.concat` would in memory.
 
@@ -365,6 +367,15 @@ def concat_on_disk(
     dataset_size
         With ``layout="annbatch"``: uncompressed bytes (or a size like ``"20GiB"``, the
         default) of one dataset.
+    virtual
+        For an ``.h5ad`` output from ``.h5ad`` inputs: map X, layers, obsm arrays and
+        raw/X as HDF5 virtual datasets over the inputs' arrays where no value changes
+        (same var, dtype and layout), instead of copying them; other matrices are
+        copied with a warning. The output then reads its inputs.
+    virtual_paths
+        How a virtual output names its inputs: ``"auto"`` (relative when an input lies
+        in the output's directory or below, else absolute), ``"relative"``,
+        ``"absolute"``.
 
     Returns
     -------
@@ -403,6 +414,9 @@ def concat_on_disk(
     try:
         target, args = _concat_args(in_files, out_file, scratch, **_options(locals()))
         args.update(_shuffle_args(shuffle, seed, layout, obs_chunk, compact_indices, dataset_size))
+        if virtual_paths not in ("auto", "relative", "absolute"):
+            raise AdcatValueError(f"virtual_paths must be 'auto', 'relative' or 'absolute', was {virtual_paths!r}")
+        args["virtual_paths"] = virtual_paths if virtual else None
         warnings_ = run_with_bar(
             progress, "adcat concat",
             lambda bar: _adcat.concat(args, force=bool(force) or target.is_object, threads=threads, progress=bar),
