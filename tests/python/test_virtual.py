@@ -185,3 +185,15 @@ def test_append_refuses_a_virtual_store_with_the_concat_command(run_adcat, tmp_p
     assert "/X/data is a virtual dataset mapping in0.h5ad:X/data (a concat --virtual output), which cannot grow in place" in proc.stderr, proc.stderr
     assert "adcat concat" in proc.stderr
     assert out.read_bytes() == before
+
+
+def test_plan_says_what_is_mapped_and_what_is_copied(run_adcat, tmp_path):
+    a = simple(20, GENES, prefix="a", seed=1)
+    b = simple(25, GENES, prefix="b", seed=2)
+    a.layers["extra"] = a.X.copy()
+    b.layers["extra"] = b.X.astype(np.float64)
+    paths = [write(x, tmp_path / f"in{i}.h5ad", "h5ad") for i, x in enumerate((a, b))]
+    text = run_adcat("plan", *paths, "-o", tmp_path / "out.h5ad", "--virtual").stdout
+    assert "virtual: csr_matrix float32, 45 x 30" in text, text
+    assert "copied, not virtual" in text and "holds float32, the output float64" in text, text
+    assert not (tmp_path / "out.h5ad").exists()

@@ -114,6 +114,11 @@ impl Store for PlanStore {
         self.lock().insert(p, Entry::Array(spec.clone(), Attrs::new()));
         Ok(())
     }
+    /// A planned virtual array is an array of that shape (it stores nothing; the plan
+    /// shows it as an element all the same).
+    fn create_virtual(&self, path: &str, dtype: adcat_store::DType, shape: &[u64], _sources: &[adcat_store::VirtualSource]) -> adcat_store::Result<()> {
+        self.create_array(path, &ArraySpec::new(dtype, shape.to_vec()))
+    }
     fn array_meta(&self, path: &str) -> adcat_store::Result<ArrayMeta> {
         match self.lock().get(&norm_path(path)) {
             Some(Entry::Array(s, _)) => Ok(ArrayMeta {

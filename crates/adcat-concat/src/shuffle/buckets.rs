@@ -50,11 +50,6 @@ impl Buckets {
         self.bufs.len()
     }
 
-    /// Output rows per bucket (the last may hold fewer).
-    pub(crate) fn rows_per(&self) -> u64 {
-        self.rows_per
-    }
-
     fn file(&self, b: usize) -> PathBuf {
         self.dir.path().join(format!("bucket-{b}"))
     }
@@ -103,6 +98,24 @@ impl Buckets {
         };
         let _ = std::fs::remove_file(&path);
         Ok(data)
+    }
+}
+
+impl Buckets {
+    /// The gather pass: every bucket in output order, its rows cut at the datasets'
+    /// boundaries of `split`; `f` gets each piece's dataset and its rows' bytes, in
+    /// order. `n` is the number of rows.
+    pub(crate) fn gather(&self, n: u64, split: &super::split::Split, mut f: impl FnMut(usize, &[&[u8]]) -> Result<()>) -> Result<()> {
+        for b in 0..self.count() {
+            let start = b as u64 * self.rows_per;
+            let rows = self.rows_per.min(n - start) as usize;
+            let data = self.take(b)?;
+            let slots = by_row(&data, rows)?;
+            for (k, lo, hi) in split.pieces(start, start + rows as u64) {
+                f(k, &slots[(lo - start) as usize..(hi - start) as usize])?;
+            }
+        }
+        Ok(())
     }
 }
 

@@ -1,7 +1,7 @@
 //! Shuffling the rows of a dense array (numbers or strings, any number of dimensions):
 //! scatter in input order, gather per output block (see [`super::buckets`]).
 
-use super::buckets::{by_row, Buckets};
+use super::buckets::Buckets;
 use super::Ctx;
 use crate::{ConcatError, Result};
 use adcat_format::layout::Purpose;
@@ -46,27 +46,21 @@ pub(crate) fn shuffle_array(ctx: &Ctx<'_>, p: &str, square: bool) -> Result<()> 
     scatter(ctx, p, &mut buckets, n, row_bytes, item)?;
     let colmap: Vec<u64> = if square { (0..n).map(|j| ctx.perm.apply(j)).collect() } else { vec![] };
     let mut out: Option<(usize, Appender)> = None;
-    for b in 0..buckets.count() {
-        let start = b as u64 * buckets.rows_per();
-        let rows = buckets.rows_per().min(n - start) as usize;
-        let data = buckets.take(b)?;
-        let slots = by_row(&data, rows)?;
-        for (k, lo, hi) in ctx.split.pieces(start, start + rows as u64) {
-            let part = &slots[(lo - start) as usize..(hi - start) as usize];
-            let cols = Cols { map: &colmap, start: ctx.split.start(k), width: ctx.split.rows(k) };
-            let block = if item == 0 { strings(p, part)? } else { numbers(p, part, &shape_of(k), meta.dtype, item, &cols)? };
-            if out.as_ref().is_none_or(|(at, _)| *at != k) {
-                if let Some((at, a)) = out.take() {
-                    a.finish(ctx.out(at))?;
-                }
-                out = Some((k, Appender::create(ctx.out(k), p, meta.dtype, &shape_of(k), Purpose::Cells, ctx.opts)?));
+    buckets.gather(n, &ctx.split, |k, part| {
+        let cols = Cols { map: &colmap, start: ctx.split.start(k), width: ctx.split.rows(k) };
+        let block = if item == 0 { strings(p, part)? } else { numbers(p, part, &shape_of(k), meta.dtype, item, &cols)? };
+        if out.as_ref().is_none_or(|(at, _)| *at != k) {
+            if let Some((at, a)) = out.take() {
+                a.finish(ctx.out(at))?;
             }
-            if let Some((_, a)) = out.as_mut() {
-                a.push(ctx.out(k), block)?;
-            }
+            out = Some((k, Appender::create(ctx.out(k), p, meta.dtype, &shape_of(k), Purpose::Cells, ctx.opts)?));
         }
-        ctx.progress.advance(rows as u64 * row_bytes);
-    }
+        if let Some((_, a)) = out.as_mut() {
+            a.push(ctx.out(k), block)?;
+        }
+        ctx.progress.advance(part.len() as u64 * row_bytes);
+        Ok(())
+    })?;
     if let Some((at, a)) = out {
         a.finish(ctx.out(at))?;
     }

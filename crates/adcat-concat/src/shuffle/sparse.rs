@@ -5,7 +5,7 @@
 //! its values' native bytes. When only the minor axis is cells (CSC X), no row moves:
 //! each stored column's indices are renumbered and re-sorted, in one streaming pass.
 
-use super::buckets::{by_row, Buckets};
+use super::buckets::Buckets;
 use super::Ctx;
 use crate::{ConcatError, Result};
 use adcat_format::layout::Purpose;
@@ -208,46 +208,47 @@ fn gather(ctx: &Ctx<'_>, p: &str, m: &SparseMeta, n_minor: u64, map: bool, bucke
     let vs = value_size(m);
     let iw = index_width(n_minor);
     let mut parts: Option<Parts> = None;
-    for b in 0..buckets.count() {
-        let start = b as u64 * buckets.rows_per();
-        let rows = buckets.rows_per().min(n - start) as usize;
-        let data = buckets.take(b)?;
-        let slots = by_row(&data, rows)?;
-        for (k, lo, hi) in ctx.split.pieces(start, start + rows as u64) {
-            if parts.as_ref().is_none_or(|q| q.k != k) {
-                if let Some(q) = parts.take() {
-                    q.finish(ctx)?;
-                }
-                let minor = if map { ctx.split.rows(k) } else { n_minor };
-                set_shape(ctx, k, p, m, ctx.split.rows(k), minor)?;
-                parts = Some(Parts::create(ctx, k, p, m, ctx.split.rows(k), nnz[k])?);
+    buckets.gather(n, &ctx.split, |k, rows| {
+        if parts.as_ref().is_none_or(|q| q.k != k) {
+            if let Some(q) = parts.take() {
+                q.finish(ctx)?;
             }
-            let mut counts = Vec::with_capacity((hi - lo) as usize);
-            let (mut ix, mut vals) = (Vec::new(), Vec::new());
-            for slot in &slots[(lo - start) as usize..(hi - start) as usize] {
-                if slot.len() % (iw + vs) != 0 {
-                    return Err(ConcatError::unsupported(p, "shuffle scratch: a row of the wrong size"));
-                }
-                let c = slot.len() / (iw + vs);
-                counts.push(c);
-                ix.extend(slot[..c * iw].chunks_exact(iw).map(|x| {
-                    let mut b = [0u8; 8];
-                    b[..iw].copy_from_slice(x);
-                    u64::from_le_bytes(b) as i64
-                }));
-                vals.extend_from_slice(&slot[c * iw..]);
-            }
-            let data = values(p, m, &vals)?;
-            ctx.progress.advance(data.len() as u64 * (iw + vs) as u64);
-            if let Some(q) = parts.as_mut() {
-                q.push_rows(ctx, &counts, ix, data)?;
-            }
+            let minor = if map { ctx.split.rows(k) } else { n_minor };
+            set_shape(ctx, k, p, m, ctx.split.rows(k), minor)?;
+            parts = Some(Parts::create(ctx, k, p, m, ctx.split.rows(k), nnz[k])?);
         }
-    }
+        let (counts, ix, vals) = decode(p, rows, iw, vs)?;
+        let data = values(p, m, &vals)?;
+        ctx.progress.advance(data.len() as u64 * (iw + vs) as u64);
+        match parts.as_mut() {
+            Some(q) => q.push_rows(ctx, &counts, ix, data),
+            None => Ok(()),
+        }
+    })?;
     if let Some(q) = parts {
         q.finish(ctx)?;
     }
     Ok(())
+}
+
+/// Rows' scratch records as entry counts, column indices and values' bytes.
+fn decode(p: &str, rows: &[&[u8]], iw: usize, vs: usize) -> Result<(Vec<usize>, Vec<i64>, Vec<u8>)> {
+    let mut counts = Vec::with_capacity(rows.len());
+    let (mut ix, mut vals) = (Vec::new(), Vec::new());
+    for slot in rows {
+        if slot.len() % (iw + vs) != 0 {
+            return Err(ConcatError::unsupported(p, "shuffle scratch: a row of the wrong size"));
+        }
+        let c = slot.len() / (iw + vs);
+        counts.push(c);
+        ix.extend(slot[..c * iw].chunks_exact(iw).map(|x| {
+            let mut b = [0u8; 8];
+            b[..iw].copy_from_slice(x);
+            u64::from_le_bytes(b) as i64
+        }));
+        vals.extend_from_slice(&slot[c * iw..]);
+    }
+    Ok((counts, ix, vals))
 }
 
 fn values(p: &str, m: &SparseMeta, bytes: &[u8]) -> Result<ArrayData> {
