@@ -112,19 +112,69 @@ def test_what_needs_reindexing_or_a_new_dtype_is_copied_with_a_warning(run_adcat
     assert_equal(expected_of([paths[0], paths[2]]), read(out2), exact=False)
 
 
-def test_convert_materialises_with_consent(run_adcat, tmp_path):
+def test_convert_materialises_inputs_beside_it_and_others_with_consent(run_adcat, tmp_path):
     paths = [write(batch(i, 30), tmp_path / f"in{i}.h5ad", "h5ad") for i in range(2)]
     out = tmp_path / "out.h5ad"
     run_adcat("concat", *paths, "-o", out, "--virtual", "-q")
+    # Inputs in the virtual file's directory are part of it: no flag needed.
     real = tmp_path / "real.h5ad"
-    proc = run_adcat("convert", out, real, expect_success=False)
-    assert proc.returncode != 0 and "virtual dataset" in proc.stderr and "--follow-external-links" in proc.stderr
-    run_adcat("--follow-external-links", "convert", out, real, "-q")
+    run_adcat("convert", out, real, "-q")
     assert sources(real, "X/data") == []
+    # Mapped from elsewhere (absolute names): the files read need consent.
+    (tmp_path / "far").mkdir()
+    far = tmp_path / "far" / "out.h5ad"
+    run_adcat("concat", *paths, "-o", far, "--virtual", "--virtual-paths", "absolute", "-q")
+    proc = run_adcat("convert", far, tmp_path / "r2.h5ad", expect_success=False)
+    assert proc.returncode != 0 and not (tmp_path / "r2.h5ad").exists()
+    assert f"{far}: X/data: is a virtual dataset mapping data from {paths[0].resolve()}:X/data, outside the directory of the file you named" in proc.stderr, proc.stderr
+    assert "--follow-external-links" in proc.stderr
+    real2 = tmp_path / "r2.h5ad"
+    run_adcat("--follow-external-links", "convert", far, real2, "-q")
     expected = expected_of(paths)
     for p in paths:
         p.unlink()
     assert_equal(expected, read(real), exact=False)
+    assert_equal(expected, read(real2), exact=False)
+    # A missing input would read as zeros: refused even with consent.
+    proc = run_adcat("--follow-external-links", "convert", out, tmp_path / "r3.h5ad", expect_success=False)
+    assert proc.returncode != 0 and "in0.h5ad:X/data, and that file is missing (its values would read as zeros)" in proc.stderr, proc.stderr
+
+
+def test_a_virtual_h5ad_beside_its_inputs_is_an_input_like_any_other(run_adcat, tmp_path):
+    paths = [write(batch(i, 20), tmp_path / f"in{i}.h5ad", "h5ad") for i in range(3)]
+    out = tmp_path / "v.h5ad"
+    run_adcat("concat", paths[0], paths[1], "-o", out, "--virtual", "-q")
+    both = tmp_path / "both.zarr"
+    run_adcat("concat", out, paths[2], "-o", both, "-q")
+    assert_equal(expected_of([out, paths[2]]), read(both), exact=False)
+    assert_equal(expected_of(paths), read(both), exact=False)
+
+
+def test_a_crafted_file_cannot_pull_in_data_through_what_lies_beside_it(run_adcat, tmp_path):
+    """A virtual dataset naming a file beside it that is a symbolic link to a file
+    elsewhere, or a virtual dataset beside it, reads nothing without consent."""
+    box = tmp_path / "box"
+    box.mkdir()
+    paths = [write(batch(i, 10), box / f"in{i}.h5ad", "h5ad") for i in range(2)]
+    run_adcat("concat", *paths, "-o", box / "out.h5ad", "--virtual", "-q")
+    # A virtual dataset over the virtual X/data of out.h5ad.
+    shutil.copy(box / "out.h5ad", box / "chain.h5ad")
+    with h5py.File(box / "chain.h5ad", "r+") as f:
+        src = f["X/data"]
+        layout = h5py.VirtualLayout(shape=src.shape, dtype=src.dtype)
+        layout[:] = h5py.VirtualSource("out.h5ad", "X/data", shape=src.shape)
+        del f["X/data"]
+        f.create_virtual_dataset("X/data", layout)
+    proc = run_adcat("convert", box / "chain.h5ad", tmp_path / "got.h5ad", expect_success=False)
+    assert proc.returncode != 0 and "out.h5ad:X/data, which is not a plain dataset there" in proc.stderr, proc.stderr
+    # in0.h5ad replaced by a link to a file elsewhere.
+    (tmp_path / "secret").mkdir()
+    secret = write(batch(5, 10), tmp_path / "secret" / "secret.h5ad", "h5ad")
+    paths[0].unlink()
+    paths[0].symlink_to(secret)
+    proc = run_adcat("convert", box / "out.h5ad", tmp_path / "got.h5ad", expect_success=False)
+    assert proc.returncode != 0 and "in0.h5ad:X/data, outside the directory of the file you named" in proc.stderr, proc.stderr
+    assert not (tmp_path / "got.h5ad").exists()
 
 
 @pytest.mark.parametrize(
@@ -150,8 +200,13 @@ def test_validate_and_inspect_name_the_files_and_report_missing_ones(run_adcat, 
     shown = run_adcat("validate", out).stdout
     assert f"{out}: valid AnnData (50 obs x 30 var)" in shown
     assert f"{out}: virtual datasets read 2 file(s): in0.h5ad, in1.h5ad" in shown
+    assert "not checked" not in shown
+    (tmp_path / "far").mkdir()
+    far = tmp_path / "far" / "out.h5ad"
+    run_adcat("concat", *paths, "-o", far, "--virtual", "--virtual-paths", "absolute", "-q")
+    shown = run_adcat("validate", far).stdout
     assert "not checked (they are read from those files only with --follow-external-links)" in shown
-    deep = run_adcat("--follow-external-links", "validate", out).stdout
+    deep = run_adcat("--follow-external-links", "validate", far).stdout
     assert "valid AnnData" in deep and "not checked" not in deep
     assert "virtual datasets read:\n  in0.h5ad\n  in1.h5ad\n" in run_adcat("inspect", out).stdout
     paths[1].rename(tmp_path / "elsewhere.h5ad")

@@ -77,8 +77,9 @@ fn slope(points: &[(f64, f64)]) -> f64 {
     num / den.max(1e-12)
 }
 
-/// `n` copies of the 4 same-var inputs (real copies: hard links would share page cache).
-fn copies(src: &[PathBuf], dir: &Path, n: usize) -> Result<Vec<PathBuf>> {
+/// `n` copies of the 4 same-var inputs (real copies: hard links would share page cache),
+/// cached under `dir`; bench-virtual reuses them.
+pub(crate) fn copies(src: &[PathBuf], dir: &Path, n: usize) -> Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir)?;
     (0..n)
         .map(|i| {
@@ -102,10 +103,21 @@ fn table(title: &str, points: &[Point]) {
     }
 }
 
+/// Where bench-scale caches its inputs (shared with bench-virtual).
+pub(crate) const SCALE_DATA: &str = "target/bench-data/anndata-scale1";
+
+/// The 28 copies of 4 anndata-written files of 25,000 cells x 20,000 genes: bench-scale's
+/// largest input.
+pub(crate) fn largest_set(vpy: &Path, root: &Path) -> Result<Vec<PathBuf>> {
+    let data = root.join(SCALE_DATA);
+    let plain = anndata_set(vpy, &data.join("h5ad"), "h5ad", 4, 25_000, 20_000)?;
+    copies(&plain, &data.join("copies"), 28)
+}
+
 /// `cargo xtask bench-scale`.
 pub fn bench_scale(bin: &Path, vpy: &Path, root: &Path) -> Result<()> {
     let reps: usize = std::env::var("ADCAT_BENCH_REPEAT").ok().and_then(|v| v.parse().ok()).unwrap_or(3).max(1);
-    let data = root.join("target/bench-data/anndata-scale1");
+    let data = root.join(SCALE_DATA);
     let work = root.join("target/bench-work");
     std::fs::create_dir_all(&work)?;
     // Plain h5ad sets by directory (the "h5ad" and "small" sets are `cargo xtask bench`'s).
@@ -117,8 +129,7 @@ pub fn bench_scale(bin: &Path, vpy: &Path, root: &Path) -> Result<()> {
         files.push(Point::new(set(dir, n, cells)?, cells));
     }
     // Input size: copies of the 4 same-var files.
-    let plain = set("h5ad", 4, 25_000)?;
-    let all = copies(&plain, &data.join("copies"), 28)?;
+    let all = largest_set(vpy, root)?;
     let mut sizes: Vec<Point> = [4usize, 8, 16, 28].iter().map(|&n| Point::new(all[..n].to_vec(), 25_000)).collect();
     for r in 0..reps {
         eprintln!("xtask: bench-scale round {} of {reps}", r + 1);

@@ -335,6 +335,8 @@ impl Checker<'_> {
             let e = (s + BLOCK).min(len);
             let v = match self.store.read_rows(path, s, e) {
                 Ok(a) => a.to_i64_vec().unwrap_or_default(),
+                // A missing source file is reported once, with the store's references.
+                Err(_) if self.store.virtual_sources(path).is_ok_and(|v| v.iter().any(|s| !s.present)) => return,
                 // A virtual dataset's values are in its sources, read only when the
                 // caller follows them: not a problem of the store, left unchecked.
                 Err(adcat_store::StoreError::ExternalData { .. }) if self.store.virtual_sources(path).is_ok_and(|v| !v.is_empty()) => {

@@ -31,6 +31,9 @@ pub struct Hdf5Store {
     location: String,
     writable: bool,
     follow_external: bool,
+    /// Virtual datasets whose sources were checked (`virtual_ds::check_values`), by
+    /// normalised path: a read checks them once, not at every window.
+    checked_virtual: Mutex<std::collections::HashSet<String>>,
 }
 
 /// How to open an existing file.
@@ -193,7 +196,7 @@ impl Hdf5Store {
             .with_fapl(|f| f.mdc_config(&small_mdc()).chunk_cache(NO_CHUNK_CACHE.0, NO_CHUNK_CACHE.1, NO_CHUNK_CACHE.2))
             .open(p)
             .map_err(|e| StoreError::Open { location: location.clone(), reason: format!("not a readable HDF5 file ({e})") })?;
-        let store = Hdf5Store { slot: Arc::new(Mutex::new(Some(OpenFile::new(file)))), path: p.to_path_buf(), location, writable: false, follow_external: opts.follow_external_links };
+        let store = Hdf5Store { slot: Arc::new(Mutex::new(Some(OpenFile::new(file)))), path: p.to_path_buf(), location, writable: false, follow_external: opts.follow_external_links, checked_virtual: Mutex::default() };
         pool::opened(&store.slot);
         Ok(store)
     }
@@ -207,7 +210,7 @@ impl Hdf5Store {
             .with_fapl(|f| f.chunk_cache(NO_CHUNK_CACHE.0, NO_CHUNK_CACHE.1, NO_CHUNK_CACHE.2))
             .create(p)
             .map_err(|e| StoreError::Open { location: location.clone(), reason: e.to_string() })?;
-        Ok(Hdf5Store { slot: Arc::new(Mutex::new(Some(OpenFile::new(file)))), path: p.to_path_buf(), location, writable: true, follow_external: false })
+        Ok(Hdf5Store { slot: Arc::new(Mutex::new(Some(OpenFile::new(file)))), path: p.to_path_buf(), location, writable: true, follow_external: false, checked_virtual: Mutex::default() })
     }
 
     /// Open an existing file for reading and writing.
@@ -216,7 +219,7 @@ impl Hdf5Store {
         let location = p.display().to_string();
         hdf5::silence_errors(true);
         let file = hdf5::File::open_rw(p).map_err(|e| StoreError::Open { location: location.clone(), reason: e.to_string() })?;
-        Ok(Hdf5Store { slot: Arc::new(Mutex::new(Some(OpenFile::new(file)))), path: p.to_path_buf(), location, writable: true, follow_external: false })
+        Ok(Hdf5Store { slot: Arc::new(Mutex::new(Some(OpenFile::new(file)))), path: p.to_path_buf(), location, writable: true, follow_external: false, checked_virtual: Mutex::default() })
     }
 
     /// The open file, reopened if the pool closed it while idle.
@@ -387,11 +390,19 @@ impl Hdf5Store {
     }
 
     /// The dataset at `path`, to read its values: one whose values live in other files
-    /// (virtual, external storage) is refused unless the store follows them.
+    /// is refused unless the store follows them, or it is a virtual dataset over files
+    /// beside this one (see [`virtual_ds`]).
     fn data_dataset(&self, path: &str) -> Result<hdf5::Dataset> {
         let ds = self.dataset(path)?;
-        if !self.follow_external {
-            links::check_dataset(&ds, &norm(path))?;
+        let p = norm(path);
+        if ds.dcpl().is_ok_and(|c| c.layout() == hdf5::plist::dataset_create::Layout::Virtual) {
+            let mut checked = self.checked_virtual.lock().unwrap_or_else(|e| e.into_inner());
+            if !checked.contains(&p) {
+                virtual_ds::check_values(&ds, &p, &self.path, self.follow_external)?;
+                checked.insert(p);
+            }
+        } else if !self.follow_external {
+            links::check_dataset(&ds, &p)?;
         }
         Ok(ds)
     }
@@ -938,12 +949,39 @@ mod tests {
         assert_eq!(found.iter().map(|s| s.file.clone()).collect::<Vec<_>>(), vec!["in/in0.h5".to_owned(), sources[1].file.clone()]);
         assert!(found.iter().all(|s| s.present));
         assert_eq!(plain.array_meta("x").unwrap().shape, vec![5, 2]);
-        assert!(matches!(plain.read_all("x"), Err(StoreError::ExternalData { .. })), "values in other files need consent");
-        let follow = Hdf5Store::open_with(&out, Hdf5Options { follow_external_links: true }).unwrap();
-        let got = follow.read_all("x").unwrap().to_f64_vec().unwrap();
-        assert_eq!(got, vec![0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 100.0, 101.0, 102.0, 103.0]);
+        let want = vec![0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 100.0, 101.0, 102.0, 103.0];
+        // Sources inside the file's directory are read without consent.
+        assert_eq!(plain.read_all("x").unwrap().to_f64_vec().unwrap(), want);
+        // The same mapping from another directory needs it.
+        let elsewhere = tempfile::tempdir().unwrap();
+        let far = elsewhere.path().join("v.h5");
+        let abs: Vec<VirtualSource> = sources.iter().map(|s| VirtualSource { name: SourceName::Absolute, ..s.clone() }).collect();
+        let v = Hdf5Store::create(&far).unwrap();
+        v.create_virtual("x", DType::F32, &[5, 2], &abs).unwrap();
+        // A chain: a virtual dataset over a virtual dataset beside it.
+        let chain = VirtualSource { file: std::fs::canonicalize(&out).unwrap().to_string_lossy().into_owned(), name: SourceName::Absolute, path: "x".into(), shape: vec![5, 2], rows: 5, at: 0, present: true };
+        drop(v);
+        let near = dir.path().join("chain.h5");
+        let v = Hdf5Store::create(&near).unwrap();
+        v.create_virtual("x", DType::F32, &[5, 2], &[chain]).unwrap();
+        drop(v);
+        let refused = |p: &Path| Hdf5Store::open(p).unwrap().read_all("x").err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(refused(&far).contains("outside the directory of the file you named"), "{}", refused(&far));
+        assert!(refused(&near).contains("not a plain dataset"), "{}", refused(&near));
+        // A symbolic link beside the file to a file elsewhere is elsewhere.
+        #[cfg(unix)]
+        {
+            std::fs::rename(sub.join("in1.h5"), elsewhere.path().join("in1.h5")).unwrap();
+            std::os::unix::fs::symlink(elsewhere.path().join("in1.h5"), sub.join("in1.h5")).unwrap();
+            assert!(refused(&out).contains("outside the directory"), "{}", refused(&out));
+        }
+        let follow = Hdf5Store::open_with(&far, Hdf5Options { follow_external_links: true }).unwrap();
+        assert_eq!(follow.read_all("x").unwrap().to_f64_vec().unwrap(), want);
         std::fs::remove_file(sub.join("in1.h5")).unwrap();
         assert_eq!(plain.virtual_sources("x").unwrap().iter().map(|s| s.present).collect::<Vec<_>>(), vec![true, false]);
+        // A missing source would read as zeros: refused even when following.
+        let follow = Hdf5Store::open_with(&out, Hdf5Options { follow_external_links: true }).unwrap();
+        assert!(follow.read_all("x").unwrap_err().to_string().contains("missing"));
     }
 
     #[test]

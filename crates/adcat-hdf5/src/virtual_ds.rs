@@ -5,6 +5,13 @@
 //! the virtual dataset; libhdf5 looks for relative names there (after
 //! `HDF5_VDS_PREFIX`), so a directory of inputs and their virtual concatenation can
 //! move together.
+//!
+//! Reading a virtual dataset's values reads other files. They are read without
+//! `--follow-external-links` only when every source is a plain dataset (itself neither
+//! virtual nor external) of a file inside the virtual file's own directory tree, after
+//! resolving symbolic links: the layout `adcat concat --virtual` writes beside its
+//! inputs, and nothing a crafted file could use to pull in data from elsewhere. A source
+//! file libhdf5 cannot find is refused even with the flag: libhdf5 would read zeros.
 
 use crate::{descriptor_for, err, Hdf5Store};
 use adcat_store::{checked_path, DType, Result, SourceName, StoreError, VirtualSource};
@@ -111,7 +118,7 @@ fn mapping_shape(dcpl: hdf5_sys::h5i::hid_t, i: usize) -> Vec<u64> {
 
 /// The sources of the dataset `ds` at `p` of the file `file`, as recorded (empty unless
 /// it is virtual), each marked present when the named file exists where libhdf5 looks
-/// (a relative name from `file`'s directory; `.` is `file` itself).
+/// (see [`locate`]).
 pub(crate) fn sources(ds: &hdf5::Dataset, p: &str, file: &Path) -> Result<Vec<VirtualSource>> {
     let dcpl = ds.dcpl().map_err(|e| err(p, e))?;
     if dcpl.layout() != hdf5::plist::dataset_create::Layout::Virtual {
@@ -123,15 +130,85 @@ pub(crate) fn sources(ds: &hdf5::Dataset, p: &str, file: &Path) -> Result<Vec<Vi
     if hdf5::sync::sync(|| unsafe { hdf5_sys::h5p::H5Pget_virtual_count(id, &mut count) }) < 0 {
         return Err(err(p, "cannot read the virtual dataset's mappings"));
     }
-    let dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
     let mut out = vec![];
     for i in 0..count {
         let name = mapping_name(id, i, hdf5_sys::h5p::H5Pget_virtual_filename).unwrap_or_default();
         let path = mapping_name(id, i, hdf5_sys::h5p::H5Pget_virtual_dsetname).unwrap_or_default();
         let shape = mapping_shape(id, i);
-        let named = Path::new(&name);
-        let present = name == "." || if named.is_absolute() { named.is_file() } else { dir.join(named).is_file() };
+        let present = locate(&name, file).is_some();
         out.push(VirtualSource { file: name, name: SourceName::Absolute, path, rows: shape.first().copied().unwrap_or(0), shape, at: 0, present });
     }
     Ok(out)
+}
+
+/// The file libhdf5 opens for the source file `name` of a virtual dataset in `file`, if
+/// it finds one. H5Pset_virtual's search: `.` is `file` itself; an absolute name as it
+/// is, or when missing its last component; that tried in each directory of
+/// `HDF5_VDS_PREFIX` (`${ORIGIN}` standing for `file`'s directory), then in `file`'s
+/// directory, then in the working directory.
+pub(crate) fn locate(name: &str, file: &Path) -> Option<PathBuf> {
+    if name == "." {
+        return Some(file.to_path_buf());
+    }
+    let named = Path::new(name);
+    if named.is_absolute() && named.is_file() {
+        return Some(named.to_path_buf());
+    }
+    let rel = if named.is_absolute() { Path::new(named.file_name()?) } else { named };
+    let dir = file.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let origin = dir.to_string_lossy();
+    let prefixes = std::env::var("HDF5_VDS_PREFIX").unwrap_or_default();
+    let from_env = prefixes.split(':').filter(|p| !p.is_empty()).map(|p| PathBuf::from(p.replace("${ORIGIN}", &origin)));
+    from_env.chain([dir.to_path_buf(), PathBuf::new()]).map(|d| d.join(rel)).find(|p| p.is_file())
+}
+
+/// Why the values of one source (`name`:`dataset`) of a virtual dataset in `file` are
+/// not read without consent, or `None` when they are (see the module documentation).
+fn foreign(name: &str, dataset: &str, file: &Path) -> Option<String> {
+    let source = format!("{name}:{dataset}");
+    // `%b`/`%%` make a mapping a pattern over many files or datasets.
+    if name.contains('%') || dataset.contains('%') {
+        return Some(format!("a virtual dataset mapping data from the file pattern {source}"));
+    }
+    let located = locate(name, file)?;
+    let dir = std::fs::canonicalize(file).ok()?.parent()?.to_path_buf();
+    let inside = std::fs::canonicalize(&located).is_ok_and(|p| p.starts_with(&dir));
+    if !inside {
+        return Some(format!("a virtual dataset mapping data from {source}, outside the directory of the file you named"));
+    }
+    let plain = std::path::absolute(&located).ok().and_then(|f| plain_dataset(&f, dataset));
+    match plain {
+        Some(true) => None,
+        _ => Some(format!("a virtual dataset mapping data from {source}, which is not a plain dataset there (virtual, external or linked elsewhere)")),
+    }
+}
+
+/// Whether `dataset` of the HDF5 file `file` is reached by links inside the file and
+/// holds its values itself (`None` when the file cannot be opened).
+fn plain_dataset(file: &Path, dataset: &str) -> Option<bool> {
+    let Ok(path) = checked_path(dataset.trim_start_matches('/')) else { return Some(false) };
+    let f = hdf5::sync::sync(|| hdf5::File::open(file)).ok()?;
+    let root = f.as_group().ok()?;
+    Some(match crate::links::resolve(root, "", &path, false) {
+        Ok(Some(crate::links::Node::Dataset(ds))) => crate::links::check_dataset(&ds, &path).is_ok(),
+        _ => false,
+    })
+}
+
+/// Refuse reading the values of the virtual dataset `ds` (at `p` of `file`) when a
+/// source file is missing (libhdf5 would read zeros) or, unless `follow`, when a source
+/// is not one read without consent (see the module documentation).
+pub(crate) fn check_values(ds: &hdf5::Dataset, p: &str, file: &Path, follow: bool) -> Result<()> {
+    for s in sources(ds, p, file)? {
+        if !s.present {
+            return Err(err(p, format!("is a virtual dataset mapping data from {}:{}, a file that is missing (libhdf5 would read zeros in its place)", s.file, s.path)));
+        }
+        if follow {
+            continue;
+        }
+        if let Some(what) = foreign(&s.file, &s.path, file) {
+            return Err(StoreError::ExternalData { path: p.to_owned(), what });
+        }
+    }
+    Ok(())
 }
