@@ -19,6 +19,7 @@ import zipfile
 from pathlib import Path
 
 import anndata as ad
+import h5py
 import numpy as np
 import pandas as pd
 import pytest
@@ -221,3 +222,50 @@ def test_pre_07_archive_concatenates_with_07_archives(archives, run_adcat, tmp_p
     v05 = archives / "v0.5.0" / "adata.h5ad"
     paths = [v05, archives / "v0.7.8" / "adata.h5ad", v05, archives / "v0.7.0" / "adata.zarr", archives / "v0.13.3" / "adata.zarr"]
     check_archive_concat(run_adcat, tmp_path, paths, "zarr2", via, join=join, label="batch", index_unique="-", merge="same")
+
+
+@pytest.mark.parametrize("out_fmt", ["h5ad", "zarr3"])
+def test_real_files_shuffle(archives, pbmc68k_reduced, run_adcat, tmp_path, out_fmt):
+    """`--shuffle` over anndata 0.5, 0.7 (h5ad and zarr) and 0.11 archives and scanpy's
+    file: anndata.concat's rows in the documented permutation."""
+    from test_shuffle import shuffled
+
+    paths = [archives / "v0.5.0" / "adata.h5ad", archives / "v0.7.0" / "adata.h5ad", archives / "v0.7.8" / "adata.zarr"]
+    paths += [archives / "v0.11.4" / "adata.h5ad", pbmc68k_reduced]
+    kw = dict(join="outer", label="batch", index_unique="-", merge="same")
+    out = tmp_path / ("out.h5ad" if out_fmt == "h5ad" else "out.zarr")
+    opts = [a for k, v in kw.items() for a in (f"--{k.replace('_', '-')}", v)]
+    run_adcat("concat", *paths, "-o", out, "--shuffle", "--seed", "11", *opts)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = ad.concat([read_archive(p) for p in paths], **kw)
+    keep_missing_strings(expected)
+    expected = shuffled(expected, 11)
+    roundtrip = read(write(expected, tmp_path / f"expected{out.suffix}", out_fmt))
+    assert_equal(roundtrip, read(out), exact=False)
+
+
+def test_real_files_virtual(archives, pbmc68k_reduced, run_adcat, tmp_path):
+    """`--virtual` over legacy archives and scanpy's file: what it cannot map (legacy
+    encodings) is copied with a warning; the result reads as anndata.concat."""
+    paths = [archives / "v0.7.0" / "adata.h5ad", archives / "v0.7.8" / "adata.h5ad", archives / "v0.5.0" / "adata.h5ad", pbmc68k_reduced, pbmc68k_reduced]
+    kw = dict(join="outer", label="batch", index_unique="-", merge="same")
+    out = tmp_path / "out.h5ad"
+    opts = [a for k, v in kw.items() for a in (f"--{k.replace('_', '-')}", v)]
+    proc = run_adcat("concat", *paths, "-o", out, "--virtual", *opts)
+    assert "copied, not virtual" in proc.stderr, proc.stderr
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = ad.concat([read_archive(p) for p in paths], **kw)
+    keep_missing_strings(expected)
+    roundtrip = read(write(expected, tmp_path / "expected.h5ad", "h5ad"))
+    assert_equal(roundtrip, read(out), exact=False)
+    # Two copies of scanpy's file alone share var: its dense X is mapped.
+    same = tmp_path / "same.h5ad"
+    run_adcat("concat", pbmc68k_reduced, pbmc68k_reduced, "-o", same, "--virtual", "--label", "batch", "--index-unique", "-")
+    with h5py.File(same) as f:
+        assert f["X"].is_virtual
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = ad.concat([read_archive(pbmc68k_reduced)] * 2, label="batch", index_unique="-")
+    assert_equal(read(write(expected, tmp_path / "e2.h5ad", "h5ad")), read(same), exact=False)

@@ -11,7 +11,7 @@
 //! A library caller (the Python package) installs no handlers: it runs the job under its
 //! own [`StopToken`] ([`StopToken::scope`]) and stops it with [`StopToken::stop`].
 
-use adcat_store::{ArrayData, ArrayMeta, ArraySpec, AttrValue, Attrs, Compression, NodeKind, Result, Store, StoreError, StoreKind};
+use adcat_store::{Result, Store, StoreError, StoreKind};
 use std::path::{Path, PathBuf};
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -177,6 +177,13 @@ impl Guarded {
     }
 }
 
+impl adcat_store::Forward for Guarded {
+    fn target(&self, path: &str) -> Result<&dyn Store> {
+        self.check(path)?;
+        Ok(&*self.0)
+    }
+}
+
 impl Store for Guarded {
     fn location(&self) -> &str {
         self.0.location()
@@ -184,104 +191,9 @@ impl Store for Guarded {
     fn kind(&self) -> StoreKind {
         self.0.kind()
     }
-    fn node_kind(&self, path: &str) -> Result<Option<NodeKind>> {
-        self.check(path)?;
-        self.0.node_kind(path)
-    }
-    fn list(&self, path: &str) -> Result<Vec<String>> {
-        self.check(path)?;
-        self.0.list(path)
-    }
-    fn create_group(&self, path: &str) -> Result<()> {
-        self.check(path)?;
-        self.0.create_group(path)
-    }
-    fn delete(&self, path: &str) -> Result<()> {
-        self.check(path)?;
-        self.0.delete(path)
-    }
-    fn attrs(&self, path: &str) -> Result<Attrs> {
-        self.check(path)?;
-        self.0.attrs(path)
-    }
-    fn set_attrs(&self, path: &str, attrs: &Attrs) -> Result<()> {
-        self.check(path)?;
-        self.0.set_attrs(path, attrs)
-    }
-    fn create_array(&self, path: &str, spec: &ArraySpec) -> Result<()> {
-        self.check(path)?;
-        self.0.create_array(path, spec)
-    }
-    fn array_meta(&self, path: &str) -> Result<ArrayMeta> {
-        self.check(path)?;
-        self.0.array_meta(path)
-    }
-    fn read(&self, path: &str, start: &[u64], shape: &[u64]) -> Result<ArrayData> {
-        self.check(path)?;
-        self.0.read(path, start, shape)
-    }
-    fn write(&self, path: &str, start: &[u64], data: &ArrayData) -> Result<()> {
-        self.check(path)?;
-        self.0.write(path, start, data)
-    }
-    fn write_rows_range(&self, path: &str, start: u64, data: &ArrayData, rows: std::ops::Range<usize>) -> Result<()> {
-        self.check(path)?;
-        self.0.write_rows_range(path, start, data, rows)
-    }
-    fn resize(&self, path: &str, shape: &[u64]) -> Result<()> {
-        self.check(path)?;
-        self.0.resize(path, shape)
-    }
-    fn flush(&self) -> Result<()> {
-        self.check("")?;
-        self.0.flush()
-    }
-    fn stored_bytes(&self, path: &str) -> Result<Option<u64>> {
-        self.check(path)?;
-        self.0.stored_bytes(path)
-    }
-    fn is_record(&self, path: &str) -> Result<bool> {
-        self.check(path)?;
-        self.0.is_record(path)
-    }
-    fn read_record(&self, path: &str) -> Result<Vec<(String, ArrayData)>> {
-        self.check(path)?;
-        self.0.read_record(path)
-    }
-    fn record_fields(&self, path: &str) -> Result<Vec<adcat_store::RecordField>> {
-        self.check(path)?;
-        self.0.record_fields(path)
-    }
-    fn read_field(&self, path: &str, field: &str, start: u64, end: u64) -> Result<ArrayData> {
-        self.check(path)?;
-        self.0.read_field(path, field, start, end)
-    }
-    fn is_fixed_ascii(&self, path: &str) -> Result<bool> {
-        self.check(path)?;
-        self.0.is_fixed_ascii(path)
-    }
-    fn record_len(&self, path: &str) -> Result<u64> {
-        self.check(path)?;
-        self.0.record_len(path)
-    }
-    fn create_record(&self, path: &str, fields: &[(String, ArrayData)], compression: &Compression) -> Result<()> {
-        self.check(path)?;
-        self.0.create_record(path, fields, compression)
-    }
-    fn attr(&self, path: &str, name: &str) -> Result<Option<AttrValue>> {
-        self.check(path)?;
-        self.0.attr(path, name)
-    }
-    fn physical(&self, path: &str) -> Result<Option<adcat_store::Physical>> {
-        self.check(path)?;
-        self.0.physical(path)
-    }
-    fn create_virtual(&self, path: &str, dtype: adcat_store::DType, shape: &[u64], sources: &[adcat_store::VirtualSource]) -> Result<()> {
-        self.check(path)?;
-        self.0.create_virtual(path, dtype, shape, sources)
-    }
-    fn virtual_sources(&self, path: &str) -> Result<Vec<adcat_store::VirtualSource>> {
-        self.check(path)?;
-        self.0.virtual_sources(path)
-    }
+    adcat_store::forward_store!(
+        node_kind, list, create_group, delete, attrs, set_attrs, create_array, array_meta, read, write, write_rows_range, resize, flush,
+        stored_bytes, is_fixed_ascii, is_record, read_record, record_fields, record_len, read_field, create_record, attr,
+        physical, create_virtual, virtual_sources,
+    );
 }

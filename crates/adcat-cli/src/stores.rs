@@ -137,6 +137,12 @@ impl Lazy {
 }
 
 /// Every operation opens the store first (once).
+impl adcat_store::Forward for Lazy {
+    fn target(&self, _path: &str) -> adcat_store::Result<&dyn Store> {
+        self.get()
+    }
+}
+
 impl Store for Lazy {
     fn location(&self) -> &str {
         &self.location
@@ -150,93 +156,17 @@ impl Store for Lazy {
             Err(_) => adcat_store::StoreKind::ZarrV2,
         }
     }
-    fn node_kind(&self, path: &str) -> adcat_store::Result<Option<adcat_store::NodeKind>> {
-        self.get()?.node_kind(path)
-    }
-    fn list(&self, path: &str) -> adcat_store::Result<Vec<String>> {
-        self.get()?.list(path)
-    }
-    fn create_group(&self, path: &str) -> adcat_store::Result<()> {
-        self.get()?.create_group(path)
-    }
-    fn delete(&self, path: &str) -> adcat_store::Result<()> {
-        self.get()?.delete(path)
-    }
-    fn attrs(&self, path: &str) -> adcat_store::Result<adcat_store::Attrs> {
-        self.get()?.attrs(path)
-    }
-    fn set_attrs(&self, path: &str, attrs: &adcat_store::Attrs) -> adcat_store::Result<()> {
-        self.get()?.set_attrs(path, attrs)
-    }
-    fn create_array(&self, path: &str, spec: &adcat_store::ArraySpec) -> adcat_store::Result<()> {
-        self.get()?.create_array(path, spec)
-    }
-    fn array_meta(&self, path: &str) -> adcat_store::Result<adcat_store::ArrayMeta> {
-        self.get()?.array_meta(path)
-    }
-    fn read(&self, path: &str, start: &[u64], shape: &[u64]) -> adcat_store::Result<adcat_store::ArrayData> {
-        self.get()?.read(path, start, shape)
-    }
-    fn write(&self, path: &str, start: &[u64], data: &adcat_store::ArrayData) -> adcat_store::Result<()> {
-        self.get()?.write(path, start, data)
-    }
-    fn resize(&self, path: &str, shape: &[u64]) -> adcat_store::Result<()> {
-        self.get()?.resize(path, shape)
-    }
     fn flush(&self) -> adcat_store::Result<()> {
         match self.store.get() {
             Some(Ok(s)) => s.flush(),
             _ => Ok(()),
         }
     }
-    fn stored_bytes(&self, path: &str) -> adcat_store::Result<Option<u64>> {
-        self.get()?.stored_bytes(path)
-    }
-    fn is_fixed_ascii(&self, path: &str) -> adcat_store::Result<bool> {
-        self.get()?.is_fixed_ascii(path)
-    }
-    fn is_record(&self, path: &str) -> adcat_store::Result<bool> {
-        self.get()?.is_record(path)
-    }
-    fn read_record(&self, path: &str) -> adcat_store::Result<Vec<(String, adcat_store::ArrayData)>> {
-        self.get()?.read_record(path)
-    }
-    fn record_fields(&self, path: &str) -> adcat_store::Result<Vec<adcat_store::RecordField>> {
-        self.get()?.record_fields(path)
-    }
-    fn record_len(&self, path: &str) -> adcat_store::Result<u64> {
-        self.get()?.record_len(path)
-    }
-    fn read_field(&self, path: &str, field: &str, start: u64, end: u64) -> adcat_store::Result<adcat_store::ArrayData> {
-        self.get()?.read_field(path, field, start, end)
-    }
-    fn create_record(&self, path: &str, fields: &[(String, adcat_store::ArrayData)], compression: &adcat_store::Compression) -> adcat_store::Result<()> {
-        self.get()?.create_record(path, fields, compression)
-    }
-    fn exists(&self, path: &str) -> adcat_store::Result<bool> {
-        self.get()?.exists(path)
-    }
-    fn attr(&self, path: &str, name: &str) -> adcat_store::Result<Option<adcat_store::AttrValue>> {
-        self.get()?.attr(path, name)
-    }
-    fn physical(&self, path: &str) -> adcat_store::Result<Option<adcat_store::Physical>> {
-        self.get()?.physical(path)
-    }
-    fn virtual_sources(&self, path: &str) -> adcat_store::Result<Vec<adcat_store::VirtualSource>> {
-        self.get()?.virtual_sources(path)
-    }
-    fn read_all(&self, path: &str) -> adcat_store::Result<adcat_store::ArrayData> {
-        self.get()?.read_all(path)
-    }
-    fn read_rows(&self, path: &str, start: u64, end: u64) -> adcat_store::Result<adcat_store::ArrayData> {
-        self.get()?.read_rows(path, start, end)
-    }
-    fn write_rows(&self, path: &str, start: u64, data: &adcat_store::ArrayData) -> adcat_store::Result<()> {
-        self.get()?.write_rows(path, start, data)
-    }
-    fn write_rows_range(&self, path: &str, start: u64, data: &adcat_store::ArrayData, rows: std::ops::Range<usize>) -> adcat_store::Result<()> {
-        self.get()?.write_rows_range(path, start, data, rows)
-    }
+    adcat_store::forward_store!(
+        node_kind, list, create_group, delete, attrs, set_attrs, create_array, array_meta, read, write, write_rows_range, resize,
+        stored_bytes, is_fixed_ascii, is_record, read_record, record_fields, record_len, read_field, create_record, exists, attr,
+        physical, virtual_sources, read_all, read_rows, write_rows,
+    );
 }
 
 impl OutFormat {

@@ -22,7 +22,7 @@
 
 use crate::encoding::Encoding;
 use adcat_store::{
-    join_path, norm_path, parent_path, ArrayData, ArrayMeta, ArraySpec, AttrValue, Attrs, Compression, NodeKind, RecordField, Result,
+    join_path, norm_path, parent_path, ArrayData, ArrayMeta, AttrValue, Attrs, Compression, NodeKind, RecordField, Result,
     Store, StoreError, StoreKind,
 };
 use std::collections::{BTreeMap, HashMap};
@@ -400,6 +400,12 @@ fn len_of(store: &dyn Store, p: &str) -> Result<u64> {
     Ok(store.array_meta(p)?.shape.first().copied().unwrap_or(0))
 }
 
+impl adcat_store::Forward for LegacyView<'_> {
+    fn target(&self, _path: &str) -> Result<&dyn Store> {
+        Ok(self.inner)
+    }
+}
+
 impl Store for LegacyView<'_> {
     fn location(&self) -> &str {
         self.inner.location()
@@ -426,12 +432,6 @@ impl Store for LegacyView<'_> {
             Node::Field { .. } | Node::Scalar(_) => Err(StoreError::WrongKind { path: norm_path(path), expected: "a group" }),
         }
     }
-    fn create_group(&self, path: &str) -> Result<()> {
-        self.inner.create_group(path)
-    }
-    fn delete(&self, path: &str) -> Result<()> {
-        self.inner.delete(path)
-    }
     fn attrs(&self, path: &str) -> Result<Attrs> {
         match self.node(path)? {
             Node::Group { attrs, .. } => Ok(attrs),
@@ -452,12 +452,6 @@ impl Store for LegacyView<'_> {
                 Ok(a)
             }
         }
-    }
-    fn set_attrs(&self, path: &str, attrs: &Attrs) -> Result<()> {
-        self.inner.set_attrs(path, attrs)
-    }
-    fn create_array(&self, path: &str, spec: &ArraySpec) -> Result<()> {
-        self.inner.create_array(path, spec)
     }
     fn array_meta(&self, path: &str) -> Result<ArrayMeta> {
         match self.node(path)? {
@@ -491,18 +485,6 @@ impl Store for LegacyView<'_> {
             }
             Node::Group { .. } => Err(StoreError::WrongKind { path: norm_path(path), expected: "an array" }),
         }
-    }
-    fn write(&self, path: &str, start: &[u64], data: &ArrayData) -> Result<()> {
-        self.inner.write(path, start, data)
-    }
-    fn write_rows_range(&self, path: &str, start: u64, data: &ArrayData, rows: std::ops::Range<usize>) -> Result<()> {
-        self.inner.write_rows_range(path, start, data, rows)
-    }
-    fn resize(&self, path: &str, shape: &[u64]) -> Result<()> {
-        self.inner.resize(path, shape)
-    }
-    fn flush(&self) -> Result<()> {
-        self.inner.flush()
     }
     fn stored_bytes(&self, path: &str) -> Result<Option<u64>> {
         match self.node(path)? {
@@ -541,8 +523,6 @@ impl Store for LegacyView<'_> {
     }
     fn record_len(&self, path: &str) -> Result<u64> {
         self.inner.record_len(&self.real(path)?)
-    }
-    fn create_record(&self, path: &str, fields: &[(String, ArrayData)], compression: &Compression) -> Result<()> {
-        self.inner.create_record(path, fields, compression)
-    }
+    }    // Changes go to the underlying store at the path given (nothing is translated).
+    adcat_store::forward_store!(create_group, delete, set_attrs, create_array, write, write_rows_range, resize, flush, create_record);
 }

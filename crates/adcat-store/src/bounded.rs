@@ -7,7 +7,7 @@
 //! decoded size against a limit before the first read of each array, so such a read fails
 //! at once with the sizes instead of exhausting memory.
 
-use crate::{ArrayData, ArrayMeta, ArraySpec, AttrValue, Attrs, Compression, NodeKind, Result, Store, StoreError, StoreKind};
+use crate::{ArrayData, ArrayMeta, Forward, Result, Store, StoreError, StoreKind};
 use std::collections::HashSet;
 use std::sync::Mutex;
 
@@ -104,6 +104,12 @@ impl Bounded {
     }
 }
 
+impl Forward for Bounded {
+    fn target(&self, _path: &str) -> Result<&dyn Store> {
+        Ok(&*self.inner)
+    }
+}
+
 impl Store for Bounded {
     fn location(&self) -> &str {
         self.inner.location()
@@ -111,90 +117,23 @@ impl Store for Bounded {
     fn kind(&self) -> StoreKind {
         self.inner.kind()
     }
-    fn node_kind(&self, path: &str) -> Result<Option<NodeKind>> {
-        self.inner.node_kind(path)
-    }
-    fn list(&self, path: &str) -> Result<Vec<String>> {
-        self.inner.list(path)
-    }
-    fn create_group(&self, path: &str) -> Result<()> {
-        self.inner.create_group(path)
-    }
-    fn delete(&self, path: &str) -> Result<()> {
-        self.inner.delete(path)
-    }
-    fn attrs(&self, path: &str) -> Result<Attrs> {
-        self.inner.attrs(path)
-    }
-    fn set_attrs(&self, path: &str, attrs: &Attrs) -> Result<()> {
-        self.inner.set_attrs(path, attrs)
-    }
-    fn create_array(&self, path: &str, spec: &ArraySpec) -> Result<()> {
-        self.inner.create_array(path, spec)
-    }
-    fn array_meta(&self, path: &str) -> Result<ArrayMeta> {
-        self.inner.array_meta(path)
-    }
     fn read(&self, path: &str, start: &[u64], shape: &[u64]) -> Result<ArrayData> {
         self.check(path)?;
         self.inner.read(path, start, shape)
     }
-    fn write(&self, path: &str, start: &[u64], data: &ArrayData) -> Result<()> {
-        self.inner.write(path, start, data)
-    }
-    fn write_rows_range(&self, path: &str, start: u64, data: &ArrayData, rows: std::ops::Range<usize>) -> Result<()> {
-        self.inner.write_rows_range(path, start, data, rows)
-    }
-    fn resize(&self, path: &str, shape: &[u64]) -> Result<()> {
-        self.inner.resize(path, shape)
-    }
-    fn flush(&self) -> Result<()> {
-        self.inner.flush()
-    }
-    fn stored_bytes(&self, path: &str) -> Result<Option<u64>> {
-        self.inner.stored_bytes(path)
-    }
-    fn is_record(&self, path: &str) -> Result<bool> {
-        self.inner.is_record(path)
-    }
-    fn read_record(&self, path: &str) -> Result<Vec<(String, ArrayData)>> {
-        // Record arrays have no `ArrayMeta` (their element is a struct); they are read
-        // whole by design (small tables such as rank_genes_groups).
-        self.inner.read_record(path)
-    }
-    fn record_fields(&self, path: &str) -> Result<Vec<crate::RecordField>> {
-        self.inner.record_fields(path)
-    }
-    fn read_field(&self, path: &str, field: &str, start: u64, end: u64) -> Result<ArrayData> {
-        self.inner.read_field(path, field, start, end)
-    }
-    fn is_fixed_ascii(&self, path: &str) -> Result<bool> {
-        self.inner.is_fixed_ascii(path)
-    }
-    fn record_len(&self, path: &str) -> Result<u64> {
-        self.inner.record_len(path)
-    }
-    fn create_record(&self, path: &str, fields: &[(String, ArrayData)], compression: &Compression) -> Result<()> {
-        self.inner.create_record(path, fields, compression)
-    }
-    fn attr(&self, path: &str, name: &str) -> Result<Option<AttrValue>> {
-        self.inner.attr(path, name)
-    }
-    fn physical(&self, path: &str) -> Result<Option<crate::Physical>> {
-        self.inner.physical(path)
-    }
-    fn create_virtual(&self, path: &str, dtype: crate::DType, shape: &[u64], sources: &[crate::VirtualSource]) -> Result<()> {
-        self.inner.create_virtual(path, dtype, shape, sources)
-    }
-    fn virtual_sources(&self, path: &str) -> Result<Vec<crate::VirtualSource>> {
-        self.inner.virtual_sources(path)
-    }
+    // Record arrays have no `ArrayMeta` (their element is a struct); they are read
+    // whole by design (small tables such as rank_genes_groups).
+    crate::forward_store!(
+        node_kind, list, create_group, delete, attrs, set_attrs, create_array, array_meta, write, write_rows_range, resize, flush,
+        stored_bytes, is_fixed_ascii, is_record, read_record, record_fields, record_len, read_field, create_record, attr,
+        physical, create_virtual, virtual_sources,
+    );
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::DType;
+    use crate::{Compression, DType};
 
     fn meta(chunks: Option<Vec<u64>>, shards: Option<Vec<u64>>) -> ArrayMeta {
         ArrayMeta { dtype: DType::F64, shape: vec![1 << 30], chunks, shards, compression: Compression::None, filters: vec![], null: false }

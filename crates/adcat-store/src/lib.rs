@@ -12,6 +12,7 @@
 mod array;
 mod attr;
 pub mod bounded;
+pub mod forward;
 pub mod sub;
 pub mod tagged;
 mod dtype;
@@ -22,6 +23,7 @@ pub mod testkit;
 pub use array::{ArrayData, Complex32, Complex64, Element, Numeric};
 pub use attr::{AttrValue, Attrs};
 pub use bounded::Bounded;
+pub use forward::Forward;
 pub use sub::Sub;
 pub use dtype::{DType, ALL_DTYPES};
 pub use error::{Result, StoreError};

@@ -5,7 +5,7 @@
 //! would be reported against the input being read. [`OutputStore`] wraps the output and
 //! marks every error it raises as [`StoreError::Output`], so callers name the output.
 
-use crate::{ArrayData, ArrayMeta, ArraySpec, AttrValue, Attrs, Compression, DType, NodeKind, Physical, RecordField, Result, Store, StoreError, StoreKind, VirtualSource};
+use crate::{Forward, Result, Store, StoreError, StoreKind};
 
 /// A store whose errors are all marked as the output's (see the module docs).
 #[derive(Debug)]
@@ -18,6 +18,15 @@ fn tag(e: StoreError) -> StoreError {
     }
 }
 
+impl Forward for OutputStore<'_> {
+    fn target(&self, _path: &str) -> Result<&dyn Store> {
+        Ok(self.0)
+    }
+    fn report(&self, e: StoreError) -> StoreError {
+        tag(e)
+    }
+}
+
 impl Store for OutputStore<'_> {
     fn location(&self) -> &str {
         self.0.location()
@@ -25,79 +34,9 @@ impl Store for OutputStore<'_> {
     fn kind(&self) -> StoreKind {
         self.0.kind()
     }
-    fn node_kind(&self, path: &str) -> Result<Option<NodeKind>> {
-        self.0.node_kind(path).map_err(tag)
-    }
-    fn list(&self, path: &str) -> Result<Vec<String>> {
-        self.0.list(path).map_err(tag)
-    }
-    fn create_group(&self, path: &str) -> Result<()> {
-        self.0.create_group(path).map_err(tag)
-    }
-    fn delete(&self, path: &str) -> Result<()> {
-        self.0.delete(path).map_err(tag)
-    }
-    fn attrs(&self, path: &str) -> Result<Attrs> {
-        self.0.attrs(path).map_err(tag)
-    }
-    fn set_attrs(&self, path: &str, attrs: &Attrs) -> Result<()> {
-        self.0.set_attrs(path, attrs).map_err(tag)
-    }
-    fn create_array(&self, path: &str, spec: &ArraySpec) -> Result<()> {
-        self.0.create_array(path, spec).map_err(tag)
-    }
-    fn array_meta(&self, path: &str) -> Result<ArrayMeta> {
-        self.0.array_meta(path).map_err(tag)
-    }
-    fn read(&self, path: &str, start: &[u64], shape: &[u64]) -> Result<ArrayData> {
-        self.0.read(path, start, shape).map_err(tag)
-    }
-    fn write(&self, path: &str, start: &[u64], data: &ArrayData) -> Result<()> {
-        self.0.write(path, start, data).map_err(tag)
-    }
-    fn write_rows_range(&self, path: &str, start: u64, data: &ArrayData, rows: std::ops::Range<usize>) -> Result<()> {
-        self.0.write_rows_range(path, start, data, rows).map_err(tag)
-    }
-    fn resize(&self, path: &str, shape: &[u64]) -> Result<()> {
-        self.0.resize(path, shape).map_err(tag)
-    }
-    fn flush(&self) -> Result<()> {
-        self.0.flush().map_err(tag)
-    }
-    fn stored_bytes(&self, path: &str) -> Result<Option<u64>> {
-        self.0.stored_bytes(path).map_err(tag)
-    }
-    fn is_fixed_ascii(&self, path: &str) -> Result<bool> {
-        self.0.is_fixed_ascii(path).map_err(tag)
-    }
-    fn is_record(&self, path: &str) -> Result<bool> {
-        self.0.is_record(path).map_err(tag)
-    }
-    fn read_record(&self, path: &str) -> Result<Vec<(String, ArrayData)>> {
-        self.0.read_record(path).map_err(tag)
-    }
-    fn record_fields(&self, path: &str) -> Result<Vec<RecordField>> {
-        self.0.record_fields(path).map_err(tag)
-    }
-    fn record_len(&self, path: &str) -> Result<u64> {
-        self.0.record_len(path).map_err(tag)
-    }
-    fn read_field(&self, path: &str, field: &str, start: u64, end: u64) -> Result<ArrayData> {
-        self.0.read_field(path, field, start, end).map_err(tag)
-    }
-    fn create_record(&self, path: &str, fields: &[(String, ArrayData)], compression: &Compression) -> Result<()> {
-        self.0.create_record(path, fields, compression).map_err(tag)
-    }
-    fn attr(&self, path: &str, name: &str) -> Result<Option<AttrValue>> {
-        self.0.attr(path, name).map_err(tag)
-    }
-    fn physical(&self, path: &str) -> Result<Option<Physical>> {
-        self.0.physical(path).map_err(tag)
-    }
-    fn create_virtual(&self, path: &str, dtype: DType, shape: &[u64], sources: &[VirtualSource]) -> Result<()> {
-        self.0.create_virtual(path, dtype, shape, sources).map_err(tag)
-    }
-    fn virtual_sources(&self, path: &str) -> Result<Vec<VirtualSource>> {
-        self.0.virtual_sources(path).map_err(tag)
-    }
+    crate::forward_store!(
+        node_kind, list, create_group, delete, attrs, set_attrs, create_array, array_meta, read, write, write_rows_range, resize, flush,
+        stored_bytes, is_fixed_ascii, is_record, read_record, record_fields, record_len, read_field, create_record, attr,
+        physical, create_virtual, virtual_sources,
+    );
 }

@@ -7,7 +7,7 @@
 //! element to match by; its real columns are untouched, so merges see them as they
 //! are. `KEY` is in no `column-order`, so no merge reads it. Read only.
 
-use adcat_store::{ArrayData, ArrayMeta, ArraySpec, Attrs, Compression, NodeKind, RecordField, Result, Store, StoreError, StoreKind};
+use adcat_store::{Forward, Result, Store, StoreKind};
 use std::borrow::Cow;
 
 /// The private column name delta's inputs are matched by.
@@ -31,10 +31,6 @@ impl<'a> KeyAlias<'a> {
     pub(crate) fn new(inner: &'a dyn Store, alias: String, target: String) -> Self {
         KeyAlias { inner, alias, target }
     }
-
-    fn map<'p>(&self, path: &'p str) -> Cow<'p, str> {
-        map_path(&self.alias, &self.target, path)
-    }
 }
 
 /// `path` with the element `alias` (or a child of it) replaced by `target`.
@@ -45,98 +41,26 @@ fn map_path<'p>(alias: &str, target: &str, path: &'p str) -> Cow<'p, str> {
     }
 }
 
-fn read_only(path: &str) -> StoreError {
-    StoreError::ReadOnly { path: path.to_owned() }
+impl Forward for KeyAlias<'_> {
+    fn target(&self, _path: &str) -> Result<&dyn Store> {
+        Ok(self.inner)
+    }
+    fn target_path<'p>(&self, path: &'p str) -> Cow<'p, str> {
+        map_path(&self.alias, &self.target, path)
+    }
 }
 
 impl Store for KeyAlias<'_> {
     fn location(&self) -> &str {
         self.inner.location()
     }
-
     fn kind(&self) -> StoreKind {
         self.inner.kind()
     }
-
-    fn node_kind(&self, path: &str) -> Result<Option<NodeKind>> {
-        self.inner.node_kind(&self.map(path))
-    }
-
-    fn list(&self, path: &str) -> Result<Vec<String>> {
-        self.inner.list(&self.map(path))
-    }
-
-    fn create_group(&self, path: &str) -> Result<()> {
-        Err(read_only(path))
-    }
-
-    fn delete(&self, path: &str) -> Result<()> {
-        Err(read_only(path))
-    }
-
-    fn attrs(&self, path: &str) -> Result<Attrs> {
-        self.inner.attrs(&self.map(path))
-    }
-
-    fn set_attrs(&self, path: &str, _attrs: &Attrs) -> Result<()> {
-        Err(read_only(path))
-    }
-
-    fn create_array(&self, path: &str, _spec: &ArraySpec) -> Result<()> {
-        Err(read_only(path))
-    }
-
-    fn array_meta(&self, path: &str) -> Result<ArrayMeta> {
-        self.inner.array_meta(&self.map(path))
-    }
-
-    fn read(&self, path: &str, start: &[u64], shape: &[u64]) -> Result<ArrayData> {
-        self.inner.read(&self.map(path), start, shape)
-    }
-
-    fn write(&self, path: &str, _start: &[u64], _data: &ArrayData) -> Result<()> {
-        Err(read_only(path))
-    }
-
-    fn resize(&self, path: &str, _shape: &[u64]) -> Result<()> {
-        Err(read_only(path))
-    }
-
-    fn flush(&self) -> Result<()> {
-        Ok(())
-    }
-
-    fn stored_bytes(&self, path: &str) -> Result<Option<u64>> {
-        self.inner.stored_bytes(&self.map(path))
-    }
-
-    fn is_fixed_ascii(&self, path: &str) -> Result<bool> {
-        self.inner.is_fixed_ascii(&self.map(path))
-    }
-
-    fn is_record(&self, path: &str) -> Result<bool> {
-        self.inner.is_record(&self.map(path))
-    }
-
-    fn read_record(&self, path: &str) -> Result<Vec<(String, ArrayData)>> {
-        self.inner.read_record(&self.map(path))
-    }
-
-    fn record_fields(&self, path: &str) -> Result<Vec<RecordField>> {
-        self.inner.record_fields(&self.map(path))
-    }
-
-    fn read_field(&self, path: &str, field: &str, start: u64, end: u64) -> Result<ArrayData> {
-        self.inner.read_field(&self.map(path), field, start, end)
-    }
-
-    fn record_len(&self, path: &str) -> Result<u64> {
-        self.inner.record_len(&self.map(path))
-    }
-
-    fn create_record(&self, path: &str, _fields: &[(String, ArrayData)], _compression: &Compression) -> Result<()> {
-        Err(read_only(path))
-    }
+    adcat_store::forward_store!(
+        node_kind, list, attrs, array_meta, read, stored_bytes, is_fixed_ascii, is_record, read_record, record_fields, read_field, record_len,
+    );
+    adcat_store::read_only_store!();
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 
 use super::rows::RowSel;
 use adcat_format::{detect, Encoding};
-use adcat_store::{join_path, ArrayData, ArrayMeta, ArraySpec, AttrValue, Attrs, Compression, NodeKind, RecordField, Result, Store, StoreError, StoreKind};
+use adcat_store::{join_path, ArrayData, ArrayMeta, AttrValue, Attrs, Forward, NodeKind, Result, Store, StoreError, StoreKind};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -48,10 +48,6 @@ impl std::fmt::Debug for SelectedView<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SelectedView").field("inner", &self.inner.location()).field("kept", &self.sel.count()).finish()
     }
-}
-
-fn read_only(path: &str) -> StoreError {
-    StoreError::ReadOnly { path: path.to_owned() }
 }
 
 impl<'a> SelectedView<'a> {
@@ -271,6 +267,12 @@ fn gather(inner: &dyn Store, path: &str, start: &[u64], shape: &[u64], ranges: &
     ArrayData::concat_rows(&parts).ok_or_else(|| StoreError::InvalidMetadata { path: path.to_owned(), reason: "rows of different types".into() })
 }
 
+impl Forward for SelectedView<'_> {
+    fn target(&self, _path: &str) -> Result<&dyn Store> {
+        Ok(self.inner)
+    }
+}
+
 impl Store for SelectedView<'_> {
     fn location(&self) -> &str {
         self.inner.location()
@@ -278,22 +280,6 @@ impl Store for SelectedView<'_> {
 
     fn kind(&self) -> StoreKind {
         self.inner.kind()
-    }
-
-    fn node_kind(&self, path: &str) -> Result<Option<NodeKind>> {
-        self.inner.node_kind(path)
-    }
-
-    fn list(&self, path: &str) -> Result<Vec<String>> {
-        self.inner.list(path)
-    }
-
-    fn create_group(&self, path: &str) -> Result<()> {
-        Err(read_only(path))
-    }
-
-    fn delete(&self, path: &str) -> Result<()> {
-        Err(read_only(path))
     }
 
     fn attrs(&self, path: &str) -> Result<Attrs> {
@@ -307,14 +293,6 @@ impl Store for SelectedView<'_> {
             }
         }
         Ok(a)
-    }
-
-    fn set_attrs(&self, path: &str, _attrs: &Attrs) -> Result<()> {
-        Err(read_only(path))
-    }
-
-    fn create_array(&self, path: &str, _spec: &ArraySpec) -> Result<()> {
-        Err(read_only(path))
     }
 
     fn array_meta(&self, path: &str) -> Result<ArrayMeta> {
@@ -348,47 +326,8 @@ impl Store for SelectedView<'_> {
         }
     }
 
-    fn write(&self, path: &str, _start: &[u64], _data: &ArrayData) -> Result<()> {
-        Err(read_only(path))
-    }
-
-    fn resize(&self, path: &str, _shape: &[u64]) -> Result<()> {
-        Err(read_only(path))
-    }
-
-    fn flush(&self) -> Result<()> {
-        Ok(())
-    }
-
-    fn stored_bytes(&self, path: &str) -> Result<Option<u64>> {
-        self.inner.stored_bytes(path)
-    }
-
-    fn is_fixed_ascii(&self, path: &str) -> Result<bool> {
-        self.inner.is_fixed_ascii(path)
-    }
-
-    fn is_record(&self, path: &str) -> Result<bool> {
-        self.inner.is_record(path)
-    }
-
-    fn read_record(&self, path: &str) -> Result<Vec<(String, ArrayData)>> {
-        self.inner.read_record(path)
-    }
-
-    fn record_fields(&self, path: &str) -> Result<Vec<RecordField>> {
-        self.inner.record_fields(path)
-    }
-
-    fn read_field(&self, path: &str, field: &str, start: u64, end: u64) -> Result<ArrayData> {
-        self.inner.read_field(path, field, start, end)
-    }
-
-    fn record_len(&self, path: &str) -> Result<u64> {
-        self.inner.record_len(path)
-    }
-
-    fn create_record(&self, path: &str, _fields: &[(String, ArrayData)], _compression: &Compression) -> Result<()> {
-        Err(read_only(path))
-    }
+    adcat_store::forward_store!(
+        node_kind, list, stored_bytes, is_fixed_ascii, is_record, read_record, record_fields, read_field, record_len,
+    );
+    adcat_store::read_only_store!();
 }
