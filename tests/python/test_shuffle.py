@@ -10,6 +10,7 @@ therefore pins the seed's order, not only that some order was written; the obs n
 
 from __future__ import annotations
 
+import shutil
 import warnings
 from pathlib import Path
 
@@ -378,9 +379,19 @@ def test_peak_memory_stays_flat_and_within_plain_concat(run_adcat, tmp_path):
         src = tmp_path / f"g{cells}.zarr"
         run_adcat("generate", src, "--cells", cells, "--genes", 1000, "--density", 0.1, "--seed", 1, "-q")
         common = ["concat", src, src, "--index-unique", "-", "--max-memory", "32MiB", "-q"]
-        shuf = run_measured([*common, "-o", tmp_path / f"s{cells}.zarr", "--shuffle", "--seed", 1], tmp_path)
-        plain = run_measured([*common, "-o", tmp_path / f"p{cells}.zarr"], tmp_path)
-        assert shuf.code == 0 and plain.code == 0, (shuf.stderr, plain.stderr)
-        assert shuf.peak_mb <= plain.peak_mb * 1.25 + 16, (cells, shuf.peak_mb, plain.peak_mb)
-        peaks[cells] = shuf.peak_mb
+        # Peak RSS varies by tens of MB between identical runs (glibc's per-thread
+        # arenas): the least of three runs is each command's need.
+        def least(out: str, *extra) -> float:
+            runs = []
+            for i in range(3):
+                shutil.rmtree(tmp_path / out, ignore_errors=True)
+                r = run_measured([*common, "-o", tmp_path / out, *extra], tmp_path)
+                assert r.code == 0, r.stderr
+                runs.append(r.peak_mb)
+            return min(runs)
+
+        shuf = least(f"s{cells}.zarr", "--shuffle", "--seed", 1)
+        plain = least(f"p{cells}.zarr")
+        assert shuf <= plain * 1.25 + 16, (cells, shuf, plain)
+        peaks[cells] = shuf
     assert peaks[40_000] <= peaks[10_000] * 1.3 + 8, peaks
