@@ -379,8 +379,9 @@ def test_peak_memory_stays_flat_and_within_plain_concat(run_adcat, tmp_path):
         src = tmp_path / f"g{cells}.zarr"
         run_adcat("generate", src, "--cells", cells, "--genes", 1000, "--density", 0.1, "--seed", 1, "-q")
         common = ["concat", src, src, "--index-unique", "-", "--max-memory", "32MiB", "-q"]
-        # Peak RSS varies by tens of MB between identical runs (glibc's per-thread
-        # arenas): the least of three runs is each command's need.
+        # Peak RSS varies by tens of MB between identical runs (threads' timing decides
+        # how many blocks are alive at once): the least of three runs is each command's
+        # need.
         def least(out: str, *extra) -> float:
             runs = []
             for i in range(3):

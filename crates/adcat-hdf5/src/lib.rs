@@ -395,12 +395,16 @@ impl Hdf5Store {
     fn data_dataset(&self, path: &str) -> Result<hdf5::Dataset> {
         let ds = self.dataset(path)?;
         let p = norm(path);
-        if ds.dcpl().is_ok_and(|c| c.layout() == hdf5::plist::dataset_create::Layout::Virtual) {
-            let mut checked = self.checked_virtual.lock().unwrap_or_else(|e| e.into_inner());
-            if !checked.contains(&p) {
-                virtual_ds::check_values(&ds, &p, &self.path, self.follow_external)?;
-                checked.insert(p);
-            }
+        let mut checked = self.checked_virtual.lock().unwrap_or_else(|e| e.into_inner());
+        // Checked before: a virtual dataset's creation properties hold all its
+        // mappings, and libhdf5 copies them at every look.
+        if checked.contains(&p) {
+            return Ok(ds);
+        }
+        let dcpl = ds.dcpl().map_err(|e| err(&p, e))?;
+        if dcpl.layout() == hdf5::plist::dataset_create::Layout::Virtual {
+            virtual_ds::check_values(&dcpl, &p, &self.path, self.follow_external)?;
+            checked.insert(p);
         } else if !self.follow_external {
             links::check_dataset(&ds, &p)?;
         }
@@ -590,10 +594,10 @@ fn write_attr(path: &str, loc: &Location, name: &str, value: &AttrValue) -> Resu
     }
 }
 
-fn filters_of(ds: &hdf5::Dataset) -> (Compression, Vec<String>) {
+fn filters_of(dcpl: &hdf5::plist::DatasetCreate) -> (Compression, Vec<String>) {
     let mut comp = Compression::None;
     let mut other = vec![];
-    for f in ds.filters() {
+    for f in dcpl.filters() {
         match f {
             hdf5::filters::Filter::Deflate(l) => comp = Compression::Gzip(u32::from(l)),
             hdf5::filters::Filter::LZF => comp = Compression::Lzf,
@@ -729,11 +733,13 @@ impl Store for Hdf5Store {
         let td = ds.dtype().and_then(|t| t.to_descriptor()).map_err(|e| err(&p, e))?;
         let dtype = dtype_of(&p, &td)?;
         let null = ds.space().map_err(|e| err(&p, e))?.is_null();
-        let (compression, filters) = filters_of(&ds);
+        // One copy of the creation properties (a virtual dataset's hold every mapping).
+        let dcpl = ds.dcpl().ok();
+        let (compression, filters) = dcpl.as_ref().map(filters_of).unwrap_or((Compression::None, vec![]));
         Ok(ArrayMeta {
             dtype,
             shape: if null { vec![] } else { ds.shape().iter().map(|&d| d as u64).collect() },
-            chunks: ds.chunk().map(|c| c.iter().map(|&d| d as u64).collect()),
+            chunks: dcpl.as_ref().and_then(|d| d.chunk()).map(|c| c.iter().map(|&d| d as u64).collect()),
             shards: None,
             compression,
             filters,
@@ -848,7 +854,7 @@ impl Store for Hdf5Store {
 
     fn virtual_sources(&self, path: &str) -> Result<Vec<adcat_store::VirtualSource>> {
         let p = checked_path(path)?;
-        virtual_ds::sources(&self.dataset(&p)?, &p, &self.path)
+        virtual_ds::sources(&self.dataset(&p)?.dcpl().map_err(|e| err(&p, e))?, &p, &self.path)
     }
 
     fn is_record(&self, path: &str) -> Result<bool> {

@@ -116,11 +116,16 @@ fn mapping_shape(dcpl: hdf5_sys::h5i::hid_t, i: usize) -> Vec<u64> {
     })
 }
 
-/// The sources of the dataset `ds` at `p` of the file `file`, as recorded (empty unless
+/// The most mappings of one virtual dataset adcat lists (one per input file and array
+/// in what `adcat concat --virtual` writes): a crafted file cannot make the list
+/// outgrow the memory budget.
+const MAX_MAPPINGS: usize = 100_000;
+
+/// The sources of the dataset at `p` of the file `file` (its creation properties
+/// `dcpl`), as recorded (empty unless
 /// it is virtual), each marked present when the named file exists where libhdf5 looks
 /// (see [`locate`]).
-pub(crate) fn sources(ds: &hdf5::Dataset, p: &str, file: &Path) -> Result<Vec<VirtualSource>> {
-    let dcpl = ds.dcpl().map_err(|e| err(p, e))?;
+pub(crate) fn sources(dcpl: &hdf5::plist::DatasetCreate, p: &str, file: &Path) -> Result<Vec<VirtualSource>> {
     if dcpl.layout() != hdf5::plist::dataset_create::Layout::Virtual {
         return Ok(vec![]);
     }
@@ -129,6 +134,9 @@ pub(crate) fn sources(ds: &hdf5::Dataset, p: &str, file: &Path) -> Result<Vec<Vi
     // SAFETY: `count` is a valid out-pointer.
     if hdf5::sync::sync(|| unsafe { hdf5_sys::h5p::H5Pget_virtual_count(id, &mut count) }) < 0 {
         return Err(err(p, "cannot read the virtual dataset's mappings"));
+    }
+    if count > MAX_MAPPINGS {
+        return Err(err(p, format!("is a virtual dataset of {count} mappings; adcat reads at most {MAX_MAPPINGS}")));
     }
     let mut out = vec![];
     for i in 0..count {
@@ -195,11 +203,12 @@ fn plain_dataset(file: &Path, dataset: &str) -> Option<bool> {
     })
 }
 
-/// Refuse reading the values of the virtual dataset `ds` (at `p` of `file`) when a
-/// source file is missing (libhdf5 would read zeros) or, unless `follow`, when a source
-/// is not one read without consent (see the module documentation).
-pub(crate) fn check_values(ds: &hdf5::Dataset, p: &str, file: &Path, follow: bool) -> Result<()> {
-    for s in sources(ds, p, file)? {
+/// Refuse reading the values of the virtual dataset at `p` of `file` (creation
+/// properties `dcpl`) when a source file is missing (libhdf5 would read zeros) or,
+/// unless `follow`, when a source is not one read without consent (see the module
+/// documentation).
+pub(crate) fn check_values(dcpl: &hdf5::plist::DatasetCreate, p: &str, file: &Path, follow: bool) -> Result<()> {
+    for s in sources(dcpl, p, file)? {
         if !s.present {
             return Err(err(p, format!("is a virtual dataset mapping data from {}:{}, a file that is missing (libhdf5 would read zeros in its place)", s.file, s.path)));
         }

@@ -183,23 +183,38 @@ fn scatter_gather(ctx: &Ctx<'_>, p: &str, m: &SparseMeta, n_minor: u64, map: boo
         for (r, w) in ip.windows(2).enumerate() {
             let to = ctx.perm.apply(s + r as u64);
             let k = ctx.split.of(to);
-            let (first, width) = if map { (ctx.split.start(k) as i64, ctx.split.rows(k) as i64) } else { (0, i64::MAX) };
-            let keep: Vec<usize> = (w[0] as usize..w[1] as usize).filter(|&at| (first..first.saturating_add(width)).contains(&ix[at])).collect();
-            rec.clear();
-            for &at in &keep {
-                let j = (ix[at] - first) as u64;
-                rec.extend_from_slice(&j.to_le_bytes()[..iw]);
-            }
-            for &at in &keep {
-                rec.extend_from_slice(&vals[at * vs..(at + 1) * vs]);
-            }
-            nnz[k] += keep.len() as u64;
+            let cols = map.then(|| ctx.split.start(k) as i64..(ctx.split.start(k) + ctx.split.rows(k)) as i64);
+            nnz[k] += record(&mut rec, &ix, &vals, w[0] as usize..w[1] as usize, iw, vs, cols);
             buckets.put(to, &rec)?;
         }
         s = e;
     }
     buckets.seal()?;
     gather(ctx, p, m, n_minor, map, &buckets, &nnz)
+}
+
+/// The scratch record of the entries `at` of a block (indices `ix`, values' bytes
+/// `vals` of `vs` bytes each) into `rec`: indices as `iw`-byte integers, then values.
+/// With `cols`, only entries whose index lies there are kept, renumbered from its start.
+/// Returns the number of entries kept.
+fn record(rec: &mut Vec<u8>, ix: &[i64], vals: &[u8], at: std::ops::Range<usize>, iw: usize, vs: usize, cols: Option<std::ops::Range<i64>>) -> u64 {
+    rec.clear();
+    let Some(cols) = cols else {
+        // Every entry, in place: indices then one run of values.
+        for &j in &ix[at.clone()] {
+            rec.extend_from_slice(&(j as u64).to_le_bytes()[..iw]);
+        }
+        rec.extend_from_slice(&vals[at.start * vs..at.end * vs]);
+        return at.len() as u64;
+    };
+    let keep: Vec<usize> = at.filter(|&i| cols.contains(&ix[i])).collect();
+    for &i in &keep {
+        rec.extend_from_slice(&((ix[i] - cols.start) as u64).to_le_bytes()[..iw]);
+    }
+    for &i in &keep {
+        rec.extend_from_slice(&vals[i * vs..(i + 1) * vs]);
+    }
+    keep.len() as u64
 }
 
 /// Write the buckets' rows in order, dataset by dataset.
