@@ -356,6 +356,15 @@ def test_zero_cell_input(run_adcat, tmp_path):
     check_concat(run_adcat, tmp_path, [a, b, c], ["h5ad", "zarr", "h5ad"], join="outer")
 
 
+@pytest.mark.parametrize("fmts", [["h5ad", "h5ad"], ["zarr", "h5ad"]])
+@pytest.mark.parametrize("X", ["csr", "dense"])
+def test_no_cells_at_all(run_adcat, tmp_path, fmts, X):
+    """Every input empty: pandas keeps the empty index an object index (a plain string
+    array on disk), not the `str` index of concatenated names."""
+    a, b = simple(0, GENES, prefix="a", X=X), simple(0, GENES[1:], prefix="b", X=X)
+    check_concat(run_adcat, tmp_path, [a, b], fmts, join="outer", label="batch")
+
+
 def test_unicode_names(run_adcat, tmp_path):
     genes = ["β-actin", "CD3ε", "日本", "gene ✓", "naïve"]
     a = simple(3, genes, prefix="細胞")

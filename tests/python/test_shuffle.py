@@ -136,6 +136,13 @@ def test_many_buckets_under_a_tiny_budget(run_adcat, tmp_path, fmt):
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
 
 
+@pytest.mark.parametrize("X", ["csr", "dense"])
+def test_inputs_without_cells(run_adcat, tmp_path, X):
+    """Nothing to shuffle: every element is written, empty (a CSR X too)."""
+    adatas = [simple(0, GENES, prefix=f"e{i}", X=X) for i in range(2)]
+    check_shuffle(run_adcat, tmp_path, adatas, "h5ad", out_fmt="zarr")
+
+
 def test_same_seed_same_order_other_seed_other_order(run_adcat, tmp_path):
     a, b = simple(50, GENES, prefix="a"), simple(50, GENES, prefix="b", seed=1)
     pa, pb = write(a, tmp_path / "a.h5ad", "h5ad"), write(b, tmp_path / "b.zarr", "zarr")

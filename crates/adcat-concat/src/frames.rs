@@ -57,10 +57,26 @@ pub struct IndexPart<'a> {
 /// (`nullable-string-array`, na NaN): created here, its names written by tasks.
 fn index_column(parts: &[IndexPart<'_>], to: &FrameTarget<'_>, path: &str) -> Result<ColumnElement> {
     let total: u64 = parts.iter().map(|p| p.n).sum();
-    create_column(to.out, path, &OutCol::Str("NaN".into()), total, to.opts).map_err(output)?;
     let sources = parts.iter().enumerate().map(|(i, p)| ColumnSource { input: i, path: Some(p.path.clone()), rows: p.n }).collect();
+    if total == 0 && !any_nullable(parts)? {
+        // pandas concatenates empty object indexes into an empty object index (no
+        // string seen to make it `str`), which anndata writes as a plain string array.
+        create_column(to.out, path, &OutCol::Obj, 0, to.opts).map_err(output)?;
+        return to.element(path, ColumnOut::StringArray, sources);
+    }
+    create_column(to.out, path, &OutCol::Str("NaN".into()), total, to.opts).map_err(output)?;
     let out = ColumnOut::Index { suffixes: parts.iter().map(|p| p.suffix.clone()).collect() };
     to.element(path, out, sources)
+}
+
+/// Whether any input's index is a `nullable-string-array` (pandas' `str` dtype).
+fn any_nullable(parts: &[IndexPart<'_>]) -> Result<bool> {
+    for p in parts {
+        if adcat_format::detect(p.store, &p.path).at(p.store)?.encoding == Encoding::NullableString {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// Where planning creates a dataframe along the concatenation axis, and how its column

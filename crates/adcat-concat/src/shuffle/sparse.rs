@@ -240,10 +240,16 @@ fn gather(ctx: &Ctx<'_>, p: &str, m: &SparseMeta, n_minor: u64, map: bool, bucke
             None => Ok(()),
         }
     })?;
-    if let Some(q) = parts {
-        q.finish(ctx)?;
-    }
-    Ok(())
+    let parts = match parts {
+        Some(q) => q,
+        // No cells: one empty matrix.
+        None => {
+            let minor = if map { 0 } else { n_minor };
+            set_shape(ctx, 0, p, m, 0, minor)?;
+            Parts::create(ctx, 0, p, m, 0, 0)?
+        }
+    };
+    parts.finish(ctx)
 }
 
 /// Rows' scratch records as entry counts, column indices and values' bytes.
