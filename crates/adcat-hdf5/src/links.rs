@@ -4,6 +4,8 @@
 //! data from other files (virtual datasets, external raw storage). Following them
 //! silently would copy data the user never named into the output, so by default they are
 //! refused with the link and its target; `Hdf5Options::follow_external_links` allows them.
+//! (Virtual datasets over plain arrays of files beside the file are read: see
+//! [`crate::virtual_ds`].)
 //!
 //! Paths are resolved one component at a time from the parent group's handle, so looking
 //! up a node at depth `d` costs `O(d)` link lookups (resolving each prefix from the root

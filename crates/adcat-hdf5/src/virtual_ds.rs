@@ -116,15 +116,14 @@ fn mapping_shape(dcpl: hdf5_sys::h5i::hid_t, i: usize) -> Vec<u64> {
     })
 }
 
-/// The most mappings of one virtual dataset adcat lists (one per input file and array
-/// in what `adcat concat --virtual` writes): a crafted file cannot make the list
-/// outgrow the memory budget.
+/// The most mappings of one virtual dataset adcat lists (`adcat concat --virtual` writes
+/// one per input): bounds what adcat builds from them (libhdf5 itself holds every
+/// mapping, about 6 KB each, once it has opened the dataset).
 const MAX_MAPPINGS: usize = 100_000;
 
 /// The sources of the dataset at `p` of the file `file` (its creation properties
-/// `dcpl`), as recorded (empty unless
-/// it is virtual), each marked present when the named file exists where libhdf5 looks
-/// (see [`locate`]).
+/// `dcpl`), as recorded (empty unless it is virtual), each marked present when the
+/// named file exists where libhdf5 looks (see [`locate`]).
 pub(crate) fn sources(dcpl: &hdf5::plist::DatasetCreate, p: &str, file: &Path) -> Result<Vec<VirtualSource>> {
     if dcpl.layout() != hdf5::plist::dataset_create::Layout::Virtual {
         return Ok(vec![]);
@@ -178,13 +177,15 @@ fn foreign(name: &str, dataset: &str, file: &Path) -> Option<String> {
     if name.contains('%') || dataset.contains('%') {
         return Some(format!("a virtual dataset mapping data from the file pattern {source}"));
     }
-    let located = locate(name, file)?;
-    let dir = std::fs::canonicalize(file).ok()?.parent()?.to_path_buf();
-    let inside = std::fs::canonicalize(&located).is_ok_and(|p| p.starts_with(&dir));
+    // Anything not established as inside is outside (a file gone since it was listed,
+    // a directory that cannot be resolved).
+    let dir = std::fs::canonicalize(file).ok().and_then(|f| f.parent().map(Path::to_path_buf));
+    let located = locate(name, file).and_then(|l| std::fs::canonicalize(l).ok());
+    let inside = matches!((&located, &dir), (Some(l), Some(d)) if l.starts_with(d));
     if !inside {
         return Some(format!("a virtual dataset mapping data from {source}, outside the directory of the file you named"));
     }
-    let plain = std::path::absolute(&located).ok().and_then(|f| plain_dataset(&f, dataset));
+    let plain = located.and_then(|f| plain_dataset(&f, dataset));
     match plain {
         Some(true) => None,
         _ => Some(format!("a virtual dataset mapping data from {source}, which is not a plain dataset there (virtual, external or linked elsewhere)")),
